@@ -1,0 +1,3 @@
+module github.com/exlive2mqtt/exlive2mqtt
+
+go 1.26.8
