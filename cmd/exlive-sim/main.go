@@ -1,0 +1,102 @@
+// Command exlive-sim is a simulated EXLIVE platform on a real TCP port, for
+// trying exlive2mqtt without an account, for tests and for load.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/exlive2mqtt/exlive2mqtt/exlive"
+	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
+	"github.com/rs/zerolog"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "exlive-sim:", err)
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("exlive-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		listen    = fs.String("listen", ":1502", "`address` to listen on")
+		vehicles  = fs.Int("vehicles", exlivesim.DefaultVehicles, "number of simulated vehicles")
+		groups    = fs.Int("groups", 0, "number of groups the vehicles are spread over (0: one per 50 vehicles)")
+		rate      = fs.Float64("rate", exlivesim.DefaultRate, "positions per second over the whole fleet, per connection; 0 none, -1 as fast as possible")
+		count     = fs.Int("count", 0, "stop sending positions on a connection after this many (0: never)")
+		user      = fs.String("user", exlivesim.DefaultUser, "account name to accept")
+		pass      = fs.String("pass", exlivesim.DefaultPass, "account password to accept")
+		encoding  = fs.String("encoding", "utf-8", "text encoding of the frames sent: utf-8 or gbk")
+		answer    = fs.String("answer", exlive.ResultSuccess, "the result 1004 and 1012 are answered with")
+		uploads   = fs.Bool("answer-uploads", false, "answer 1003, 1005, 1006 and 1007 uploads with 8000 too")
+		stamp     = fs.Bool("stamp", false, "put the send time (Unix ns) in each position's wstate, for latency measurement")
+		split     = fs.Bool("split", false, "write frames in pieces of 1-7 bytes")
+		idPrefix  = fs.String("id-prefix", "V", "vehicle ids are this prefix and a number")
+		seed      = fs.Uint64("seed", 1, "seed of the fleet's routes")
+		logFormat = fs.String("log-format", "console", "log format: console or json")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: exlive-sim [flags]\n\nA simulated EXLIVE platform (TCP JSON, as on port 1502): it accepts the account\ngiven, lists its groups and vehicles, sends moving positions and answers commands.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	enc, err := exlive.ParseEncoding(*encoding)
+	if err != nil {
+		return err
+	}
+	var log zerolog.Logger
+	switch strings.ToLower(*logFormat) {
+	case "json":
+		log = zerolog.New(stderr).With().Timestamp().Logger()
+	case "console":
+		log = zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}).With().Timestamp().Logger()
+	default:
+		return fmt.Errorf("-log-format %q: want console or json", *logFormat)
+	}
+	srv := exlivesim.New(exlivesim.Config{
+		Accounts:      map[string]string{*user: *pass},
+		Vehicles:      *vehicles,
+		Groups:        *groups,
+		IDPrefix:      *idPrefix,
+		Rate:          *rate,
+		Count:         *count,
+		Encoding:      enc,
+		StampSent:     *stamp,
+		AnswerUploads: *uploads,
+		Seed:          *seed,
+		Log:           &log,
+	})
+	srv.SetSplit(*split)
+	srv.SetAnswer(*answer, 0, false)
+	if err := srv.Listen(*listen); err != nil {
+		return err
+	}
+	log.Info().Str("addr", srv.Addr()).Int("vehicles", *vehicles).Float64("rate", *rate).Msg("simulated platform listening")
+	fmt.Fprintf(stdout, "exlive-sim listening on %s (account %s)\n", srv.Addr(), *user)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(); err != nil {
+		return err
+	}
+	return nil
+}

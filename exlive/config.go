@@ -1,0 +1,178 @@
+package exlive
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+	_ "time/tzdata" // gpstime zones must load in a scratch image too
+
+	"github.com/exlive2mqtt/exlive2mqtt/secret"
+)
+
+// Defaults of the settings that have one.
+const (
+	DefaultPort              = "1502"
+	DefaultHeartbeat         = 30 * time.Second
+	DefaultRetryMin          = time.Second
+	DefaultRetryMax          = time.Minute
+	DefaultCommandTimeout    = 10 * time.Second
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultInventoryInterval = time.Hour
+	DefaultInventoryQuiet    = 2 * time.Second
+	DefaultMaxPending        = 1024
+	DefaultTimezone          = "Asia/Shanghai"
+)
+
+// Config holds the settings of a session. The env tags are read by
+// caarlos0/env with the prefix EXLIVE_.
+type Config struct {
+	Addr     string        `env:"ADDR" help:"host:port of the platform (port 1502 if left out); required"`
+	User     string        `env:"USER" help:"account name; required"`
+	Pass     secret.String `env:"PASS" help:"account password (or EXLIVE_PASS_FILE)"`
+	PassFile string        `env:"PASS_FILE" help:"file holding the account password"`
+
+	LoginVer  string `env:"LOGIN_VER" help:"the login frame's ver"`
+	LoginType string `env:"LOGIN_TYPE" help:"the login frame's type"`
+	LoginMode string `env:"LOGIN_MODE" help:"the login frame's mode"`
+
+	Heartbeat      time.Duration `env:"HEARTBEAT" envDefault:"30s" help:"heartbeat interval"`
+	IdleTimeout    time.Duration `env:"IDLE_TIMEOUT" envDefault:"0s" help:"reconnect when nothing arrives for this long (0: off)"`
+	RetryMin       time.Duration `env:"RETRY_MIN" envDefault:"1s" help:"first reconnect delay"`
+	RetryMax       time.Duration `env:"RETRY_MAX" envDefault:"60s" help:"longest reconnect delay; also the wait after a rejected login"`
+	CommandTimeout time.Duration `env:"COMMAND_TIMEOUT" envDefault:"10s" help:"how long a 1004/1012 waits for its 8000 answer"`
+	WriteTimeout   time.Duration `env:"WRITE_TIMEOUT" envDefault:"10s" help:"longest a write to the platform may block"`
+	MaxFrame       int           `env:"MAX_FRAME" envDefault:"1048576" help:"largest frame in bytes; a larger one ends the session"`
+	MaxPending     int           `env:"MAX_PENDING" envDefault:"1024" help:"most requests awaiting an answer at once"`
+	Encoding       Encoding      `env:"ENCODING" envDefault:"auto" help:"text encoding of the platform: auto, utf-8 or gbk"`
+	Timezone       Zone          `env:"TIMEZONE" envDefault:"Asia/Shanghai" help:"time zone of gpstime"`
+
+	InventoryInterval time.Duration `env:"INVENTORY_INTERVAL" envDefault:"1h" help:"how often to refresh groups and vehicles (0: only after login)"`
+	InventoryQuiet    time.Duration `env:"INVENTORY_QUIET" envDefault:"2s" help:"a list of groups or vehicles is complete after this long without another"`
+
+	// HealthyAfter is how long a session must stay logged in before the
+	// reconnect backoff starts again from RetryMin. Not a setting.
+	HealthyAfter time.Duration `env:"-"`
+}
+
+// Zone is a time zone setting, loaded by name ("Asia/Shanghai", "UTC").
+type Zone struct{ *time.Location }
+
+// UnmarshalText loads the zone from the embedded zone database.
+func (z *Zone) UnmarshalText(b []byte) error {
+	loc, err := time.LoadLocation(string(b))
+	if err != nil {
+		return fmt.Errorf("unknown time zone %q", b)
+	}
+	z.Location = loc
+	return nil
+}
+
+// MarshalText returns the zone's name.
+func (z Zone) MarshalText() ([]byte, error) {
+	if z.Location == nil {
+		return nil, nil
+	}
+	return []byte(z.Location.String()), nil
+}
+
+// Defaults returns a Config with every default filled in, for programs that
+// do not read the environment.
+func Defaults() Config {
+	loc, _ := time.LoadLocation(DefaultTimezone)
+	return Config{
+		Heartbeat:         DefaultHeartbeat,
+		RetryMin:          DefaultRetryMin,
+		RetryMax:          DefaultRetryMax,
+		CommandTimeout:    DefaultCommandTimeout,
+		WriteTimeout:      DefaultWriteTimeout,
+		MaxFrame:          DefaultMaxFrame,
+		MaxPending:        DefaultMaxPending,
+		Timezone:          Zone{loc},
+		InventoryInterval: DefaultInventoryInterval,
+		InventoryQuiet:    DefaultInventoryQuiet,
+	}
+}
+
+// Validate checks the settings and completes them: it adds the default port
+// to Addr and reads PassFile. It returns one error per bad setting, each
+// starting with the variable's name without the EXLIVE_ prefix, and never
+// quotes the password.
+func (c *Config) Validate(readFile func(string) ([]byte, error)) error {
+	var errs []error
+	bad := func(name, value, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, fmt.Sprintf(format, args...)))
+	}
+	if c.Addr == "" {
+		errs = append(errs, errors.New("ADDR: required (host:port of the platform)"))
+	} else if addr, err := withPort(c.Addr); err != nil {
+		bad("ADDR", c.Addr, "%v", err)
+	} else {
+		c.Addr = addr
+	}
+	if c.User == "" {
+		errs = append(errs, errors.New("USER: required"))
+	}
+	switch {
+	case c.PassFile != "" && c.Pass != "":
+		errs = append(errs, errors.New("PASS_FILE: set together with PASS; set only one"))
+	case c.PassFile != "":
+		b, err := readFile(c.PassFile)
+		if err != nil {
+			bad("PASS_FILE", c.PassFile, "cannot read: %v", err)
+		} else {
+			c.Pass = secret.String(strings.TrimRight(string(b), "\r\n"))
+		}
+	}
+	if c.Pass == "" && c.PassFile == "" {
+		errs = append(errs, errors.New("PASS: required (or PASS_FILE)"))
+	}
+	positive := func(name string, d time.Duration) {
+		if d <= 0 {
+			bad(name, d.String(), "must be more than 0")
+		}
+	}
+	positive("HEARTBEAT", c.Heartbeat)
+	positive("RETRY_MIN", c.RetryMin)
+	positive("COMMAND_TIMEOUT", c.CommandTimeout)
+	positive("WRITE_TIMEOUT", c.WriteTimeout)
+	positive("INVENTORY_QUIET", c.InventoryQuiet)
+	if c.RetryMax < c.RetryMin {
+		bad("RETRY_MAX", c.RetryMax.String(), "must be at least RETRY_MIN (%s)", c.RetryMin)
+	}
+	if c.IdleTimeout < 0 {
+		bad("IDLE_TIMEOUT", c.IdleTimeout.String(), "must be 0 (off) or more")
+	} else if c.IdleTimeout > 0 && c.IdleTimeout <= c.Heartbeat {
+		// The platform does not answer heartbeats, so a quiet platform
+		// is normal for at least this long.
+		bad("IDLE_TIMEOUT", c.IdleTimeout.String(), "must be longer than HEARTBEAT (%s)", c.Heartbeat)
+	}
+	if c.InventoryInterval < 0 {
+		bad("INVENTORY_INTERVAL", c.InventoryInterval.String(), "must be 0 (only after login) or more")
+	}
+	if c.MaxFrame < 1024 || c.MaxFrame > 64<<20 {
+		bad("MAX_FRAME", fmt.Sprint(c.MaxFrame), "must be between 1024 and 67108864")
+	}
+	if c.MaxPending < 1 || c.MaxPending > 1<<20 {
+		bad("MAX_PENDING", fmt.Sprint(c.MaxPending), "must be between 1 and 1048576")
+	}
+	if c.Timezone.Location == nil {
+		c.Timezone.Location = time.UTC
+	}
+	return errors.Join(errs...)
+}
+
+func withPort(addr string) (string, error) {
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return addr, nil
+	}
+	if strings.Contains(addr, "://") || strings.ContainsAny(addr, " /") {
+		return "", errors.New("want host:port")
+	}
+	joined := net.JoinHostPort(strings.Trim(addr, "[]"), DefaultPort)
+	if _, _, err := net.SplitHostPort(joined); err != nil {
+		return "", errors.New("want host:port")
+	}
+	return joined, nil
+}

@@ -1,0 +1,151 @@
+package exlive
+
+import (
+	"bytes"
+	"time"
+)
+
+// maxInterned bounds the decoder's table of repeated strings.
+const maxInterned = 1 << 16
+
+// Decoder turns frames into typed messages. It is not safe for concurrent
+// use; a session owns one.
+type Decoder struct {
+	loc  *time.Location
+	pos  Position
+	strs map[string]string
+}
+
+// NewDecoder returns a Decoder that reads gpstime in loc (UTC when nil).
+func NewDecoder(loc *time.Location) *Decoder {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return &Decoder{loc: loc, strs: make(map[string]string)}
+}
+
+// Decode reads one frame. The *Position it returns is reused by the next
+// call to Decode (positions arrive thousands a second); every other message
+// is new. A frame with a command this package does not know comes back as
+// *Unknown, not as an error. Errors are *FrameError.
+func (d *Decoder) Decode(frame []byte) (Message, error) {
+	var (
+		p       = parser{data: frame}
+		cmd     Cmd
+		hasCmd  bool
+		m       Message
+		body    []byte
+		hasBody bool
+		detail  string
+	)
+	p.object(func(key []byte, _ bool) {
+		switch string(key) {
+		case "header":
+			if p.pos >= len(p.data) || p.data[p.pos] != '{' {
+				p.skip(0)
+				detail = "header is not an object"
+				return
+			}
+			p.object(func(key []byte, _ bool) {
+				if string(key) != "cmd" {
+					p.skip(1)
+					return
+				}
+				if cmd, hasCmd = parseCmd(p.value()); !hasCmd {
+					detail = "header cmd is not a command number"
+				}
+			})
+		case "body":
+			hasBody = true
+			if hasCmd && m == nil && p.pos < len(p.data) && p.data[p.pos] == '{' {
+				m = d.message(cmd)
+				if u, ok := m.(*Unknown); ok {
+					start := p.pos
+					p.skip(0)
+					u.Body = bytes.Clone(p.data[start:p.pos])
+					return
+				}
+				p.object(func(key []byte, _ bool) { m.decodeBody(key, p.value(), d) })
+				return
+			}
+			start := p.pos
+			p.skip(0)
+			body = p.data[start:p.pos]
+		default:
+			p.skip(0)
+		}
+	})
+	p.end()
+	if p.err != nil {
+		return nil, &FrameError{Reason: ReasonInvalidJSON, Size: len(frame), Detail: "at byte " + itoa(p.pos) + ": " + p.err.Error()}
+	}
+	if !hasCmd {
+		if detail == "" {
+			detail = "no header cmd"
+		}
+		return nil, &FrameError{Reason: ReasonMalformed, Size: len(frame), Detail: detail}
+	}
+	if m == nil {
+		// The body came before the header, or is missing or not an object.
+		m = d.message(cmd)
+		if hasBody {
+			if len(body) == 0 || body[0] != '{' {
+				return nil, &FrameError{Reason: ReasonMalformed, Cmd: cmd, Size: len(frame), Detail: "body is not an object"}
+			}
+			if u, ok := m.(*Unknown); ok {
+				u.Body = bytes.Clone(body)
+			} else {
+				bp := parser{data: body}
+				bp.object(func(key []byte, _ bool) { m.decodeBody(key, bp.value(), d) })
+			}
+		}
+	}
+	if pos, ok := m.(*Position); ok {
+		if err := pos.check(); err != nil {
+			err.(*FrameError).Size = len(frame)
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (d *Decoder) message(cmd Cmd) Message {
+	if cmd == CmdPosition {
+		d.pos = Position{}
+		return &d.pos
+	}
+	if m := newMessage(cmd); m != nil {
+		return m
+	}
+	return &Unknown{Command: cmd}
+}
+
+// intern returns the text of v, sharing one string among the frames that
+// repeat it: ids, codes and states come again with every position.
+func (d *Decoder) intern(v value) string {
+	if v.kind != kindString || v.esc || len(v.raw) > 64 {
+		return v.text()
+	}
+	if s, ok := d.strs[string(v.raw)]; ok {
+		return s
+	}
+	s := string(v.raw)
+	if len(d.strs) >= maxInterned {
+		clear(d.strs)
+	}
+	d.strs[s] = s
+	return s
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}

@@ -1,0 +1,600 @@
+// Package exlivesim is a simulated EXLIVE platform: a real TCP server that
+// speaks the protocol of package exlive. It logs accounts in (and refuses a
+// wrong password as the platform does: an 8000 that is not success, then the
+// connection closed), answers the inventory requests from a configurable
+// fleet, moves the fleet along plausible routes and sends 1007 positions at
+// a configurable rate, up to flat out, answers commands, records everything
+// it receives, and can be told to misbehave. The tests, the demo and the load
+// tool all use it.
+package exlivesim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/exlive2mqtt/exlive2mqtt/exlive"
+	"github.com/rs/zerolog"
+)
+
+// Defaults of Config.
+const (
+	DefaultVehicles = 20
+	DefaultRate     = 10
+	DefaultUser     = "exlive"
+	DefaultPass     = "000000"
+	// LoginRefused is the result a wrong password gets.
+	LoginRefused = "用户名或密码错误"
+	// maxRecorded bounds the frames a server keeps for Received.
+	maxRecorded = 100_000
+)
+
+// Config sets up a Server. The zero value is usable: one account
+// exlive/000000, 20 vehicles round Shanghai, 10 positions a second.
+type Config struct {
+	Accounts map[string]string // user → password
+	Vehicles int               // fleet size
+	Groups   int               // the fleet is spread over this many groups
+	IDPrefix string            // vehicle ids are IDPrefix1, IDPrefix2, …; default "V"
+	// Rate is positions a second over the whole fleet, per connection. 0
+	// sends none; a negative rate sends as fast as the connection takes.
+	Rate float64
+	// Count stops the positions of a connection after this many (0: never).
+	Count int
+	// Encoding of the frames sent: UTF-8 unless EncodingGBK.
+	Encoding exlive.Encoding
+	// Timezone of gpstime; Asia/Shanghai by default.
+	Timezone *time.Location
+	// Lat and Lng are the centre of the fleet; Shanghai by default.
+	Lat, Lng float64
+	// StampSent puts the moment each position is written, as Unix
+	// nanoseconds, in its wstate, so a load test can measure latency.
+	StampSent bool
+	// AnswerUploads answers 1003, 1005, 1006 and 1007 from the client with
+	// 8000 success too (whether the real platform does is unknown).
+	AnswerUploads bool
+	// Seed makes the fleet's routes repeatable.
+	Seed uint64
+	// Log gets connection events; zerolog.Nop() by default.
+	Log *zerolog.Logger
+}
+
+// Received is one frame the server received.
+type Received struct {
+	Msg  exlive.Message
+	At   time.Time
+	Conn int // which connection, counting from 1
+}
+
+// Server is a simulated platform.
+type Server struct {
+	cfg   Config
+	fleet *fleet
+	log   zerolog.Logger
+	ln    net.Listener
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	received []Received
+	counts   map[exlive.Cmd]int
+	changed  chan struct{} // closed and replaced whenever something is received
+	nconn    int
+	logins   int
+	refused  int
+
+	silent        atomic.Bool
+	split         atomic.Bool
+	answerResult  atomic.Pointer[string]
+	answerDelay   atomic.Int64
+	answerDropped atomic.Bool
+	wg            sync.WaitGroup
+	done          chan struct{}
+	closeOnce     sync.Once
+}
+
+// New returns a Server; call Listen and then Serve, or Start.
+func New(cfg Config) *Server {
+	if cfg.Accounts == nil {
+		cfg.Accounts = map[string]string{DefaultUser: DefaultPass}
+	}
+	if cfg.Vehicles == 0 {
+		cfg.Vehicles = DefaultVehicles
+	}
+	if cfg.Groups == 0 {
+		cfg.Groups = max(1, min(cfg.Vehicles/50, 20))
+	}
+	if cfg.IDPrefix == "" {
+		cfg.IDPrefix = "V"
+	}
+	if cfg.Timezone == nil {
+		cfg.Timezone, _ = time.LoadLocation("Asia/Shanghai")
+		if cfg.Timezone == nil {
+			cfg.Timezone = time.FixedZone("CST", 8*3600)
+		}
+	}
+	if cfg.Lat == 0 && cfg.Lng == 0 {
+		cfg.Lat, cfg.Lng = 31.2304, 121.4737
+	}
+	log := zerolog.Nop()
+	if cfg.Log != nil {
+		log = *cfg.Log
+	}
+	s := &Server{
+		cfg:     cfg,
+		fleet:   newFleet(cfg),
+		log:     log,
+		conns:   make(map[*conn]struct{}),
+		counts:  make(map[exlive.Cmd]int),
+		changed: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	ok := exlive.ResultSuccess
+	s.answerResult.Store(&ok)
+	return s
+}
+
+// Start listens on addr ("127.0.0.1:0" picks a free port) and serves in the
+// background until Close.
+func (s *Server) Start(addr string) error {
+	if err := s.Listen(addr); err != nil {
+		return err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.Serve()
+	}()
+	return nil
+}
+
+// Listen opens the listener.
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("exlivesim: listen: %w", err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve accepts connections until Close.
+func (s *Server) Serve() error {
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return nil
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("exlivesim: accept: %w", err)
+		}
+		s.mu.Lock()
+		s.nconn++
+		c := newConn(s, nc, s.nconn)
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops listening, drops every connection and waits for them.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.done)
+		if s.ln != nil {
+			err = s.ln.Close()
+		}
+		s.DropAll()
+		s.wg.Wait()
+	})
+	return err
+}
+
+// DropAll closes every connection abruptly, as a platform that restarts or
+// a network that fails would.
+func (s *Server) DropAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+}
+
+// SetSilent stops (or restarts) everything the server sends: positions,
+// answers and inventory. It keeps reading.
+func (s *Server) SetSilent(v bool) { s.silent.Store(v) }
+
+// SetSplit makes the server write each frame in pieces of one to seven
+// bytes, with a pause between, so a reader sees frames split at any byte.
+func (s *Server) SetSplit(v bool) { s.split.Store(v) }
+
+// SetAnswer sets what 1004 and 1012 are answered with: the 8000 result
+// (success by default), after delay. drop stops answering them at all.
+func (s *Server) SetAnswer(result string, delay time.Duration, drop bool) {
+	s.answerResult.Store(&result)
+	s.answerDelay.Store(int64(delay))
+	s.answerDropped.Store(drop)
+}
+
+// SendRaw writes b, as it is, to every logged-in connection: junk, broken or
+// oversized frames, invalid text.
+func (s *Server) SendRaw(b []byte) {
+	for _, c := range s.loggedIn() {
+		c.writeRaw(b)
+	}
+}
+
+// Send writes m as a frame to every logged-in connection.
+func (s *Server) Send(m exlive.Message) {
+	frame := exlive.AppendFrame(nil, m)
+	for _, c := range s.loggedIn() {
+		c.writeFrame(frame)
+	}
+}
+
+func (s *Server) loggedIn() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cs []*conn
+	for c := range s.conns {
+		if c.loggedIn.Load() {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// Connections returns how many connections are logged in now.
+func (s *Server) Connections() int { return len(s.loggedIn()) }
+
+// Logins returns how many logins were accepted and refused so far.
+func (s *Server) Logins() (accepted, refused int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logins, s.refused
+}
+
+// Fleet returns the groups and vehicles the server lists.
+func (s *Server) Fleet() ([]exlive.Group, []exlive.Vehicle) {
+	var vs []exlive.Vehicle
+	for _, v := range s.fleet.vehicles {
+		vs = append(vs, exlive.Vehicle{ID: v.id, Code: v.code, SIM: v.sim, GroupID: v.group})
+	}
+	return append([]exlive.Group(nil), s.fleet.groups...), vs
+}
+
+// Received returns what the server has received (the last 100 000 frames),
+// oldest first.
+func (s *Server) Received() []Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Received(nil), s.received...)
+}
+
+// Count returns how many frames of cmd the server has received.
+func (s *Server) Count(cmd exlive.Cmd) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[cmd]
+}
+
+// WaitFor waits until cond, called with what has been received so far and
+// again after each frame, returns true, or ctx is done.
+func (s *Server) WaitFor(ctx context.Context, cond func([]Received) bool) error {
+	for {
+		s.mu.Lock()
+		ok := cond(s.received)
+		ch := s.changed
+		s.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("exlivesim: wait: %w", ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+// WaitCount waits until n frames of cmd have been received in all.
+func (s *Server) WaitCount(ctx context.Context, cmd exlive.Cmd, n int) error {
+	return s.WaitFor(ctx, func([]Received) bool { return s.counts[cmd] >= n })
+}
+
+// record keeps a received message. Positions are copied, since the decoder
+// reuses them.
+func (s *Server) record(m exlive.Message, conn int) {
+	if p, ok := m.(*exlive.Position); ok {
+		cp := *p
+		m = &cp
+	}
+	s.mu.Lock()
+	if len(s.received) >= maxRecorded {
+		s.received = append(s.received[:0], s.received[maxRecorded/2:]...)
+	}
+	s.received = append(s.received, Received{Msg: m, At: time.Now(), Conn: conn})
+	s.counts[m.Cmd()]++
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// conn is one client connection.
+type conn struct {
+	s        *Server
+	nc       net.Conn
+	n        int
+	loggedIn atomic.Bool
+	wmu      sync.Mutex
+	w        *exlive.Writer
+	rng      *rand.Rand
+	stop     chan struct{}
+}
+
+func newConn(s *Server, nc net.Conn, n int) *conn {
+	enc := exlive.EncodingUTF8
+	if s.cfg.Encoding == exlive.EncodingGBK {
+		enc = exlive.EncodingGBK
+	}
+	c := &conn{s: s, nc: nc, n: n, stop: make(chan struct{}), rng: rand.New(rand.NewPCG(uint64(n), s.cfg.Seed))}
+	c.w = exlive.NewWriter(splitter{c}, enc)
+	return c
+}
+
+// splitter writes a frame in small pieces when the server is told to.
+type splitter struct{ c *conn }
+
+func (w splitter) Write(b []byte) (int, error) {
+	if !w.c.s.split.Load() {
+		return w.c.nc.Write(b)
+	}
+	n := 0
+	for n < len(b) {
+		k := min(len(b)-n, 1+w.c.rng.IntN(7))
+		m, err := w.c.nc.Write(b[n : n+k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	return n, nil
+}
+
+func (c *conn) serve() {
+	defer close(c.stop)
+	defer c.nc.Close()
+	log := c.s.log.With().Int("conn", c.n).Str("remote", c.nc.RemoteAddr().String()).Logger()
+	log.Info().Msg("connection accepted")
+	r := exlive.NewReader(c.nc, exlive.DefaultMaxFrame, exlive.EncodingAuto)
+	dec := exlive.NewDecoder(c.s.cfg.Timezone)
+	for {
+		f, err := r.ReadFrame()
+		if err != nil {
+			var fe *exlive.FrameError
+			if errors.As(err, &fe) {
+				log.Warn().Err(err).Msg("frame skipped")
+				continue
+			}
+			log.Info().Err(err).Msg("connection closed")
+			return
+		}
+		m, err := dec.Decode(f.Data)
+		if err != nil {
+			log.Warn().Err(err).Msg("frame skipped")
+			continue
+		}
+		c.s.record(m, c.n)
+		if !c.handle(m, log) {
+			return
+		}
+	}
+}
+
+// handle answers one message; false ends the connection.
+func (c *conn) handle(m exlive.Message, log zerolog.Logger) bool {
+	switch m := m.(type) {
+	case *exlive.Login:
+		pass, ok := c.s.cfg.Accounts[m.Name]
+		if !ok || pass != m.Pass.Reveal() {
+			c.s.mu.Lock()
+			c.s.refused++
+			c.s.mu.Unlock()
+			log.Info().Str("user", m.Name).Msg("login refused")
+			c.send(&exlive.Answer{Command: exlive.CmdLogin, Result: LoginRefused})
+			return false
+		}
+		c.s.mu.Lock()
+		c.s.logins++
+		c.s.mu.Unlock()
+		c.send(&exlive.Answer{Command: exlive.CmdLogin, Result: exlive.ResultSuccess})
+		if c.loggedIn.CompareAndSwap(false, true) {
+			log.Info().Str("user", m.Name).Msg("logged in")
+			c.s.wg.Add(1)
+			go func() {
+				defer c.s.wg.Done()
+				c.positions()
+			}()
+		}
+	case *exlive.Logout:
+		log.Info().Msg("logged out")
+		return false
+	case *exlive.GroupsRequest:
+		if c.loggedIn.Load() && !c.s.silent.Load() {
+			for i := range c.s.fleet.groups {
+				c.send(&c.s.fleet.groups[i])
+			}
+		}
+	case *exlive.VehiclesRequest:
+		if c.loggedIn.Load() && !c.s.silent.Load() {
+			for _, v := range c.s.fleet.vehicles {
+				if v.group == m.GroupID {
+					c.send(&exlive.Vehicle{ID: v.id, Code: v.code, SIM: v.sim})
+				}
+			}
+		}
+	case *exlive.VehicleCommand:
+		c.answer(m.Cmd(), nil)
+	case *exlive.Passthrough:
+		reply := &exlive.PassthroughReply{TerminalID: m.TerminalID, Code: m.Code, Data: "ACK " + m.Data}
+		c.answer(m.Cmd(), reply)
+	case *exlive.TextMessage, *exlive.GroupData, *exlive.VehicleData, *exlive.Position:
+		if c.s.cfg.AnswerUploads && !c.s.silent.Load() {
+			c.send(&exlive.Answer{Command: m.Cmd(), Result: exlive.ResultSuccess})
+		}
+	}
+	return true
+}
+
+// answer sends the 8000 for a command, and then the follow-up if any, as
+// the server is set to.
+func (c *conn) answer(cmd exlive.Cmd, then exlive.Message) {
+	if !c.loggedIn.Load() || c.s.answerDropped.Load() || c.s.silent.Load() {
+		return
+	}
+	a := &exlive.Answer{Command: cmd, Result: *c.s.answerResult.Load()}
+	delay := time.Duration(c.s.answerDelay.Load())
+	if delay <= 0 {
+		c.send(a)
+		if then != nil {
+			c.send(then)
+		}
+		return
+	}
+	time.AfterFunc(delay, func() {
+		c.send(a)
+		if then != nil {
+			c.send(then)
+		}
+	})
+}
+
+func (c *conn) send(m exlive.Message) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.w.WriteMessage(m)
+}
+
+func (c *conn) writeFrame(frame []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.w.WriteFrame(frame)
+}
+
+func (c *conn) writeRaw(b []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	splitter{c}.Write(b)
+}
+
+// positions sends the fleet's positions at the configured rate until the
+// connection ends or Count is reached.
+func (c *conn) positions() {
+	cfg := c.s.cfg
+	if cfg.Rate == 0 || len(c.s.fleet.vehicles) == 0 {
+		return
+	}
+	// Each connection drives its own copy of the fleet, so two bridges
+	// logged in at once do not take turns moving the same vehicles.
+	vs := newFleet(cfg).vehicles
+	rng := rand.New(rand.NewPCG(uint64(c.n), cfg.Seed+1))
+	var (
+		p     exlive.Position
+		buf   []byte
+		sent  int
+		next  int
+		start = time.Now()
+	)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for cfg.Count == 0 || sent < cfg.Count {
+		if cfg.Rate > 0 || c.s.silent.Load() {
+			select {
+			case <-c.stop:
+				return
+			case <-tick.C:
+			}
+		}
+		due := 256 // flat out: batches of frames, as a busy server writes them
+		if cfg.Rate > 0 {
+			due = int(time.Since(start).Seconds()*cfg.Rate) - sent
+		}
+		if cfg.Count > 0 {
+			due = min(due, cfg.Count-sent)
+		}
+		if c.s.silent.Load() {
+			sent += max(due, 0) // a silent platform loses them
+			continue
+		}
+		if due <= 0 {
+			continue
+		}
+		now := time.Now()
+		buf = buf[:0]
+		for range due {
+			v := vs[next%len(vs)]
+			next++
+			v.step(now, cfg.Timezone, &p, rng)
+			if cfg.StampSent {
+				p.WState = strconv.FormatInt(time.Now().UnixNano(), 10)
+			}
+			buf = exlive.AppendFrame(buf, &p)
+			buf = append(buf, '\r', '\n')
+		}
+		sent += due
+		if err := c.writeBatch(buf); err != nil {
+			return
+		}
+	}
+}
+
+// writeBatch writes several frames at once (each already ends in "\r\n").
+func (c *conn) writeBatch(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.s.cfg.Encoding == exlive.EncodingGBK || c.s.split.Load() {
+		// Frame by frame through the writer, which transcodes and splits.
+		for len(b) > 0 {
+			i := 0
+			for i < len(b) && b[i] != '\n' {
+				i++
+			}
+			frame := b[:i-1]
+			b = b[i+1:]
+			c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if err := c.w.WriteFrame(frame); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.nc.Write(b)
+	return err
+}

@@ -1,0 +1,413 @@
+package exlive
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
+	"golang.org/x/text/transform"
+)
+
+// DefaultMaxFrame is the largest frame a Reader accepts unless told otherwise.
+const DefaultMaxFrame = 1 << 20
+
+// ErrFrameTooLarge is returned by Reader.ReadFrame when a frame grows past the
+// size cap. It ends the session: there is no telling where the frame ends.
+var ErrFrameTooLarge = errors.New("exlive: frame too large")
+
+// Reason names why a frame, or bytes between frames, were skipped. Reasons
+// are stable strings: they become metric labels.
+type Reason string
+
+// The reasons a frame can be skipped.
+const (
+	// ReasonJunk: bytes between frames that are neither whitespace nor a frame.
+	ReasonJunk Reason = "junk"
+	// ReasonInvalidJSON: a frame that is not valid JSON.
+	ReasonInvalidJSON Reason = "invalid_json"
+	// ReasonMalformed: valid JSON that is not {"header":{"cmd":…},"body":{…}}.
+	ReasonMalformed Reason = "malformed"
+	// ReasonBadField: a field the message cannot do without is missing or
+	// unreadable (a position without numeric lat and lng, say).
+	ReasonBadField Reason = "bad_field"
+	// ReasonOutOfRange: a number the message cannot do without is outside
+	// its range (a latitude of 91, say).
+	ReasonOutOfRange Reason = "out_of_range"
+)
+
+// FrameError reports a frame, or a run of bytes, that was skipped. It is
+// recoverable: the Reader and the session go on with the next frame.
+type FrameError struct {
+	Reason Reason
+	Cmd    Cmd    // the frame's command when it could be read, else 0
+	Size   int    // bytes skipped
+	Detail string // what was wrong, for logs
+}
+
+func (e *FrameError) Error() string {
+	if e.Cmd != 0 {
+		return fmt.Sprintf("exlive: skipped %s frame (%d bytes): %s: %s", e.Cmd, e.Size, e.Reason, e.Detail)
+	}
+	return fmt.Sprintf("exlive: skipped %d bytes: %s: %s", e.Size, e.Reason, e.Detail)
+}
+
+// Frame is one JSON object read from the platform, always as UTF-8.
+type Frame struct {
+	// Data is the frame. It is only valid until the next call to ReadFrame.
+	Data []byte
+	// GBK is set when the frame was decoded from GB18030.
+	GBK bool
+	// Repaired is set when the frame lacked closing braces and the reader
+	// added them (see Reader).
+	Repaired bool
+	// Replaced is set when bytes that were valid in no encoding were
+	// replaced by U+FFFD.
+	Replaced bool
+}
+
+// Reader splits a TCP byte stream into frames. The stream has no delimiters
+// of its own: frames may come back to back, on lines of their own, split
+// across reads at any byte, or among junk. The Reader tracks brace depth and
+// string and escape state, never lines alone.
+//
+// A frame that lacks its closing braces, as two of the specification's own
+// examples do, is closed when the next frame begins: a '{' where JSON allows
+// no value cannot belong to the frame before it. The reader adds the missing
+// braces and sets Frame.Repaired. A raw line break inside a string cannot be
+// JSON either: the frame is skipped and reading goes on after the break, so
+// one broken frame never swallows the ones behind it.
+//
+// The Reader never holds more than the size cap of one frame in memory.
+type Reader struct {
+	r   io.Reader
+	enc Encoding
+	max int
+
+	buf        []byte
+	start, end int // unconsumed bytes are buf[start:end]
+	err        error
+
+	// Scanner state for the frame in progress, which starts at buf[start]
+	// and has been scanned up to buf[pos]; kept across reads so a frame that
+	// arrives a byte at a time costs no more than one that arrives whole.
+	inFrame  bool
+	pos      int
+	depth    int
+	inString bool
+	escape   bool
+	last     byte // the last significant byte outside strings
+
+	scratch  []byte // transcoded frames
+	repaired []byte // frames given their missing braces
+	gbk      transform.Transformer
+}
+
+// NewReader returns a Reader of frames of at most max bytes (DefaultMaxFrame
+// when max <= 0) in the given encoding.
+func NewReader(r io.Reader, max int, enc Encoding) *Reader {
+	if max <= 0 {
+		max = DefaultMaxFrame
+	}
+	return &Reader{r: r, enc: enc, max: max}
+}
+
+// ReadFrame returns the next frame. A *FrameError reports skipped bytes and
+// can be followed by further calls; ErrFrameTooLarge and read errors (io.EOF
+// at the end of the stream, io.ErrUnexpectedEOF inside a frame) are final.
+func (r *Reader) ReadFrame() (Frame, error) {
+	junk := 0
+	for {
+		if !r.inFrame {
+			// Between frames: skip whitespace, count anything else as junk.
+			for r.start < r.end {
+				c := r.buf[r.start]
+				if c == '{' {
+					if junk > 0 {
+						return Frame{}, &FrameError{Reason: ReasonJunk, Size: junk, Detail: "bytes outside a frame"}
+					}
+					r.beginFrame()
+					break
+				}
+				if !isSpace(c) {
+					junk++
+				}
+				r.start++
+			}
+		}
+		if r.inFrame {
+			f, err, done := r.scan()
+			if done {
+				return f, err
+			}
+		}
+		if err := r.fill(); err != nil {
+			if junk > 0 {
+				return Frame{}, &FrameError{Reason: ReasonJunk, Size: junk, Detail: "bytes outside a frame"}
+			}
+			if err == io.EOF && r.inFrame {
+				return Frame{}, fmt.Errorf("exlive: stream ended inside a frame: %w", io.ErrUnexpectedEOF)
+			}
+			return Frame{}, err
+		}
+	}
+}
+
+func (r *Reader) beginFrame() {
+	r.inFrame = true
+	r.pos = r.start + 1
+	r.depth = 1
+	r.inString, r.escape = false, false
+	r.last = '{'
+}
+
+// scan advances the frame in progress over the buffered bytes. done is false
+// when it needs more bytes.
+func (r *Reader) scan() (f Frame, err error, done bool) {
+	buf := r.buf[:r.end]
+	i := r.pos
+	for ; i < len(buf); i++ {
+		c := buf[i]
+		if r.inString {
+			if r.escape {
+				r.escape = false
+				continue
+			}
+			switch {
+			case c == '"':
+				r.inString = false
+				r.last = '"'
+			case c == '\\':
+				r.escape = true
+			case c == '\n' || c == '\r':
+				// JSON strings cannot hold raw line breaks: the frame is
+				// broken. Drop it and go on after the break.
+				size := i - r.start
+				r.start = i + 1
+				r.inFrame = false
+				return Frame{}, &FrameError{Reason: ReasonInvalidJSON, Size: size, Detail: "line break inside a string"}, true
+			case c >= 0x80 && r.enc != EncodingUTF8:
+				n := r.multibyte(buf[i:])
+				if n == 0 {
+					r.pos = i
+					return Frame{}, nil, false
+				}
+				i += n - 1
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			r.inString = true
+		case '{':
+			if r.last != ':' && r.last != ',' && r.last != '[' {
+				// A new frame begins where this one has no room for a value.
+				f, err := r.repair(i)
+				return f, err, true
+			}
+			r.depth++
+			r.last = c
+		case '}':
+			r.depth--
+			r.last = c
+			if r.depth == 0 {
+				data := buf[r.start : i+1]
+				r.start = i + 1
+				r.inFrame = false
+				f, err := r.decode(data)
+				return f, err, true
+			}
+		case ' ', '\t', '\r', '\n':
+		default:
+			r.last = c
+		}
+	}
+	r.pos = i
+	return Frame{}, nil, false
+}
+
+// multibyte returns how many bytes the character at the start of b takes,
+// or 0 when b ends before the character does. In GBK mode a lead byte always
+// takes the next byte with it: that byte may be '\', '{' or '}' (0x5C, 0x7B,
+// 0x7D) and is then text, not syntax. In auto mode a valid UTF-8 sequence is
+// taken as UTF-8, anything else as GBK.
+func (r *Reader) multibyte(b []byte) int {
+	if r.enc == EncodingAuto {
+		if !utf8.FullRune(b) {
+			return 0
+		}
+		if c, n := utf8.DecodeRune(b); c != utf8.RuneError || n > 1 {
+			return n
+		}
+	}
+	if b[0] == 0x80 || b[0] == 0xFF {
+		return 1 // not a GBK lead byte
+	}
+	if len(b) < 2 {
+		return 0
+	}
+	if b[1] == '"' || b[1] < 0x20 {
+		// Not a GBK trail byte: a truncated character. Leave the quote or
+		// line break to the scanner.
+		return 1
+	}
+	return 2
+}
+
+// repair ends the frame in progress before buf[i], where the next frame
+// begins, adding the closing braces it lacks.
+func (r *Reader) repair(i int) (Frame, error) {
+	data := bytes.TrimRight(r.buf[r.start:i], " \t\r\n")
+	r.repaired = append(r.repaired[:0], data...)
+	for range r.depth {
+		r.repaired = append(r.repaired, '}')
+	}
+	r.start = i
+	r.inFrame = false
+	if len(r.repaired) > r.max {
+		return Frame{}, ErrFrameTooLarge
+	}
+	f, err := r.decode(r.repaired)
+	f.Repaired = true
+	return f, err
+}
+
+// decode turns raw frame bytes into UTF-8.
+func (r *Reader) decode(raw []byte) (Frame, error) {
+	switch r.enc {
+	case EncodingUTF8:
+		if utf8.Valid(raw) {
+			return Frame{Data: raw}, nil
+		}
+		r.scratch = append(r.scratch[:0], raw...)
+		r.scratch = bytes.ToValidUTF8(r.scratch, []byte("\uFFFD"))
+		return Frame{Data: r.scratch, Replaced: true}, nil
+	case EncodingAuto:
+		if utf8.Valid(raw) {
+			return Frame{Data: raw}, nil
+		}
+	default:
+		if isASCII(raw) {
+			return Frame{Data: raw}, nil
+		}
+	}
+	if r.gbk == nil {
+		r.gbk = simplifiedchinese.GB18030.NewDecoder()
+	}
+	r.gbk.Reset()
+	out, _, err := transform.Append(r.gbk, r.scratch[:0], raw)
+	if err != nil {
+		return Frame{}, &FrameError{Reason: ReasonInvalidJSON, Size: len(raw), Detail: "GB18030: " + err.Error()}
+	}
+	r.scratch = out
+	return Frame{Data: out, GBK: true, Replaced: bytes.Contains(out, []byte("\uFFFD"))}, nil
+}
+
+// fill reads more bytes, compacting or growing the buffer first. The buffer
+// never grows past the frame cap.
+func (r *Reader) fill() error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.start == r.end && !r.inFrame {
+		r.start, r.end = 0, 0
+	}
+	if r.end == len(r.buf) {
+		if r.start > 0 {
+			n := copy(r.buf, r.buf[r.start:r.end])
+			r.pos -= r.start
+			r.start, r.end = 0, n
+		} else {
+			size := min(max(2*len(r.buf), 4096), r.max)
+			if size <= len(r.buf) {
+				// The frame in progress fills the whole cap.
+				return ErrFrameTooLarge
+			}
+			nb := make([]byte, size)
+			copy(nb, r.buf[:r.end])
+			r.buf = nb
+		}
+	}
+	for range 100 {
+		n, err := r.r.Read(r.buf[r.end:])
+		r.end += n
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			// A passed deadline is not final: the caller may extend it
+			// and read on, and the frame in progress must survive that.
+			r.err = err
+		}
+		if n > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	r.err = io.ErrNoProgress
+	return r.err
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// Writer writes frames: one compact JSON object followed by "\r\n" each.
+type Writer struct {
+	w   io.Writer
+	enc Encoding
+	buf []byte
+	out []byte
+	gbk transform.Transformer
+}
+
+// NewWriter returns a Writer that writes text in the given encoding (auto
+// writes UTF-8 until SetEncoding says otherwise).
+func NewWriter(w io.Writer, enc Encoding) *Writer {
+	return &Writer{w: w, enc: enc}
+}
+
+// SetEncoding changes the encoding of the frames written from now on. A
+// session in auto mode calls it when the platform turns out to speak GBK.
+func (w *Writer) SetEncoding(enc Encoding) { w.enc = enc }
+
+// WriteMessage encodes m as one frame and writes it with a single Write.
+func (w *Writer) WriteMessage(m Message) error {
+	w.buf = AppendFrame(w.buf[:0], m)
+	return w.flush()
+}
+
+// WriteFrame writes frame, which must be one JSON object in UTF-8, followed
+// by "\r\n", with a single Write.
+func (w *Writer) WriteFrame(frame []byte) error {
+	w.buf = append(w.buf[:0], frame...)
+	return w.flush()
+}
+
+func (w *Writer) flush() error {
+	out := w.buf
+	if w.enc == EncodingGBK && !isASCII(out) {
+		if w.gbk == nil {
+			w.gbk = simplifiedchinese.GB18030.NewEncoder()
+		}
+		w.gbk.Reset()
+		var err error
+		w.out, _, err = transform.Append(w.gbk, w.out[:0], out)
+		if err != nil {
+			return fmt.Errorf("exlive: encode GB18030: %w", err)
+		}
+		out = w.out
+	}
+	out = append(out, '\r', '\n')
+	_, err := w.w.Write(out)
+	return err
+}

@@ -1,0 +1,296 @@
+package exlive
+
+import (
+	"math"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/exlive2mqtt/exlive2mqtt/internal/jsonw"
+)
+
+// Opt is a value that may be absent. The platform sends "" for a field it
+// does not know; that must stay "not given", never become 0.
+type Opt[T any] struct {
+	V     T
+	Valid bool
+}
+
+// Some returns a present value.
+func Some[T any](v T) Opt[T] { return Opt[T]{V: v, Valid: true} }
+
+// Field names a field of a position, for Position.Invalid.
+type Field uint16
+
+// The optional fields of a position that can be unreadable.
+const (
+	FieldSpeed Field = 1 << iota
+	FieldDirection
+	FieldFuel
+	FieldMileage
+	FieldTime
+	FieldValid
+	FieldAlarm
+)
+
+var fieldNames = [...]string{"veo", "dir", "oil", "dis", "gpstime", "av", "alarm"}
+
+// Names returns the protocol names of the fields in f.
+func (f Field) Names() []string {
+	var names []string
+	for i, name := range fieldNames {
+		if f&(1<<i) != 0 {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// Position is command 1007, one vehicle position, in either direction.
+// Coordinates are in the platform's datum, as sent.
+type Position struct {
+	ID        string
+	Code      string
+	Lat, Lng  float64 // degrees; a position without both is not a position
+	Speed     Opt[float64] // veo, km/h
+	Direction Opt[float64] // dir, degrees from north
+	Time      Opt[time.Time] // gpstime
+	Valid     Opt[bool]      // av: a valid fix
+	Alarm     Opt[bool]
+	Fuel      Opt[float64] // oil, litres
+	Mileage   Opt[float64] // dis, km
+	WState    string
+	CState    string
+	PosInfo   string
+
+	// Invalid lists the optional fields that were present but unreadable
+	// and were left out.
+	Invalid Field
+
+	hasLat, hasLng bool
+	badLat, badLng []byte
+}
+
+// Cmd returns CmdPosition.
+func (*Position) Cmd() Cmd { return CmdPosition }
+
+func (p *Position) decodeBody(key []byte, v value, d *Decoder) {
+	switch string(key) {
+	case "id":
+		p.ID = d.intern(v)
+	case "code":
+		p.Code = d.intern(v)
+	case "lat":
+		p.Lat, p.hasLat = number(v)
+		if !p.hasLat && !empty(v) {
+			p.badLat = v.raw
+		}
+	case "lng":
+		p.Lng, p.hasLng = number(v)
+		if !p.hasLng && !empty(v) {
+			p.badLng = v.raw
+		}
+	case "veo":
+		p.Speed = optNumber(v, &p.Invalid, FieldSpeed, 0, math.MaxFloat64)
+	case "dir":
+		p.Direction = optNumber(v, &p.Invalid, FieldDirection, 0, 360)
+	case "oil":
+		p.Fuel = optNumber(v, &p.Invalid, FieldFuel, -math.MaxFloat64, math.MaxFloat64)
+	case "dis":
+		p.Mileage = optNumber(v, &p.Invalid, FieldMileage, -math.MaxFloat64, math.MaxFloat64)
+	case "gpstime":
+		p.Time = Opt[time.Time]{}
+		if !empty(v) {
+			if t, ok := parseTime(v.bytes(), d.loc); ok {
+				p.Time = Some(t)
+			} else {
+				p.Invalid |= FieldTime
+			}
+		}
+	case "av":
+		p.Valid = optBool(v, &p.Invalid, FieldValid)
+	case "alarm":
+		p.Alarm = optBool(v, &p.Invalid, FieldAlarm)
+	case "wstate":
+		p.WState = d.intern(v)
+	case "cstate":
+		p.CState = d.intern(v)
+	case "posinfo":
+		p.PosInfo = v.text()
+	}
+}
+
+// check enforces what a position cannot do without.
+func (p *Position) check() error {
+	switch {
+	case p.badLat != nil:
+		return &FrameError{Reason: ReasonBadField, Cmd: CmdPosition, Detail: "lat is not a number: " + quoteShort(p.badLat)}
+	case p.badLng != nil:
+		return &FrameError{Reason: ReasonBadField, Cmd: CmdPosition, Detail: "lng is not a number: " + quoteShort(p.badLng)}
+	case !p.hasLat || !p.hasLng:
+		return &FrameError{Reason: ReasonBadField, Cmd: CmdPosition, Detail: "lat or lng missing"}
+	case p.Lat < -90 || p.Lat > 90 || p.Lng < -180 || p.Lng > 180:
+		return &FrameError{Reason: ReasonOutOfRange, Cmd: CmdPosition,
+			Detail: "lat " + strconv.FormatFloat(p.Lat, 'g', -1, 64) + " lng " + strconv.FormatFloat(p.Lng, 'g', -1, 64)}
+	}
+	return nil
+}
+
+// appendBody writes the position as the platform does: every value a string,
+// every key present, "" for what is absent.
+func (p *Position) appendBody(dst []byte) []byte {
+	dst = append(dst, '{')
+	dst = field(dst, "code", p.Code)
+	dst = field(dst, "id", p.ID)
+	dst = numField(dst, "lat", Some(p.Lat))
+	dst = numField(dst, "lng", Some(p.Lng))
+	dst = numField(dst, "veo", p.Speed)
+	dst = numField(dst, "dir", p.Direction)
+	ts := ""
+	if p.Time.Valid {
+		ts = p.Time.V.Format(TimeLayout)
+	}
+	dst = field(dst, "gpstime", ts)
+	dst = boolField(dst, "av", p.Valid)
+	dst = boolField(dst, "alarm", p.Alarm)
+	dst = numField(dst, "oil", p.Fuel)
+	dst = numField(dst, "dis", p.Mileage)
+	dst = field(dst, "wstate", p.WState)
+	dst = field(dst, "cstate", p.CState)
+	dst = field(dst, "posinfo", p.PosInfo)
+	return append(dst, '}')
+}
+
+// TimeLayout is the layout of gpstime.
+const TimeLayout = "2006-01-02 15:04:05"
+
+func numField(dst []byte, key string, v Opt[float64]) []byte {
+	dst = append(dst, ',')
+	dst = jsonw.Key(dst, key)
+	dst = append(dst, '"')
+	if v.Valid {
+		dst = strconv.AppendFloat(dst, v.V, 'f', -1, 64)
+	}
+	return append(dst, '"')
+}
+
+func boolField(dst []byte, key string, v Opt[bool]) []byte {
+	dst = append(dst, ',')
+	dst = jsonw.Key(dst, key)
+	switch {
+	case !v.Valid:
+		return append(dst, `""`...)
+	case v.V:
+		return append(dst, `"1"`...)
+	}
+	return append(dst, `"0"`...)
+}
+
+// empty reports a value that means "not given".
+func empty(v value) bool {
+	return v.kind == kindNull || (v.kind == kindString && len(v.raw) == 0)
+}
+
+// number reads a finite number from a JSON number or a string holding one.
+func number(v value) (float64, bool) {
+	if v.kind != kindNumber && v.kind != kindString {
+		return 0, false
+	}
+	b := v.raw
+	if v.esc {
+		b = []byte(unescape(b))
+	}
+	if len(b) == 0 || len(b) > 64 {
+		return 0, false
+	}
+	// Spaces around a number in a string are common enough on hand-built
+	// platforms to forgive.
+	for len(b) > 0 && b[0] == ' ' {
+		b = b[1:]
+	}
+	for len(b) > 0 && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 {
+		return 0, false
+	}
+	// ParseFloat keeps its argument only in the error, which is dropped, so
+	// the string may alias the frame without a copy.
+	f, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
+
+func optNumber(v value, invalid *Field, f Field, lo, hi float64) Opt[float64] {
+	*invalid &^= f
+	if empty(v) {
+		return Opt[float64]{}
+	}
+	n, ok := number(v)
+	if !ok || n < lo || n > hi {
+		*invalid |= f
+		return Opt[float64]{}
+	}
+	return Some(n)
+}
+
+func optBool(v value, invalid *Field, f Field) Opt[bool] {
+	*invalid &^= f
+	if empty(v) {
+		return Opt[bool]{}
+	}
+	b, ok := parseBool(v)
+	if !ok {
+		*invalid |= f
+		return Opt[bool]{}
+	}
+	return Some(b)
+}
+
+// parseTime reads gpstime in loc. The common layout is parsed by hand (it is
+// on every position); RFC 3339 and a few other spellings seen on Chinese
+// platforms go through time.Parse.
+func parseTime(b []byte, loc *time.Location) (time.Time, bool) {
+	if len(b) == 19 && b[4] == '-' && b[7] == '-' && (b[10] == ' ' || b[10] == 'T') && b[13] == ':' && b[16] == ':' {
+		y, ok1 := digits(b[0:4])
+		mo, ok2 := digits(b[5:7])
+		d, ok3 := digits(b[8:10])
+		h, ok4 := digits(b[11:13])
+		mi, ok5 := digits(b[14:16])
+		s, ok6 := digits(b[17:19])
+		if ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h < 24 && mi < 60 && s < 61 {
+			t := time.Date(y, time.Month(mo), d, h, mi, s, 0, loc)
+			if t.Day() == d { // reject 2011-02-30
+				return t, true
+			}
+		}
+		return time.Time{}, false
+	}
+	s := string(b)
+	for _, layout := range []string{"2006/01/02 15:04:05", "2006-01-02 15:04:05.999999999", time.RFC3339Nano} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+func quoteShort(b []byte) string {
+	if len(b) > 32 {
+		b = b[:32]
+	}
+	return strconv.Quote(string(b))
+}

@@ -1,0 +1,93 @@
+// Package jsonw appends JSON tokens to byte slices without reflection. The
+// protocol codec and the MQTT payloads share it, so both escape text the same
+// way and neither allocates on the hot path.
+package jsonw
+
+import (
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+const hex = "0123456789abcdef"
+
+// String appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, and the
+// characters JSON requires to be escaped are escaped; other text, Chinese
+// included, is kept as it is so payloads stay readable and short.
+func String(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		// U+2028 and U+2029 are valid JSON but break JavaScript consumers
+		// that eval payloads (old Node-RED function nodes among them).
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// Key appends "key": for a key that needs no escaping (callers pass
+// constants).
+func Key(dst []byte, key string) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, key...)
+	return append(dst, '"', ':')
+}
+
+// Float appends f in the shortest form that reads back to the same value.
+// JSON has no NaN or infinity: those become null, and callers are expected
+// to have left such values out before.
+func Float(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	return strconv.AppendFloat(dst, f, 'f', -1, 64)
+}
+
+// Bool appends true or false.
+func Bool(dst []byte, b bool) []byte {
+	return strconv.AppendBool(dst, b)
+}
+
+// Int appends i.
+func Int(dst []byte, i int64) []byte {
+	return strconv.AppendInt(dst, i, 10)
+}
