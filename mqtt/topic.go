@@ -1,0 +1,97 @@
+package mqtt
+
+import (
+	"errors"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxTopicLen is the longest topic MQTT can carry, in bytes.
+const MaxTopicLen = 65535
+
+// Topic errors.
+var (
+	ErrEmptyTopic    = errors.New("mqtt: empty topic")
+	ErrTopicTooLong  = errors.New("mqtt: topic longer than 65535 bytes")
+	ErrTopicWildcard = errors.New("mqtt: topic holds a wildcard (+ or #)")
+	ErrTopicText     = errors.New("mqtt: topic is not valid UTF-8 or holds a control character")
+)
+
+// Level turns any text into one topic level: every '/', '+', '#' and NUL,
+// every other control character, every invalid byte and every Unicode
+// non-character becomes '_'. A broker disconnects a client that publishes
+// to a topic with a wildcard (Mosquitto also refuses control characters and
+// non-characters), and a client that resends such a message after every
+// reconnect never gets anywhere; so a vehicle id from the platform never
+// reaches a topic unchanged unless it is safe.
+func Level(s string) string {
+	if levelSafe(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || !levelRune(r) {
+			b.WriteByte('_')
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func levelSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return levelSafeSlow(s[i:])
+		}
+		if c < 0x20 || c == 0x7f || c == '/' || c == '+' || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+func levelSafeSlow(s string) bool {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || !levelRune(r) {
+			return false
+		}
+		i += size
+	}
+	return true
+}
+
+func levelRune(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f, r == '/', r == '+', r == '#':
+		return false
+	case r >= 0xfdd0 && r <= 0xfdef, r&0xfffe == 0xfffe:
+		return false // non-characters, which Mosquitto refuses
+	}
+	return true
+}
+
+// ValidTopic checks a topic to publish to: not empty, at most MaxTopicLen
+// bytes, valid UTF-8 without control characters or non-characters, and no
+// wildcard.
+func ValidTopic(topic string) error {
+	switch {
+	case topic == "":
+		return ErrEmptyTopic
+	case len(topic) > MaxTopicLen:
+		return ErrTopicTooLong
+	case strings.ContainsAny(topic, "+#"):
+		return ErrTopicWildcard
+	}
+	for _, level := range strings.Split(topic, "/") {
+		if !levelSafe(level) {
+			return ErrTopicText
+		}
+	}
+	return nil
+}
