@@ -1,0 +1,39 @@
+package hass_test
+
+import (
+	"fmt"
+
+	"github.com/exlive2mqtt/exlive2mqtt/hass"
+)
+
+func Example() {
+	cfg := hass.Config{DiscoveryPrefix: "homeassistant", TopicPrefix: "exlive"}
+	v := hass.Vehicle{ID: "V1", Code: "沪A12345", Level: "V1"}
+
+	// Publish these retained when HASS_DISCOVERY=true, and again whenever
+	// Home Assistant announces "online" on its birth topic.
+	for _, m := range hass.Configs(cfg, v) {
+		fmt.Println(m.Topic, m.Retain)
+	}
+	// When the vehicle leaves the fleet, publish hass.Remove(cfg, v).
+	fmt.Println(len(hass.Remove(cfg, v)[0].Payload))
+
+	// Output:
+	// homeassistant/device_tracker/exlive2mqtt/V1_tracker/config true
+	// homeassistant/sensor/exlive2mqtt/V1_speed/config true
+	// homeassistant/sensor/exlive2mqtt/V1_direction/config true
+	// homeassistant/sensor/exlive2mqtt/V1_fuel/config true
+	// homeassistant/sensor/exlive2mqtt/V1_mileage/config true
+	// homeassistant/sensor/exlive2mqtt/V1_fix_time/config true
+	// homeassistant/binary_sensor/exlive2mqtt/V1_alarm/config true
+	// homeassistant/binary_sensor/exlive2mqtt/V1_valid/config true
+	// 0
+}
+
+func ExampleSlug() {
+	fmt.Println(hass.Slug("12345"))
+	fmt.Println(hass.Slug("fleet/7+a"))
+	// Output:
+	// 12345
+	// fleet_7_a_5e5e94891a
+}

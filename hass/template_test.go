@@ -1,0 +1,196 @@
+package hass
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// positionFields are the keys of the position payload in the design's
+// contract (P/vehicles/V/position). Templates may read nothing else.
+var positionFields = []string{
+	"id", "code", "lat", "lng", "speed", "direction", "time", "valid", "alarm",
+	"fuel", "mileage", "wstate", "cstate", "posinfo",
+}
+
+// fullPosition is the contract's example payload.
+const fullPosition = `{"id":"V1","code":"沪A12345","lat":31.230416,"lng":121.473701,"speed":42.5,"direction":180,
+ "time":"2011-11-01T04:38:39Z","valid":true,"alarm":false,"fuel":37.2,"mileage":12345.6,
+ "wstate":"","cstate":"ACC开","posinfo":"上海市黄浦区人民大道"}`
+
+// dictMethods are attributes of a Python dict. value_json.items resolves to
+// the method, not to a key called "items", so no payload field may be named
+// like one, and only p.items() may be called on purpose.
+var dictMethods = []string{"clear", "copy", "fromkeys", "get", "items", "keys", "pop", "popitem", "setdefault", "update", "values"}
+
+type template struct{ uid, text string }
+
+func templates(t *testing.T) []template {
+	t.Helper()
+	var out []template
+	for _, m := range Configs(Config{}, plate) {
+		var p struct {
+			UniqueID      string `json:"unique_id"`
+			ValueTemplate string `json:"value_template"`
+			AttrsTemplate string `json:"json_attributes_template"`
+		}
+		if err := json.Unmarshal(m.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{p.ValueTemplate, p.AttrsTemplate} {
+			if s != "" {
+				out = append(out, template{p.UniqueID, s})
+			}
+		}
+	}
+	if len(out) != 8 {
+		t.Fatalf("found %d templates, want 8", len(out))
+	}
+	return out
+}
+
+// TestTemplateFields checks, without a Jinja engine, that templates read
+// only fields of the position payload and test each before printing it.
+func TestTemplateFields(t *testing.T) {
+	for _, f := range positionFields {
+		if slices.Contains(dictMethods, f) {
+			t.Errorf("position field %q shadows a dict method in templates", f)
+		}
+	}
+	ref := regexp.MustCompile(`\b(value_json|p)\.([A-Za-z_][A-Za-z0-9_]*)`)
+	for _, tpl := range templates(t) {
+		if strings.Count(tpl.text, "{%") != strings.Count(tpl.text, "%}") || strings.Count(tpl.text, "{{") != strings.Count(tpl.text, "}}") {
+			t.Errorf("%s: unbalanced delimiters in %s", tpl.uid, tpl.text)
+		}
+		if strings.Count(tpl.text, "{% if") != strings.Count(tpl.text, "{% endif %}") {
+			t.Errorf("%s: unbalanced if/endif in %s", tpl.uid, tpl.text)
+		}
+		for _, m := range ref.FindAllStringSubmatch(tpl.text, -1) {
+			field := m[2]
+			if field == "items" && m[1] == "p" {
+				continue
+			}
+			if !slices.Contains(positionFields, field) {
+				t.Errorf("%s reads %s.%s, which the position payload does not have", tpl.uid, m[1], field)
+				continue
+			}
+			guard := m[1] + "." + field + " is defined"
+			number := m[1] + "." + field + " is number"
+			if !strings.Contains(tpl.text, guard) && !strings.Contains(tpl.text, number) {
+				t.Errorf("%s prints %s.%s without testing that it is present", tpl.uid, m[1], field)
+			}
+		}
+	}
+}
+
+// renderScript renders templates the way HA's sandbox would, but with
+// StrictUndefined: anything beyond an "is defined" test on a missing key
+// raises, where HA would log a template warning on every message.
+const renderScript = `
+import json, sys
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+env = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
+req = json.load(sys.stdin)
+out = {}
+for uid, text in req["templates"].items():
+    tpl = env.from_string(text)
+    out[uid] = {name: tpl.render(value_json=payload) for name, payload in req["payloads"].items()}
+json.dump(out, sys.stdout)
+`
+
+// TestTemplatesRender renders every template with Python's Jinja2 (which
+// Home Assistant uses) against the full payload, an empty one, and the full
+// one less each field in turn. It is skipped where python3 with jinja2 is
+// not installed.
+func TestTemplatesRender(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not found")
+	}
+	if err := exec.Command(python, "-c", "import jinja2.sandbox").Run(); err != nil {
+		t.Skip("python3 has no jinja2")
+	}
+	var full map[string]any
+	if err := json.Unmarshal([]byte(fullPosition), &full); err != nil {
+		t.Fatal(err)
+	}
+	payloads := map[string]map[string]any{"full": full, "empty": {}}
+	for _, f := range positionFields {
+		m := map[string]any{}
+		for k, v := range full {
+			if k != f {
+				m[k] = v
+			}
+		}
+		payloads["no "+f] = m
+	}
+	tpls := map[string]string{}
+	for _, tpl := range templates(t) {
+		tpls[tpl.uid] = tpl.text
+	}
+	in, _ := json.Marshal(map[string]any{"templates": tpls, "payloads": payloads})
+	cmd := exec.Command(python, "-c", renderScript)
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	outb, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("rendering failed: %v\n%s", err, stderr.String())
+	}
+	var out map[string]map[string]string
+	if err := json.Unmarshal(outb, &out); err != nil {
+		t.Fatal(err)
+	}
+
+	// Sensors: the value when present; "None" (unknown) or "" (keep the
+	// last state) when missing, as the package doc explains.
+	for _, tc := range []struct{ object, field, present, missing string }{
+		{ObjectSpeed, "speed", "42.5", "None"},
+		{ObjectDirection, "direction", "180", "None"},
+		{ObjectFixTime, "time", "2011-11-01T04:38:39Z", "None"},
+		{ObjectValid, "valid", "ON", "None"},
+		{ObjectFuel, "fuel", "37.2", ""},
+		{ObjectMileage, "mileage", "12345.6", ""},
+		{ObjectAlarm, "alarm", "OFF", ""},
+	} {
+		got := out["exlive2mqtt_12345_"+tc.object]
+		for name, s := range got {
+			want := tc.present
+			if name == "empty" || name == "no "+tc.field {
+				want = tc.missing
+			}
+			if s != want {
+				t.Errorf("%s with %s payload rendered %q, want %q", tc.object, name, s, want)
+			}
+		}
+	}
+
+	// Tracker: JSON with latitude/longitude when both are there, none of
+	// lat/lng, and every other field passed through.
+	for name, s := range out["exlive2mqtt_12345_tracker"] {
+		var attrs map[string]any
+		if err := json.Unmarshal([]byte(s), &attrs); err != nil {
+			t.Errorf("tracker attributes for %s payload are not JSON: %v: %s", name, err, s)
+			continue
+		}
+		_, hasLat := attrs["latitude"].(float64)
+		_, hasLon := attrs["longitude"].(float64)
+		wantCoords := name != "empty" && name != "no lat" && name != "no lng"
+		if hasLat != wantCoords || hasLon != wantCoords {
+			t.Errorf("tracker attributes for %s payload: latitude/longitude present = %v/%v, want %v: %s", name, hasLat, hasLon, wantCoords, s)
+		}
+		if _, ok := attrs["lat"]; ok {
+			t.Errorf("tracker attributes for %s payload keep lat: %s", name, s)
+		}
+		if name == "full" {
+			if attrs["latitude"] != 31.230416 || attrs["longitude"] != 121.473701 || attrs["posinfo"] != "上海市黄浦区人民大道" || attrs["speed"] != 42.5 {
+				t.Errorf("tracker attributes for the full payload: %s", s)
+			}
+		}
+	}
+}

@@ -1,0 +1,312 @@
+// Package web serves the bridge's small HTTP face: liveness and readiness
+// probes for docker compose and Kubernetes, the Prometheus metrics handler,
+// a JSON API, and a status page with a live map of the fleet, so that users
+// can see their vehicles without building a dashboard.
+//
+// The page and its Leaflet copy are embedded in the binary: the bridge often
+// runs where the internet is not reachable, and the page must still work
+// there (markers on a blank map instead of map tiles).
+//
+// The package knows nothing about EXLIVE or MQTT: the bridge implements
+// [Source] and web only reads from it.
+package web
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config is the HTTP configuration. main composes it with envPrefix "HTTP_".
+type Config struct {
+	// Addr is the listen address; empty turns the HTTP server off.
+	Addr string `env:"ADDR" envDefault:":9883"`
+	// TileURL is a Leaflet tile URL template ({s}, {z}, {x}, {y}); empty
+	// shows the vehicles on a blank map, which suits installations without
+	// internet access or without a tile server they may use. Browsers
+	// fetch the tiles themselves, so any key in it is visible to them.
+	TileURL string `env:"TILE_URL" envDefault:"https://tile.openstreetmap.org/{z}/{x}/{y}.png"`
+	// TileAttribution is shown in the map corner as plain text; most tile
+	// servers require it.
+	TileAttribution string `env:"TILE_ATTRIBUTION" envDefault:"© OpenStreetMap contributors"`
+}
+
+// Source is what the bridge exposes to the HTTP server. Its methods are
+// called from request goroutines, concurrently with each other and with the
+// bridge's own work, so they must be safe for concurrent use and should
+// return quickly (they are called every two seconds per open status page).
+type Source interface {
+	// Ready reports whether the bridge does its job: the MQTT client is
+	// connected AND the EXLIVE session is logged in. When it is not, reason
+	// says why, for a person reading `docker compose ps` or a probe log.
+	Ready() (ok bool, reason string)
+	// Status returns the state of both links and the counters.
+	Status() Status
+	// Vehicles returns the latest known state of every vehicle, with
+	// WGS-84 coordinates. The server neither keeps nor modifies the slice.
+	Vehicles() []Vehicle
+}
+
+// LinkState is the state of one of the bridge's two links.
+type LinkState struct {
+	// State is, for the EXLIVE session, one of connecting, logged_in,
+	// login_failed, disconnected; for the MQTT broker, connected or
+	// disconnected. The page colours the known states and shows any other
+	// as it is.
+	State string `json:"state"`
+	// Since is when State was entered; zero if unknown.
+	Since time.Time `json:"since,omitzero"`
+	// Error is the last error of the link, if any.
+	Error string `json:"error,omitempty"`
+	// Addr is the platform address or the broker URL. It is shown to anyone
+	// who can open the page, so it must never contain credentials.
+	Addr string `json:"addr"`
+}
+
+// Counter is one monotonically growing count shown on the status page, such
+// as the number of positions received or messages published.
+type Counter struct {
+	Name  string  `json:"name"`
+	Help  string  `json:"help"`
+	Value float64 `json:"value"`
+}
+
+// Status is the bridge's state as shown on the status page and served at
+// /api/status.
+type Status struct {
+	Version  string    `json:"version"`
+	Session  LinkState `json:"session"` // the EXLIVE platform link
+	Broker   LinkState `json:"broker"`  // the MQTT link
+	Counters []Counter `json:"counters"`
+	Vehicles int       `json:"vehicles"`
+}
+
+// Vehicle is the latest known state of one vehicle. Pointer fields are nil
+// when the platform has not told that value yet, which the page shows as a
+// dash rather than as a misleading zero.
+type Vehicle struct {
+	ID    string `json:"id"`             // the platform's vehicle id
+	Code  string `json:"code,omitempty"` // the plate or name; any text
+	Topic string `json:"topic"`          // the MQTT topic of its state
+
+	Lat       *float64   `json:"lat,omitempty"`       // WGS-84 degrees
+	Lng       *float64   `json:"lng,omitempty"`       // WGS-84 degrees
+	Speed     *float64   `json:"speed,omitempty"`     // km/h
+	Direction *float64   `json:"direction,omitempty"` // degrees clockwise from north
+	Time      *time.Time `json:"time,omitempty"`      // time of the last fix
+	Valid     *bool      `json:"valid,omitempty"`     // whether the last fix is a valid GPS fix
+	Alarm     *bool      `json:"alarm,omitempty"`     // whether an alarm is active
+}
+
+// Server serves the HTTP endpoints. Create it with [New].
+type Server struct {
+	cfg     Config
+	src     Source
+	log     zerolog.Logger
+	handler http.Handler
+
+	shutdownTimeout time.Duration
+
+	// onListen, when set by tests, is called with the bound address before
+	// Run serves, so that tests can listen on port 0 without a race.
+	onListen func(addr string)
+}
+
+// New returns a server reading from src, which must not be nil. metrics is
+// served at /metrics; nil leaves /metrics unanswered (404).
+func New(cfg Config, src Source, metrics http.Handler, log zerolog.Logger) *Server {
+	if src == nil {
+		// Fail at start-up rather than on the first probe.
+		panic("web: New called with a nil Source")
+	}
+	s := &Server{
+		cfg: cfg,
+		src: src,
+		log: log.With().Str("component", "http").Logger(),
+
+		shutdownTimeout: shutdownTimeout,
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /api/status", s.status)
+	mux.HandleFunc("GET /api/vehicles", s.vehicles)
+	mux.HandleFunc("GET /api/config", s.config)
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
+	mux.HandleFunc("GET /{$}", serveAsset("index.html"))
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(serveStatic)))
+
+	s.handler = s.logRequests(securityHeaders(contentSecurityPolicy(cfg.TileURL), mux))
+	return s
+}
+
+// Handler returns the handler serving every endpoint, for tests and for
+// mounting into another server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+type readiness struct {
+	Ready  bool   `json:"ready"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	ok, reason := s.src.Ready()
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+		if reason == "" {
+			reason = "not ready"
+		}
+	} else {
+		reason = ""
+	}
+	body, err := json.Marshal(readiness{Ready: ok, Reason: reason})
+	if err != nil {
+		// Cannot happen for two plain fields; kept so a change cannot turn
+		// it into a silent 200.
+		s.log.Error().Err(err).Msg("encode readiness")
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st := s.src.Status()
+	// A non-finite value cannot be encoded as JSON and would take the
+	// whole status down with it; one odd counter is not worth that.
+	st.Counters = slices.DeleteFunc(slices.Clone(st.Counters), func(c Counter) bool {
+		return math.IsNaN(c.Value) || math.IsInf(c.Value, 0)
+	})
+	if st.Counters == nil {
+		st.Counters = []Counter{}
+	}
+	s.serveJSON(w, r, st)
+}
+
+func (s *Server) vehicles(w http.ResponseWriter, r *http.Request) {
+	s.serveJSON(w, r, sortedVehicles(s.src.Vehicles()))
+}
+
+// pageConfig is what the status page needs to know of Config.
+type pageConfig struct {
+	TileURL         string `json:"tileURL"`
+	TileAttribution string `json:"tileAttribution"`
+}
+
+func (s *Server) config(w http.ResponseWriter, r *http.Request) {
+	s.serveJSON(w, r, pageConfig{TileURL: s.cfg.TileURL, TileAttribution: s.cfg.TileAttribution})
+}
+
+// sortedVehicles returns a copy of vs sorted by id, with values that JSON
+// cannot carry dropped so that one bad record does not blank the map.
+func sortedVehicles(vs []Vehicle) []Vehicle {
+	out := make([]Vehicle, len(vs))
+	copy(out, vs)
+	for i := range out {
+		v := &out[i]
+		for _, f := range []**float64{&v.Lat, &v.Lng, &v.Speed, &v.Direction} {
+			if *f != nil && (math.IsNaN(**f) || math.IsInf(**f, 0)) {
+				*f = nil
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Vehicle) int { return compareIDs(a.ID, b.ID) })
+	return out
+}
+
+// compareIDs orders numeric ids by value, as EXLIVE's ids are numbers in
+// strings and "10" after "9" is what people expect; other ids sort after
+// them as text.
+func compareIDs(a, b string) int {
+	na, errA := strconv.ParseUint(a, 10, 64)
+	nb, errB := strconv.ParseUint(b, 10, 64)
+	switch {
+	case errA == nil && errB == nil:
+		return cmp.Or(cmp.Compare(na, nb), cmp.Compare(a, b))
+	case errA == nil:
+		return -1
+	case errB == nil:
+		return 1
+	}
+	return cmp.Compare(a, b)
+}
+
+// serveJSON writes v with an ETag, so that a polling page whose data did
+// not change gets a bodyless 304 (the browser revalidates by itself because
+// of Cache-Control: no-cache).
+func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error().Err(err).Str("path", r.URL.Path).Msg("encode json")
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	body = append(body, '\n')
+	sum := sha256.Sum256(body)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+}
+
+// logRequests logs every request at debug level: the status page polls
+// every two seconds, which would drown anything louder.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		s.log.Debug().
+			Str("method", r.Method).
+			Str("path", r.URL.Path).
+			Int("status", rec.status).
+			Dur("duration", time.Since(start)).
+			Str("remote", r.RemoteAddr).
+			Msg("http request")
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer (promhttp
+// flushes through it).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
