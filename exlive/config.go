@@ -8,6 +8,7 @@ import (
 	"time"
 	_ "time/tzdata" // gpstime zones must load in a scratch image too
 
+	"github.com/exlive2mqtt/exlive2mqtt/datum"
 	"github.com/exlive2mqtt/exlive2mqtt/secret"
 )
 
@@ -47,6 +48,7 @@ type Config struct {
 	MaxPending     int           `env:"MAX_PENDING" envDefault:"1024" help:"most requests awaiting an answer at once"`
 	Encoding       Encoding      `env:"ENCODING" envDefault:"auto" help:"text encoding of the platform: auto, utf-8 or gbk"`
 	Timezone       Zone          `env:"TIMEZONE" envDefault:"Asia/Shanghai" help:"time zone of gpstime"`
+	Datum          datum.Datum   `env:"DATUM" envDefault:"wgs84" help:"datum of the platform's coordinates: wgs84, gcj02 or bd09; published positions are always WGS-84"`
 
 	InventoryInterval time.Duration `env:"INVENTORY_INTERVAL" envDefault:"1h" help:"how often to refresh groups and vehicles (0: only after login)"`
 	InventoryQuiet    time.Duration `env:"INVENTORY_QUIET" envDefault:"2s" help:"a list of groups or vehicles is complete after this long without another"`

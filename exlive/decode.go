@@ -77,7 +77,7 @@ func (d *Decoder) Decode(frame []byte) (Message, error) {
 	})
 	p.end()
 	if p.err != nil {
-		return nil, &FrameError{Reason: ReasonInvalidJSON, Size: len(frame), Detail: "at byte " + itoa(p.pos) + ": " + p.err.Error()}
+		return nil, &FrameError{Reason: ReasonInvalidJSON, Size: len(frame), Detail: "at byte " + itoa(p.errPos) + ": " + p.err.Error()}
 	}
 	if !hasCmd {
 		if detail == "" {

@@ -81,7 +81,15 @@ type Frame struct {
 // JSON either: the frame is skipped and reading goes on after the break, so
 // one broken frame never swallows the ones behind it.
 //
-// The Reader never holds more than the size cap of one frame in memory.
+// In auto mode a frame is scanned as UTF-8 until it shows a byte sequence
+// that is not UTF-8; it is then scanned again, and decoded, as GB18030. GBK
+// text whose bytes all happen to be valid UTF-8 cannot be told from UTF-8,
+// and a GBK trail byte '\' hidden in it can break the frame: a platform
+// known to speak GBK should be read in gbk mode.
+//
+// The Reader's buffer never grows past the size cap. A frame transcoded to
+// UTF-8 can be longer than its bytes on the wire, up to three times (one
+// invalid byte becomes U+FFFD), so Frame.Data can pass the cap.
 type Reader struct {
 	r   io.Reader
 	enc Encoding
@@ -100,6 +108,14 @@ type Reader struct {
 	inString bool
 	escape   bool
 	last     byte // the last significant byte outside strings
+	// frameGBK is set in auto mode once the frame in progress has shown a
+	// byte sequence that is not UTF-8: decode will read the whole frame as
+	// GB18030, so the scanner must pair its bytes as GB18030 from the start.
+	frameGBK bool
+	// open has a bit for each container open in the frame in progress,
+	// set for an array: after a ',' only an array has room for a '{'.
+	open  []uint64
+	nopen int
 
 	scratch  []byte // transcoded frames
 	repaired []byte // frames given their missing braces
@@ -162,6 +178,29 @@ func (r *Reader) beginFrame() {
 	r.depth = 1
 	r.inString, r.escape = false, false
 	r.last = '{'
+	r.frameGBK = false
+	r.nopen = 0
+	r.push(false)
+}
+
+// push records a container opened in the frame.
+func (r *Reader) push(array bool) {
+	w, bit := r.nopen/64, uint64(1)<<(r.nopen%64)
+	if w == len(r.open) {
+		r.open = append(r.open, 0)
+	}
+	if array {
+		r.open[w] |= bit
+	} else {
+		r.open[w] &^= bit
+	}
+	r.nopen++
+}
+
+// inArray reports whether the innermost open container is an array.
+func (r *Reader) inArray() bool {
+	i := r.nopen - 1
+	return i >= 0 && r.open[i/64]&(1<<(i%64)) != 0
 }
 
 // scan advances the frame in progress over the buffered bytes. done is false
@@ -195,6 +234,10 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 					r.pos = i
 					return Frame{}, nil, false
 				}
+				if n < 0 {
+					i = r.rescanGBK()
+					continue
+				}
 				i += n - 1
 			}
 			continue
@@ -203,14 +246,27 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 		case '"':
 			r.inString = true
 		case '{':
-			if r.last != ':' && r.last != ',' && r.last != '[' {
+			if r.last != ':' && r.last != '[' && (r.last != ',' || !r.inArray()) {
 				// A new frame begins where this one has no room for a value.
 				f, err := r.repair(i)
 				return f, err, true
 			}
 			r.depth++
+			r.push(false)
+			r.last = c
+		case '[':
+			r.push(true)
+			r.last = c
+		case ']':
+			if r.inArray() {
+				r.nopen--
+			}
 			r.last = c
 		case '}':
+			for r.inArray() {
+				r.nopen-- // arrays left open inside the object
+			}
+			r.nopen = max(r.nopen-1, 0)
 			r.depth--
 			r.last = c
 			if r.depth == 0 {
@@ -222,6 +278,21 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 			}
 		case ' ', '\t', '\r', '\n':
 		default:
+			if c >= 0x80 && r.enc == EncodingAuto && !r.frameGBK {
+				// Text outside a string is no JSON, unless a GBK trail
+				// '\' hidden in UTF-8 has put the scan out of step with
+				// the strings: look at it as the text it may be.
+				n := r.multibyte(buf[i:])
+				if n == 0 {
+					r.pos = i
+					return Frame{}, nil, false
+				}
+				if n < 0 {
+					i = r.rescanGBK()
+					continue
+				}
+				i += n - 1
+			}
 			r.last = c
 		}
 	}
@@ -229,19 +300,34 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 	return Frame{}, nil, false
 }
 
+// rescanGBK starts the scan of the frame in progress over, as GB18030, and
+// returns the index before the first byte to scan. It is called in auto mode
+// when the frame turns out not to be UTF-8: decode will read it as GB18030,
+// and the bytes scanned so far were paired as UTF-8, which can swallow a GBK
+// lead byte and leave its trail, perhaps a '\', to the scanner.
+func (r *Reader) rescanGBK() int {
+	r.frameGBK = true
+	r.depth, r.inString, r.escape, r.last = 1, false, false, '{'
+	r.nopen = 0
+	r.push(false)
+	return r.start // the loop steps past the opening brace
+}
+
 // multibyte returns how many bytes the character at the start of b takes,
 // or 0 when b ends before the character does. In GBK mode a lead byte always
 // takes the next byte with it: that byte may be '\', '{' or '}' (0x5C, 0x7B,
-// 0x7D) and is then text, not syntax. In auto mode a valid UTF-8 sequence is
-// taken as UTF-8, anything else as GBK.
+// 0x7D) and is then text, not syntax. In auto mode a frame is taken as UTF-8
+// until a sequence is not UTF-8; multibyte then returns -1 and the frame is
+// scanned again as GBK.
 func (r *Reader) multibyte(b []byte) int {
-	if r.enc == EncodingAuto {
+	if r.enc == EncodingAuto && !r.frameGBK {
 		if !utf8.FullRune(b) {
 			return 0
 		}
 		if c, n := utf8.DecodeRune(b); c != utf8.RuneError || n > 1 {
 			return n
 		}
+		return -1
 	}
 	if b[0] == 0x80 || b[0] == 0xFF {
 		return 1 // not a GBK lead byte
@@ -286,7 +372,9 @@ func (r *Reader) decode(raw []byte) (Frame, error) {
 		r.scratch = bytes.ToValidUTF8(r.scratch, []byte("\uFFFD"))
 		return Frame{Data: r.scratch, Replaced: true}, nil
 	case EncodingAuto:
-		if utf8.Valid(raw) {
+		// A frame scanned as GBK is GBK even where its bytes happen to be
+		// valid UTF-8: the scan may have ended it on that reading alone.
+		if !r.frameGBK && utf8.Valid(raw) {
 			return Frame{Data: raw}, nil
 		}
 	default:
@@ -309,6 +397,11 @@ func (r *Reader) decode(raw []byte) (Frame, error) {
 // fill reads more bytes, compacting or growing the buffer first. The buffer
 // never grows past the frame cap.
 func (r *Reader) fill() error {
+	if r.inFrame && r.start == 0 && r.end == len(r.buf) && len(r.buf) >= r.max {
+		// The frame in progress fills the whole cap: it is too large
+		// whether or not the stream ends next, and however it was split.
+		return ErrFrameTooLarge
+	}
 	if r.err != nil {
 		return r.err
 	}

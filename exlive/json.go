@@ -66,14 +66,16 @@ func (v value) bytes() []byte {
 
 // parser reads one JSON text held in data.
 type parser struct {
-	data []byte
-	pos  int
-	err  error
+	data   []byte
+	pos    int
+	err    error
+	errPos int // where the first error was found: fail moves pos to the end
 }
 
 func (p *parser) fail() {
 	if p.err == nil {
 		p.err = errSyntax
+		p.errPos = p.pos
 	}
 	p.pos = len(p.data)
 }

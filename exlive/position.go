@@ -51,9 +51,9 @@ func (f Field) Names() []string {
 type Position struct {
 	ID        string
 	Code      string
-	Lat, Lng  float64 // degrees; a position without both is not a position
-	Speed     Opt[float64] // veo, km/h
-	Direction Opt[float64] // dir, degrees from north
+	Lat, Lng  float64        // degrees; a position without both is not a position
+	Speed     Opt[float64]   // veo, km/h
+	Direction Opt[float64]   // dir, degrees from north
 	Time      Opt[time.Time] // gpstime
 	Valid     Opt[bool]      // av: a valid fix
 	Alarm     Opt[bool]
@@ -82,11 +82,13 @@ func (p *Position) decodeBody(key []byte, v value, d *Decoder) {
 		p.Code = d.intern(v)
 	case "lat":
 		p.Lat, p.hasLat = number(v)
+		p.badLat = nil // a repeated key wins, as in encoding/json
 		if !p.hasLat && !empty(v) {
 			p.badLat = v.raw
 		}
 	case "lng":
 		p.Lng, p.hasLng = number(v)
+		p.badLng = nil // a repeated key wins, as in encoding/json
 		if !p.hasLng && !empty(v) {
 			p.badLng = v.raw
 		}
@@ -100,6 +102,7 @@ func (p *Position) decodeBody(key []byte, v value, d *Decoder) {
 		p.Mileage = optNumber(v, &p.Invalid, FieldMileage, -math.MaxFloat64, math.MaxFloat64)
 	case "gpstime":
 		p.Time = Opt[time.Time]{}
+		p.Invalid &^= FieldTime
 		if !empty(v) {
 			if t, ok := parseTime(v.bytes(), d.loc); ok {
 				p.Time = Some(t)
@@ -191,6 +194,9 @@ func empty(v value) bool {
 	return v.kind == kindNull || (v.kind == kindString && len(v.raw) == 0)
 }
 
+// maxNumberLen bounds the text of a number, spaces included.
+const maxNumberLen = 400
+
 // number reads a finite number from a JSON number or a string holding one.
 func number(v value) (float64, bool) {
 	if v.kind != kindNumber && v.kind != kindString {
@@ -200,7 +206,10 @@ func number(v value) (float64, bool) {
 	if v.esc {
 		b = []byte(unescape(b))
 	}
-	if len(b) == 0 || len(b) > 64 {
+	// AppendFrame writes numbers without exponents, as the platform does:
+	// that takes up to 327 bytes for a float64 (5e-324 is "0.000…5"), and
+	// the decoder must read back what the encoder writes.
+	if len(b) == 0 || len(b) > maxNumberLen {
 		return 0, false
 	}
 	// Spaces around a number in a string are common enough on hand-built
@@ -271,7 +280,10 @@ func parseTime(b []byte, loc *time.Location) (time.Time, bool) {
 	s := string(b)
 	for _, layout := range []string{"2006/01/02 15:04:05", "2006-01-02 15:04:05.999999999", time.RFC3339Nano} {
 		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
-			return t, true
+			// A time with its own offset is shown in loc like the others,
+			// so that AppendFrame, which formats a time in its location,
+			// writes back the same instant.
+			return t.In(loc), true
 		}
 	}
 	return time.Time{}, false

@@ -52,7 +52,9 @@ func (r *recorder) HandleState(s exlive.State) { r.update(func() { r.states = ap
 func (r *recorder) HandleInventory(inv exlive.Inventory) {
 	r.update(func() { r.inventories = append(r.inventories, inv) })
 }
-func (r *recorder) HandleSkip(err *exlive.FrameError) { r.update(func() { r.skips = append(r.skips, err) }) }
+func (r *recorder) HandleSkip(err *exlive.FrameError) {
+	r.update(func() { r.skips = append(r.skips, err) })
+}
 
 // wait waits up to 10 s for cond, called under the lock.
 func (r *recorder) wait(t *testing.T, what string, cond func() bool) {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/exlive2mqtt/exlive2mqtt/internal/ratelimit"
 	"github.com/rs/zerolog"
 )
 
@@ -94,7 +95,7 @@ type Client struct {
 	wg       sync.WaitGroup
 
 	published, failed, late, dropped, invalid, spilled, received, connects atomic.Uint64
-	warned                                                                 rateLimit
+	warned                                                                 ratelimit.Every
 }
 
 type subscription struct {
@@ -264,7 +265,7 @@ func (c *Client) PublishQoS(topic string, payload []byte, qos byte, retain bool)
 	c.mu.Unlock()
 	if dropped {
 		c.dropped.Add(1)
-		if n, ok := c.warned.allow(); ok {
+		if n, ok := c.warned.Allow(); ok {
 			c.log.Warn().Int("limit", c.cfg.QueueLimit).Uint64("dropped", n).Msg("outage queue full: dropping the oldest messages")
 		}
 	}
@@ -430,7 +431,7 @@ func (c *Client) await(t tracked, timer *time.Timer) {
 	}
 	if err := t.tok.Error(); err != nil {
 		c.failed.Add(1)
-		if n, ok := c.warned.allow(); ok {
+		if n, ok := c.warned.Allow(); ok {
 			c.log.Warn().Err(err).Uint64("since_last", n).Msg("publish failed")
 		}
 		return
@@ -567,24 +568,4 @@ func shorten(s string) string {
 		return s[:64] + "…"
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
-}
-
-// rateLimit lets a warning through at most once every ten seconds and
-// counts what it held back.
-type rateLimit struct {
-	mu   sync.Mutex
-	last time.Time
-	n    uint64
-}
-
-func (r *rateLimit) allow() (held uint64, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.n++
-	if time.Since(r.last) < 10*time.Second {
-		return 0, false
-	}
-	r.last = time.Now()
-	held, r.n = r.n, 0
-	return held, true
 }

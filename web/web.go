@@ -29,15 +29,15 @@ import (
 // Config is the HTTP configuration. main composes it with envPrefix "HTTP_".
 type Config struct {
 	// Addr is the listen address; empty turns the HTTP server off.
-	Addr string `env:"ADDR" envDefault:":9883"`
+	Addr string `env:"ADDR" envDefault:":9883" help:"health, metrics and status page; empty turns it off"`
 	// TileURL is a Leaflet tile URL template ({s}, {z}, {x}, {y}); empty
 	// shows the vehicles on a blank map, which suits installations without
 	// internet access or without a tile server they may use. Browsers
 	// fetch the tiles themselves, so any key in it is visible to them.
-	TileURL string `env:"TILE_URL" envDefault:"https://tile.openstreetmap.org/{z}/{x}/{y}.png"`
+	TileURL string `env:"TILE_URL" envDefault:"https://tile.openstreetmap.org/{z}/{x}/{y}.png" help:"map tiles of the status page; empty: a blank map"`
 	// TileAttribution is shown in the map corner as plain text; most tile
 	// servers require it.
-	TileAttribution string `env:"TILE_ATTRIBUTION" envDefault:"© OpenStreetMap contributors"`
+	TileAttribution string `env:"TILE_ATTRIBUTION" envDefault:"© OpenStreetMap contributors" help:"attribution the tile server requires"`
 }
 
 // Source is what the bridge exposes to the HTTP server. Its methods are

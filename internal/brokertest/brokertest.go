@@ -7,8 +7,8 @@ package brokertest
 
 import (
 	"crypto/rand"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"os"
 	"strings"
 	"sync"

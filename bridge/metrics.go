@@ -1,0 +1,225 @@
+package bridge
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/exlive2mqtt/exlive2mqtt/exlive"
+	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// metrics are the bridge's Prometheus metrics. Label values come from fixed
+// sets (commands the protocol knows, skip reasons, request outcomes), so no
+// input from the platform or from MQTT can grow them without bound.
+type metrics struct {
+	reg *prometheus.Registry
+
+	sessionState  *prometheus.GaugeVec
+	logins        prometheus.Counter
+	loginFailures prometheus.Counter
+	disconnects   prometheus.Counter
+	frames        *prometheus.CounterVec
+	framesByCmd   sync.Map // exlive.Cmd → prometheus.Counter, only for known commands
+	framesUnknown prometheus.Counter
+	skipped       *prometheus.CounterVec
+	fieldsIgnored *prometheus.CounterVec
+	received      prometheus.Counter // positions received
+	published     prometheus.Counter // positions handed to the MQTT client
+	dropped       *prometheus.CounterVec
+	collisions    prometheus.Counter
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	newest        atomic.Int64 // Unix ns of the newest position
+}
+
+// The outcomes a request is counted under.
+const (
+	outcomeOK       = "ok"
+	outcomeRejected = "rejected" // the platform answered, not success
+	outcomeTimeout  = "timeout"
+	outcomeLost     = "lost"     // the session dropped before the answer
+	outcomeSent     = "sent"     // sent; the platform may or may not answer
+	outcomeRefused  = "refused"  // not sent: offline, busy, unknown vehicle
+	outcomeInvalid  = "invalid"  // not sent: the payload is unusable
+	outcomeExpired  = "expired"  // not sent: it came after its expires
+	outcomeRepeated = "repeated" // not sent again: a request_id seen before
+)
+
+func newMetrics(version string, mq *mqtt.Client, pending func() int, queued func() int) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	f := m.reg
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		f.MustRegister(c)
+		return c
+	}
+	counterVec := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+		f.MustRegister(c)
+		return c
+	}
+	m.sessionState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "exlive_session_state", Help: "1 for the state the EXLIVE session is in.",
+	}, []string{"state"})
+	f.MustRegister(m.sessionState)
+	for _, s := range []exlive.StateKind{exlive.StateConnecting, exlive.StateLoggedIn, exlive.StateLoginFailed, exlive.StateDisconnected} {
+		m.sessionState.WithLabelValues(string(s))
+	}
+	m.logins = counter("exlive_logins_total", "Logins the platform accepted.")
+	m.loginFailures = counter("exlive_login_failures_total", "Logins the platform rejected.")
+	m.disconnects = counter("exlive_disconnects_total", "Sessions or connection attempts that ended in an error (each is followed by a reconnect).")
+	m.frames = counterVec("exlive_frames_received_total", "Frames received from the platform, by command.", "cmd")
+	m.framesUnknown = m.frames.WithLabelValues("unknown")
+	m.skipped = counterVec("exlive_frames_skipped_total", "Frames or bytes from the platform that were skipped, by reason.", "reason")
+	for _, r := range []exlive.Reason{exlive.ReasonJunk, exlive.ReasonInvalidJSON, exlive.ReasonMalformed, exlive.ReasonBadField, exlive.ReasonOutOfRange} {
+		m.skipped.WithLabelValues(string(r))
+	}
+	m.fieldsIgnored = counterVec("exlive_fields_ignored_total", "Optional position fields that were present but unreadable, and left out.", "field")
+	m.received = counter("exlive_positions_received_total", "Positions received from the platform.")
+	m.published = counter("bridge_positions_published_total", "Positions handed to the MQTT client for publishing.")
+	m.dropped = counterVec("bridge_positions_dropped_total", "Positions not published, by reason.", "reason")
+	m.collisions = counter("bridge_topic_collisions_total", "Vehicle ids whose topic level another id already had.")
+	m.requests = counterVec("bridge_requests_total", "Requests from MQTT, by command and outcome.", "cmd", "outcome")
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "bridge_request_duration_seconds",
+		Help:    "Time from a request's arrival to the platform's answer, by command.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"cmd"})
+	f.MustRegister(m.latency)
+	f.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "exlive_newest_position_age_seconds", Help: "Seconds since the newest position arrived (-1 before the first).",
+	}, func() float64 {
+		n := m.newest.Load()
+		if n == 0 {
+			return -1
+		}
+		return time.Since(time.Unix(0, n)).Seconds()
+	}))
+	f.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "exlive_pending_requests", Help: "Requests awaiting the platform's answer.",
+	}, func() float64 { return float64(pending()) }))
+	f.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bridge_request_queue_depth", Help: "Requests from MQTT waiting to be sent.",
+	}, func() float64 { return float64(queued()) }))
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "exlive2mqtt_build_info", Help: "Always 1; the labels tell the version.",
+	}, []string{"version", "goversion"})
+	info.WithLabelValues(version, runtime.Version()).Set(1)
+	f.MustRegister(info)
+	f.MustRegister(mqttCollector{mq})
+	f.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// frame counts a received frame under its command, or under "unknown" for a
+// command the protocol does not have.
+func (m *metrics) frame(cmd exlive.Cmd, known bool) {
+	if !known {
+		m.framesUnknown.Inc()
+		return
+	}
+	if c, ok := m.framesByCmd.Load(cmd); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c := m.frames.WithLabelValues(cmd.String())
+	m.framesByCmd.Store(cmd, c)
+	c.Inc()
+}
+
+func (m *metrics) state(s exlive.StateKind) {
+	for _, k := range []exlive.StateKind{exlive.StateConnecting, exlive.StateLoggedIn, exlive.StateLoginFailed, exlive.StateDisconnected} {
+		v := 0.0
+		if k == s {
+			v = 1
+		}
+		m.sessionState.WithLabelValues(string(k)).Set(v)
+	}
+}
+
+// mqttCollector turns the MQTT client's counters into metrics at scrape
+// time, so the client itself needs to know nothing of Prometheus.
+type mqttCollector struct{ c *mqtt.Client }
+
+var (
+	descMQTTPublished  = prometheus.NewDesc("mqtt_messages_published_total", "Messages the broker acknowledged (QoS 1) or that were written (QoS 0).", nil, nil)
+	descMQTTFailed     = prometheus.NewDesc("mqtt_publish_errors_total", "Publishes the MQTT client reported as failed.", nil, nil)
+	descMQTTLate       = prometheus.NewDesc("mqtt_acks_late_total", "QoS 1 publishes not acknowledged within MQTT_WRITE_TIMEOUT (kept and resent after a reconnect).", nil, nil)
+	descMQTTDropped    = prometheus.NewDesc("mqtt_messages_dropped_total", "Messages dropped: the outage queue overflowed, or they were still queued at shutdown.", nil, nil)
+	descMQTTInvalid    = prometheus.NewDesc("mqtt_invalid_topics_total", "Messages refused before publishing because their topic is not valid.", nil, nil)
+	descMQTTSpilled    = prometheus.NewDesc("mqtt_messages_stored_at_stop_total", "Messages handed to the file store at shutdown, to be sent after a restart.", nil, nil)
+	descMQTTReceived   = prometheus.NewDesc("mqtt_messages_received_total", "Messages received on the bridge's subscriptions.", nil, nil)
+	descMQTTReconnects = prometheus.NewDesc("mqtt_reconnects_total", "Connections to the broker after the first.", nil, nil)
+	descMQTTQueued     = prometheus.NewDesc("mqtt_queue_depth", "Messages waiting for the broker.", nil, nil)
+	descMQTTInFlight   = prometheus.NewDesc("mqtt_inflight", "Messages handed to the broker and not yet acknowledged.", nil, nil)
+	descMQTTConnected  = prometheus.NewDesc("mqtt_connected", "1 while the broker connection is up.", nil, nil)
+)
+
+func (mqttCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descMQTTPublished, descMQTTFailed, descMQTTLate, descMQTTDropped, descMQTTInvalid,
+		descMQTTSpilled, descMQTTReceived, descMQTTReconnects, descMQTTQueued, descMQTTInFlight, descMQTTConnected} {
+		ch <- d
+	}
+}
+
+func (c mqttCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.c.Stats()
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	counter(descMQTTPublished, s.Published)
+	counter(descMQTTFailed, s.Failed)
+	counter(descMQTTLate, s.Late)
+	counter(descMQTTDropped, s.Dropped)
+	counter(descMQTTInvalid, s.Invalid)
+	counter(descMQTTSpilled, s.Spilled)
+	counter(descMQTTReceived, s.Received)
+	counter(descMQTTReconnects, s.Reconnects)
+	gauge(descMQTTQueued, float64(s.Queued))
+	gauge(descMQTTInFlight, float64(s.InFlight))
+	connected := 0.0
+	if c.c.Link().Connected {
+		connected = 1
+	}
+	gauge(descMQTTConnected, connected)
+}
+
+// sum returns the total of every series of the metrics named, as gathered
+// now. The status page shows a few totals; it asks every two seconds.
+func (m *metrics) sum(names ...string) map[string]float64 {
+	out := make(map[string]float64, len(names))
+	for _, n := range names {
+		out[n] = 0
+	}
+	families, err := m.reg.Gather()
+	if err != nil {
+		return out
+	}
+	for _, f := range families {
+		if _, ok := out[f.GetName()]; !ok {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			out[f.GetName()] += metricValue(metric)
+		}
+	}
+	return out
+}
+
+func metricValue(m *dto.Metric) float64 {
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	}
+	return 0
+}

@@ -1,0 +1,300 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/exlive2mqtt/exlive2mqtt/exlive"
+	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+)
+
+// kind is what a /set topic asks for.
+type kind uint8
+
+const (
+	kindCommand     kind = iota // P/vehicles/V/command/set → 1004
+	kindPassthrough             // P/vehicles/V/passthrough/set → 1012
+	kindPosition                // P/vehicles/V/position/set → 1007
+	kindMessage                 // P/bridge/message/set → 1003
+	kindGroups                  // P/bridge/groups/set → 1005
+	kindVehicles                // P/bridge/vehicles/set → 1006
+)
+
+var kinds = [...]struct {
+	name    string // the topic level before /set
+	cmd     exlive.Cmd
+	vehicle bool // under P/vehicles/V/
+}{
+	kindCommand:     {"command", exlive.CmdVehicleCommand, true},
+	kindPassthrough: {"passthrough", exlive.CmdPassthrough, true},
+	kindPosition:    {"position", exlive.CmdPosition, true},
+	kindMessage:     {"message", exlive.CmdText, false},
+	kindGroups:      {"groups", exlive.CmdGroupData, false},
+	kindVehicles:    {"vehicles", exlive.CmdVehicleData, false},
+}
+
+// request is one message received on a /set topic.
+type request struct {
+	kind     kind
+	level    string // V, for vehicle requests
+	payload  []byte
+	retained bool
+	arrived  time.Time
+}
+
+// subscribe registers the /set topics, unless the bridge is read-only.
+func (b *Bridge) subscribe() {
+	if b.opts.Hass.Discovery {
+		b.mq.Subscribe(b.opts.Hass.Prefix+"/status", b.onHassStatus)
+	}
+	if b.opts.Bridge.ReadOnly {
+		return
+	}
+	for k, kd := range kinds {
+		filter := b.prefix + "/bridge/" + kd.name + "/set"
+		if kd.vehicle {
+			filter = b.prefix + "/vehicles/+/" + kd.name + "/set"
+		}
+		b.mq.Subscribe(filter, func(in mqtt.Incoming) { b.onRequest(kind(k), in) })
+	}
+}
+
+// onRequest runs on paho's goroutine for the message: it only checks the
+// size and queues, so it never blocks paho.
+func (b *Bridge) onRequest(k kind, in mqtt.Incoming) {
+	r := &request{kind: k, payload: in.Payload, retained: in.Retained, arrived: time.Now()}
+	if kinds[k].vehicle {
+		// P/vehicles/V/<kind>/set: V is the level after "vehicles/".
+		rest := strings.TrimPrefix(in.Topic, b.prefix+"/vehicles/")
+		r.level, _, _ = strings.Cut(rest, "/")
+	}
+	if len(in.Payload) > b.opts.Bridge.MaxRequest {
+		b.finish(r, "", "", outcomeInvalid, result{Error: fmt.Sprintf("payload too large: %d bytes, at most %d", len(in.Payload), b.opts.Bridge.MaxRequest)})
+		return
+	}
+	select {
+	case b.requests <- r:
+	default:
+		b.finish(r, "", "", outcomeRefused, result{Error: "busy: too many requests waiting"})
+	}
+}
+
+// serveRequests carries the queued requests out one at a time, in the order
+// they came. Sending is quick; answers come back asynchronously.
+func (b *Bridge) serveRequests(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			// What is still queued is refused, not sent later by surprise.
+			for {
+				select {
+				case r := <-b.requests:
+					b.finish(r, "", "", outcomeRefused, result{Error: "shutting down"})
+				default:
+					return
+				}
+			}
+		case r := <-b.requests:
+			b.carryOut(r)
+		}
+	}
+}
+
+func (b *Bridge) carryOut(r *request) {
+	kd := kinds[r.kind]
+	p, err := parseRequest(r.kind, r.payload)
+	if err != nil {
+		b.finish(r, "", p.requestID, outcomeInvalid, result{Error: err.Error()})
+		return
+	}
+	if r.retained {
+		// A retained request would be carried out again at every restart.
+		b.finish(r, "", p.requestID, outcomeRefused, result{Error: "retained requests are not carried out"})
+		return
+	}
+	if !p.expires.IsZero() && r.arrived.After(p.expires) {
+		b.finish(r, "", p.requestID, outcomeExpired, result{Error: "expired"})
+		return
+	}
+	if p.requestID != "" && b.seen.add(kd.name+"\x00"+r.level+"\x00"+p.requestID, r.arrived) {
+		// The broker delivered it again (QoS 1 is at least once); it has
+		// been answered already.
+		b.audit.Info().Str("cmd", kd.cmd.String()).Str("vehicle", r.level).Str("request_id", p.requestID).
+			Str("outcome", outcomeRepeated).Msg("request")
+		b.metrics.requests.WithLabelValues(kd.cmd.String(), outcomeRepeated).Inc()
+		return
+	}
+	var v *vehicle
+	if kd.vehicle {
+		var ambiguous bool
+		v, ambiguous = b.reg.lookup(r.level)
+		switch {
+		case ambiguous:
+			b.finish(r, "", p.requestID, outcomeRefused, result{Error: "ambiguous vehicle: several ids share this topic level"})
+			return
+		case v == nil:
+			b.finish(r, "", p.requestID, outcomeRefused, result{Error: "unknown vehicle"})
+			return
+		}
+	}
+	msg, err := b.message(r.kind, p, v)
+	if err != nil {
+		b.finish(r, idOf(v), p.requestID, outcomeInvalid, result{Error: err.Error()})
+		return
+	}
+	err = b.session.RequestAsync(msg, func(a *exlive.Answer, err error) {
+		b.answered(r, idOf(v), p.requestID, a, err)
+	})
+	if err != nil {
+		outcome, text := outcomeRefused, err.Error()
+		if errors.Is(err, exlive.ErrNotLoggedIn) {
+			text = errNotLoggedIn.Error()
+		} else if errors.Is(err, exlive.ErrTooManyPending) {
+			text = "busy: too many requests awaiting the platform's answer"
+		}
+		b.finish(r, idOf(v), p.requestID, outcome, result{Error: text})
+	}
+}
+
+// answered reports the platform's answer, or the lack of one.
+func (b *Bridge) answered(r *request, id, requestID string, a *exlive.Answer, err error) {
+	kd := kinds[r.kind]
+	if a != nil {
+		b.metrics.latency.WithLabelValues(kd.cmd.String()).Observe(time.Since(r.arrived).Seconds())
+		outcome := outcomeOK
+		if !a.OK() {
+			outcome = outcomeRejected
+		}
+		b.finish(r, id, requestID, outcome, result{OK: a.OK(), Result: a.Result})
+		return
+	}
+	outcome, text := outcomeLost, "connection to the platform lost before it answered"
+	if errors.Is(err, exlive.ErrTimeout) {
+		outcome, text = outcomeTimeout, "timeout"
+	}
+	if kd.cmd != exlive.CmdVehicleCommand && kd.cmd != exlive.CmdPassthrough {
+		// Whether the platform answers these at all is unknown: no answer
+		// is not a failure, and nothing is published.
+		b.audit.Info().Str("cmd", kd.cmd.String()).Str("vehicle", id).Str("request_id", requestID).
+			Str("outcome", outcomeSent).Msg("request")
+		b.metrics.requests.WithLabelValues(kd.cmd.String(), outcomeSent).Inc()
+		return
+	}
+	b.finish(r, id, requestID, outcome, result{Error: text})
+}
+
+// finish publishes a request's one answer, counts it and writes the audit
+// line.
+func (b *Bridge) finish(r *request, id, requestID, outcome string, res result) {
+	kd := kinds[r.kind]
+	res.RequestID, res.Cmd = requestID, kd.cmd
+	ev := b.audit.Info().Str("cmd", kd.cmd.String())
+	if kd.vehicle {
+		ev = ev.Str("vehicle", id).Str("topic_level", r.level)
+	}
+	ev = ev.Str("request_id", requestID).Str("outcome", outcome)
+	if res.Result != "" {
+		ev = ev.Str("result", res.Result)
+	}
+	if res.Error != "" {
+		ev = ev.Str("error", res.Error)
+	}
+	ev.Msg("request")
+	b.metrics.requests.WithLabelValues(kd.cmd.String(), outcome).Inc()
+
+	topic := b.prefix + "/bridge/" + kd.name + "/result"
+	if kd.vehicle {
+		if mqtt.ValidTopic(r.level) != nil {
+			return // a level with a wildcard cannot have come from a subscription
+		}
+		topic = b.prefix + "/vehicles/" + r.level + "/" + kd.name + "/result"
+	}
+	b.publish(topic, appendResult(nil, res), false)
+}
+
+// message builds the frame a request becomes.
+func (b *Bridge) message(k kind, p parsed, v *vehicle) (exlive.Message, error) {
+	switch k {
+	case kindCommand:
+		return &exlive.VehicleCommand{ID: v.id, Data: p.data}, nil
+	case kindPassthrough:
+		m := &exlive.Passthrough{TerminalID: p.terminalID, Code: p.code, Data: p.data}
+		if m.TerminalID == "" {
+			m.TerminalID = v.id
+		}
+		if m.Code == "" {
+			v.mu.Lock()
+			m.Code = v.code
+			v.mu.Unlock()
+		}
+		return m, nil
+	case kindPosition:
+		pos := p.pos
+		if pos.ID != "" && pos.ID != v.id {
+			return nil, fmt.Errorf("id %q is not the vehicle of this topic", pos.ID)
+		}
+		pos.ID = v.id
+		if pos.Code == "" {
+			v.mu.Lock()
+			pos.Code = v.code
+			v.mu.Unlock()
+		}
+		pos.Lat, pos.Lng = b.datum.FromWGS84(pos.Lat, pos.Lng)
+		if b.datum != 0 {
+			pos.Lat, pos.Lng = round7(pos.Lat), round7(pos.Lng)
+		}
+		if !pos.Time.Valid {
+			pos.Time = exlive.Some(time.Now())
+		}
+		pos.Time.V = pos.Time.V.In(b.opts.Exlive.Timezone.Location).Truncate(time.Second)
+		return &pos, nil
+	case kindMessage:
+		return &exlive.TextMessage{Msg: p.data}, nil
+	case kindGroups:
+		return &exlive.GroupData{Data: p.data}, nil
+	case kindVehicles:
+		return &exlive.VehicleData{Data: p.data}, nil
+	}
+	return nil, fmt.Errorf("unknown request kind %d", k)
+}
+
+func idOf(v *vehicle) string {
+	if v == nil {
+		return ""
+	}
+	return v.id
+}
+
+// dedupe remembers request ids for a while, in bounded space.
+type dedupe struct {
+	max    int
+	window time.Duration
+	seen   map[string]time.Time
+	order  []string
+}
+
+func newDedupe(max int, window time.Duration) *dedupe {
+	return &dedupe{max: max, window: window, seen: make(map[string]time.Time)}
+}
+
+// add notes key at now and reports whether it was seen within the window.
+// Only serveRequests calls it.
+func (d *dedupe) add(key string, now time.Time) bool {
+	for len(d.order) > 0 {
+		oldest := d.order[0]
+		if len(d.order) < d.max && now.Sub(d.seen[oldest]) < d.window {
+			break
+		}
+		delete(d.seen, oldest)
+		d.order = d.order[1:]
+	}
+	if t, ok := d.seen[key]; ok && now.Sub(t) < d.window {
+		return true
+	}
+	d.seen[key] = now
+	d.order = append(d.order, key)
+	return false
+}

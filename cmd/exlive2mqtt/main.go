@@ -1,0 +1,151 @@
+// Command exlive2mqtt bridges an EXLIVE vehicle-tracking platform to MQTT.
+// Run it with -h for its settings.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/exlive2mqtt/exlive2mqtt/bridge"
+	"github.com/exlive2mqtt/exlive2mqtt/web"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+)
+
+// version is set at build time: -ldflags "-X main.version=1.2.3".
+var version = ""
+
+// stopTimeout bounds a shutdown: SIGTERM to exit in less than 10 s, the
+// time docker gives before SIGKILL.
+const stopTimeout = 8 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	var ce *ConfigError
+	switch {
+	case err == nil:
+	case errors.As(err, &ce):
+		fmt.Fprintln(os.Stderr, "exlive2mqtt:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "exlive2mqtt:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program, so tests can run it with their own arguments,
+// environment and output.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	cmd := ""
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "":
+	case "-h", "-help", "--help", "help":
+		printHelp(stdout)
+		return nil
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	case "healthcheck":
+		return healthcheck(ctx, environMap(environ), stderr)
+	case "demo":
+		return demo(ctx, args[1:], environMap(environ), stdout, stderr)
+	default:
+		return &ConfigError{[]string{fmt.Sprintf("unknown command %q (want demo, healthcheck, version or nothing)", cmd)}}
+	}
+	envs := environMap(environ)
+	s, err := loadSettings(envs, os.ReadFile, os.Hostname)
+	if err != nil {
+		return err
+	}
+	log := newLogger(s.Log, stderr)
+	for _, k := range unknownVariables(envs) {
+		log.Warn().Str("variable", k).Msg("unknown setting ignored (exlive2mqtt -h lists them)")
+	}
+	return serve(ctx, s, log, nil)
+}
+
+// serve runs the bridge and the HTTP server until ctx is done.
+func serve(ctx context.Context, s *settings, log zerolog.Logger, started func(*bridge.Bridge)) error {
+	b, err := bridge.New(bridge.Options{
+		Bridge:    s.Bridge,
+		Exlive:    s.Exlive,
+		MQTT:      s.MQTT,
+		Hass:      s.Hass,
+		OwnTracks: s.OwnTracks,
+		Version:   appVersion(),
+		Log:       log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info().Str("version", appVersion()).Str("platform", s.Exlive.Addr).Str("user", s.Exlive.User).
+		Str("broker", s.MQTT.SafeURL()).Str("prefix", s.MQTT.TopicPrefix).Bool("read_only", s.Bridge.ReadOnly).
+		Str("http", s.HTTP.Addr).Msg("starting")
+	if started != nil {
+		started(b)
+	}
+	srv := web.New(s.HTTP, b, b.Metrics(), log.With().Str("component", "http").Logger())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error { return b.Run(gctx, stopTimeout) })
+	return g.Wait()
+}
+
+func healthcheck(ctx context.Context, envs map[string]string, stderr io.Writer) error {
+	addr, ok := envs["HTTP_ADDR"]
+	if !ok {
+		addr = ":9883"
+	}
+	if err := web.Healthcheck(ctx, addr, 3*time.Second); err != nil {
+		return err
+	}
+	return nil
+}
+
+func newLogger(c logConfig, w io.Writer) zerolog.Logger {
+	level, err := zerolog.ParseLevel(strings.ToLower(c.Level))
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	if strings.EqualFold(c.Format, "console") {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// versionString is the version with the Go release it was built with.
+func versionString() string { return appVersion() + " (" + runtime.Version() + ")" }
+
+// appVersion is the version set at build time, or what the module and VCS
+// information say.
+func appVersion() string {
+	v := version
+	if v == "" {
+		v = "dev"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+				v = bi.Main.Version
+			}
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+					v += "+" + s.Value[:12]
+				}
+			}
+		}
+	}
+	return v
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/exlive2mqtt/exlive2mqtt/bridge"
+	"github.com/exlive2mqtt/exlive2mqtt/exlive"
+	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/secret"
+	"github.com/exlive2mqtt/exlive2mqtt/web"
+)
+
+// settings composes every package's Config. Each section is read with its
+// own prefix, so an error names the one variable it is about.
+type settings struct {
+	Exlive    exlive.Config          `envPrefix:"EXLIVE_" title:"EXLIVE platform"`
+	MQTT      mqtt.Config            `envPrefix:"MQTT_" title:"MQTT broker"`
+	Bridge    bridge.Config          `envPrefix:"BRIDGE_" title:"Bridge"`
+	Hass      bridge.HassConfig      `envPrefix:"HASS_" title:"Home Assistant"`
+	OwnTracks bridge.OwnTracksConfig `envPrefix:"OWNTRACKS_" title:"OwnTracks"`
+	HTTP      web.Config             `envPrefix:"HTTP_" title:"HTTP: health, metrics, status page"`
+	Log       logConfig              `envPrefix:"LOG_" title:"Logs"`
+}
+
+type logConfig struct {
+	Level  string `env:"LEVEL" envDefault:"info" help:"trace, debug, info, warn or error"`
+	Format string `env:"FORMAT" envDefault:"json" help:"json (one JSON object a line), or console for people"`
+}
+
+// ConfigError lists every bad setting. main exits with status 2 on it.
+type ConfigError struct{ Problems []string }
+
+func (e *ConfigError) Error() string {
+	return "bad settings:\n  " + strings.Join(e.Problems, "\n  ") + "\n(exlive2mqtt -h lists every setting)"
+}
+
+// section is one Config of settings, with its prefix.
+type section struct {
+	prefix, title string
+	ptr           any // pointer to the Config
+	typ           reflect.Type
+}
+
+func (s *settings) sections() []section {
+	v := reflect.ValueOf(s).Elem()
+	t := v.Type()
+	out := make([]section, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		out[i] = section{prefix: f.Tag.Get("envPrefix"), title: f.Tag.Get("title"), ptr: v.Field(i).Addr().Interface(), typ: f.Type}
+	}
+	return out
+}
+
+// loadSettings reads and checks every setting from environ. It returns a
+// *ConfigError naming every bad variable and its value (never a secret's).
+func loadSettings(environ map[string]string, readFile func(string) ([]byte, error), hostname func() (string, error)) (*settings, error) {
+	s := &settings{}
+	var problems []string
+	for _, sec := range s.sections() {
+		err := env.ParseWithOptions(sec.ptr, env.Options{Environment: environ, Prefix: sec.prefix})
+		var agg env.AggregateError
+		if errors.As(err, &agg) {
+			for _, e := range agg.Errors {
+				problems = append(problems, describe(sec, e, environ))
+			}
+		} else if err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		// Validation reads values that failed to parse as zero: it would
+		// only add noise.
+		return nil, &ConfigError{problems}
+	}
+	validations := []struct {
+		prefix string
+		err    error
+	}{
+		{"EXLIVE_", s.Exlive.Validate(readFile)},
+		{"MQTT_", s.MQTT.Validate(readFile, hostname)},
+		{"BRIDGE_", s.Bridge.Validate()},
+		{"OWNTRACKS_", s.OwnTracks.Validate()},
+		{"LOG_", s.Log.validate()},
+	}
+	if s.Hass.Discovery {
+		validations = append(validations, struct {
+			prefix string
+			err    error
+		}{"HASS_", s.Hass.Validate()})
+	}
+	for _, v := range validations {
+		for _, e := range unjoin(v.err) {
+			problems = append(problems, v.prefix+e.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &ConfigError{problems}
+	}
+	return s, nil
+}
+
+// describe turns a parse error into "VAR="value": why".
+func describe(sec section, err error, environ map[string]string) string {
+	var pe env.ParseError
+	if !errors.As(err, &pe) {
+		return err.Error()
+	}
+	f, ok := sec.typ.FieldByName(pe.Name)
+	if !ok {
+		return err.Error()
+	}
+	name := sec.prefix + strings.Split(f.Tag.Get("env"), ",")[0]
+	value := environ[name]
+	if isSecret(f) {
+		value = secret.String(value).String()
+	}
+	why := pe.Err
+	for errors.Unwrap(why) != nil {
+		why = errors.Unwrap(why)
+	}
+	return fmt.Sprintf("%s=%q: %v", name, value, why)
+}
+
+func isSecret(f reflect.StructField) bool {
+	return f.Type == reflect.TypeFor[secret.String]()
+}
+
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func (c *logConfig) validate() error {
+	var errs []error
+	switch strings.ToLower(c.Level) {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("LEVEL=%q: want trace, debug, info, warn or error", c.Level))
+	}
+	switch strings.ToLower(c.Format) {
+	case "json", "console":
+	default:
+		errs = append(errs, fmt.Errorf("FORMAT=%q: want json or console", c.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// unknownVariables returns variables that look like settings of ours but
+// are not: a typo would otherwise be silently ignored.
+func unknownVariables(environ map[string]string) []string {
+	known := make(map[string]bool)
+	var prefixes []string
+	for _, sec := range (&settings{}).sections() {
+		prefixes = append(prefixes, sec.prefix)
+		for i := range sec.typ.NumField() {
+			if name := strings.Split(sec.typ.Field(i).Tag.Get("env"), ",")[0]; name != "" && name != "-" {
+				known[sec.prefix+name] = true
+			}
+		}
+	}
+	var unknown []string
+	for k := range environ {
+		if known[k] || strings.HasPrefix(k, "EXLIVE2MQTT_") {
+			continue
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(k, p) && p != "LOG_" && p != "HTTP_" {
+				unknown = append(unknown, k)
+				break
+			}
+		}
+	}
+	sort.Strings(unknown)
+	return unknown
+}
+
+// printHelp lists every setting with its default and meaning.
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, `exlive2mqtt bridges an EXLIVE vehicle-tracking platform (TCP JSON, port 1502) to MQTT.
+
+Usage:
+  exlive2mqtt                 run the bridge; settings come from the environment (below)
+  exlive2mqtt demo [flags]    an embedded broker, a simulated platform and the bridge between them
+  exlive2mqtt healthcheck     exit 0 when the running bridge is ready (for container health checks)
+  exlive2mqtt version         print the version
+  exlive2mqtt -h              this help
+
+Settings (environment variables):
+`)
+	for _, sec := range (&settings{}).sections() {
+		fmt.Fprintf(w, "\n%s\n", sec.title)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for i := range sec.typ.NumField() {
+			f := sec.typ.Field(i)
+			name := strings.Split(f.Tag.Get("env"), ",")[0]
+			if name == "" || name == "-" {
+				continue
+			}
+			def, ok := f.Tag.Lookup("envDefault")
+			if !ok {
+				def = "(none)"
+			} else if def == "" {
+				def = `""`
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", sec.prefix+name, def, f.Tag.Get("help"))
+		}
+		tw.Flush()
+	}
+	fmt.Fprint(w, "\nSecrets: EXLIVE_PASS_FILE and MQTT_PASSWORD_FILE read a password from a file (Docker secrets).\n")
+}
+
+func environMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+var _ = os.ReadFile

@@ -1,0 +1,85 @@
+package exlive
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+// benchPosition is a position as a platform sends it, Chinese text included.
+func benchPosition(id int) string {
+	return `{"header":{"cmd":"1007"},"body":{"code":"沪A` + strconv.Itoa(10000+id) + `","id":"` + strconv.Itoa(id) +
+		`","lat":"31.230416","lng":"121.473701","veo":"42.5","dir":"270","gpstime":"2011-11-01 12:38:39",` +
+		`"av":"1","alarm":"0","oil":"35.2","dis":"123456.7","wstate":"00000001","cstate":"ACC开,GPS定位",` +
+		`"posinfo":"上海市黄浦区人民大道200号附近，距离人民广场约120米"}}`
+}
+
+// cycle reads its data over and over, in reads of at most 4 KiB, as a
+// socket would deliver it.
+type cycle struct {
+	data []byte
+	off  int
+}
+
+func (c *cycle) Read(p []byte) (int, error) {
+	n := copy(p[:min(len(p), 4096)], c.data[c.off:])
+	c.off = (c.off + n) % len(c.data)
+	return n, nil
+}
+
+func BenchmarkReadFrame(b *testing.B) {
+	var stream []byte
+	for i := range 100 {
+		stream = append(stream, benchPosition(i)...)
+		stream = append(stream, "\r\n"...)
+	}
+	gbk := toGBK(b, string(stream))
+	for _, c := range []struct {
+		name   string
+		stream []byte
+		enc    Encoding
+	}{
+		{"utf-8", stream, EncodingUTF8},
+		{"auto", stream, EncodingAuto},
+		{"gbk", gbk, EncodingGBK},
+		{"auto-gbk", gbk, EncodingAuto},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			r := NewReader(&cycle{data: c.stream}, 0, c.enc)
+			b.SetBytes(int64(len(c.stream) / 100)) // one frame
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.ReadFrame(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkDecodePosition(b *testing.B) {
+	frame := []byte(benchPosition(42))
+	d := NewDecoder(shanghai(b))
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.Decode(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppendFramePosition(b *testing.B) {
+	p := &Position{
+		ID: "42", Code: "沪A10042", Lat: 31.230416, Lng: 121.473701,
+		Speed: Some(42.5), Direction: Some(270.0), Time: Some(time.Date(2011, 11, 1, 12, 38, 39, 0, shanghai(b))),
+		Valid: Some(true), Alarm: Some(false), Fuel: Some(35.2), Mileage: Some(123456.7),
+		WState: "00000001", CState: "ACC开,GPS定位", PosInfo: "上海市黄浦区人民大道200号附近，距离人民广场约120米",
+	}
+	buf := AppendFrame(nil, p)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendFrame(buf[:0], p)
+	}
+}
