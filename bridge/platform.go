@@ -203,6 +203,17 @@ func (b *Bridge) publishSession(s exlive.State) {
 // HandleInventory publishes the account's groups and vehicles, and updates
 // the vehicles the bridge knows.
 func (b *Bridge) HandleInventory(inv exlive.Inventory) {
+	b.mu.Lock()
+	had := len(b.inventory)
+	b.mu.Unlock()
+	if len(inv.Vehicles) == 0 && had > 0 {
+		// A platform that lists nothing after listing vehicles more likely
+		// failed to answer than lost the whole fleet: keep what is known
+		// rather than wipe every consumer's list and every Home Assistant
+		// entity.
+		b.log.Warn().Int("previous", had).Msg("platform listed no vehicles; keeping the previous inventory")
+		return
+	}
 	b.publish(b.prefix+"/bridge/groups", appendGroups(nil, inv.Groups), true)
 	b.publish(b.prefix+"/bridge/vehicles", appendVehicles(nil, inv.Vehicles), true)
 	listed := make(map[string]bool, len(inv.Vehicles))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 	_ "time/tzdata" // gpstime zones must load in a scratch image too
@@ -102,6 +103,9 @@ func Defaults() Config {
 // starting with the variable's name without the EXLIVE_ prefix, and never
 // quotes the password.
 func (c *Config) Validate(readFile func(string) ([]byte, error)) error {
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
 	var errs []error
 	bad := func(name, value, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, fmt.Sprintf(format, args...)))

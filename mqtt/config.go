@@ -58,6 +58,12 @@ func Defaults() Config {
 // setting, each starting with the variable's name without the MQTT_ prefix,
 // and never quotes the password.
 func (c *Config) Validate(readFile func(string) ([]byte, error), hostname func() (string, error)) error {
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
+	if hostname == nil {
+		hostname = os.Hostname
+	}
 	var errs []error
 	bad := func(name, value, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, fmt.Sprintf(format, args...)))
