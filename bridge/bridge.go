@@ -34,6 +34,11 @@ type Options struct {
 	// Dial replaces how the session connects to the platform (tests, the
 	// demo); nil dials Exlive.Addr.
 	Dial func(ctx context.Context) (net.Conn, error)
+	// HassDelay returns how long to wait before sending every Home
+	// Assistant discovery config again when the broker connects or Home
+	// Assistant comes online; nil waits a random time of up to five
+	// seconds. Tests make it 0.
+	HassDelay func() time.Duration
 }
 
 // Bridge moves data between one EXLIVE session and one MQTT broker.
@@ -56,6 +61,9 @@ type Bridge struct {
 	inventory []exlive.Vehicle
 
 	skipLog, fullLog ratelimit.Every
+
+	// hassMu orders the sending and removal of discovery configs.
+	hassMu sync.Mutex
 
 	hassRefresh chan struct{}
 	scratch     []byte // position payloads are built here; only the session's read loop uses it

@@ -14,9 +14,18 @@ func (b *Bridge) hassConfig() hass.Config {
 }
 
 // announce publishes the discovery configs of v, once per code it has.
-func (b *Bridge) announce(v *vehicle) {
+func (b *Bridge) announce(v *vehicle) { b.sendConfigs(v, false) }
+
+// sendConfigs publishes the discovery configs of v when they have not been
+// sent for its current code or, with again, when they have (Home Assistant
+// lost them). Configs removed because v left the inventory are not sent
+// again by a refresh. hassMu keeps a refresh from resurrecting configs that
+// are being removed.
+func (b *Bridge) sendConfigs(v *vehicle, again bool) {
+	b.hassMu.Lock()
+	defer b.hassMu.Unlock()
 	v.mu.Lock()
-	if v.announce {
+	if v.announce != again {
 		v.mu.Unlock()
 		return
 	}
@@ -31,6 +40,8 @@ func (b *Bridge) announce(v *vehicle) {
 // unannounce deletes the discovery configs of a vehicle that left the
 // inventory.
 func (b *Bridge) unannounce(v *vehicle) {
+	b.hassMu.Lock()
+	defer b.hassMu.Unlock()
 	v.mu.Lock()
 	v.announce = false
 	hv := hass.Vehicle{ID: v.id, Code: v.code, Level: v.level}
@@ -66,7 +77,11 @@ func (b *Bridge) hassLoop(ctx context.Context) {
 			return
 		case <-b.hassRefresh:
 		}
-		t := time.NewTimer(time.Duration(rand.Int64N(int64(5 * time.Second))))
+		delay := time.Duration(rand.Int64N(int64(5 * time.Second)))
+		if b.opts.HassDelay != nil {
+			delay = b.opts.HassDelay()
+		}
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -77,10 +92,7 @@ func (b *Bridge) hassLoop(ctx context.Context) {
 			b.publish(m.Topic, m.Payload, m.Retain)
 		}
 		for _, v := range b.reg.all() {
-			v.mu.Lock()
-			v.announce = false
-			v.mu.Unlock()
-			b.announce(v)
+			b.sendConfigs(v, true)
 		}
 	}
 }

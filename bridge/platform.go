@@ -214,8 +214,6 @@ func (b *Bridge) HandleInventory(inv exlive.Inventory) {
 		b.log.Warn().Int("previous", had).Msg("platform listed no vehicles; keeping the previous inventory")
 		return
 	}
-	b.publish(b.prefix+"/bridge/groups", appendGroups(nil, inv.Groups), true)
-	b.publish(b.prefix+"/bridge/vehicles", appendVehicles(nil, inv.Vehicles), true)
 	listed := make(map[string]bool, len(inv.Vehicles))
 	for _, iv := range inv.Vehicles {
 		listed[iv.ID] = true
@@ -227,12 +225,20 @@ func (b *Bridge) HandleInventory(inv exlive.Inventory) {
 			v.inInv = true
 			v.sim = iv.SIM
 			v.mu.Unlock()
+			if b.opts.Hass.Discovery {
+				b.announce(v) // back in the inventory after it left
+			}
 		}
 	}
+	// Published once the vehicles are known, so that a request made on
+	// seeing the list finds its vehicle.
+	b.publish(b.prefix+"/bridge/groups", appendGroups(nil, inv.Groups), true)
+	b.publish(b.prefix+"/bridge/vehicles", appendVehicles(nil, inv.Vehicles), true)
+	// A truncated list cannot tell which vehicles left.
 	var gone []*vehicle
 	for _, v := range b.reg.all() {
 		v.mu.Lock()
-		if v.inInv && !listed[v.id] {
+		if !inv.Truncated && v.inInv && !listed[v.id] {
 			v.inInv = false
 			gone = append(gone, v)
 		}

@@ -29,7 +29,8 @@ import (
 	"math"
 	"strconv"
 	"unicode"
-	"unicode/utf8"
+
+	"github.com/exlive2mqtt/exlive2mqtt/internal/jsonw"
 )
 
 // Opt is an optional value: Valid reports whether V is present. OwnTracks
@@ -192,60 +193,7 @@ func appendString(dst []byte, key, s string) []byte {
 	if s == "" {
 		return dst
 	}
-	return appendQuoted(append(dst, key...), s)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendQuoted writes s as a JSON string the way encoding/json does:
-// control characters, quotes, backslashes, U+2028 and U+2029 escaped, and
-// invalid UTF-8 replaced by U+FFFD.
-func appendQuoted(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += n
-			start = i
-			continue
-		}
-		i += n
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return jsonw.String(append(dst, key...), s)
 }
 
 // TrackerID derives the two-character tid shown on OwnTracks maps from a

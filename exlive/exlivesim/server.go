@@ -47,7 +47,9 @@ type Config struct {
 	Rate float64
 	// Count stops the positions of a connection after this many (0: never).
 	Count int
-	// Encoding of the frames sent: UTF-8 unless EncodingGBK.
+	// Encoding of the frames sent: UTF-8 unless EncodingGBK, which also
+	// reads every frame received as GBK (otherwise they are read in auto
+	// mode).
 	Encoding exlive.Encoding
 	// Timezone of gpstime; Asia/Shanghai by default.
 	Timezone *time.Location
@@ -56,6 +58,10 @@ type Config struct {
 	// StampSent puts the moment each position is written, as Unix
 	// nanoseconds, in its wstate, so a load test can measure latency.
 	StampSent bool
+	// Paused holds positions back until SetPaused(false), so a load test
+	// can let the bridge log in and reach its broker before the clock
+	// starts. Logins, inventory and answers are not held.
+	Paused bool
 	// AnswerUploads answers 1003, 1005, 1006 and 1007 from the client with
 	// 8000 success too (whether the real platform does is unknown).
 	AnswerUploads bool
@@ -70,6 +76,9 @@ type Received struct {
 	Msg  exlive.Message
 	At   time.Time
 	Conn int // which connection, counting from 1
+	// GBK is set when the frame held text that was read as GB18030, so a
+	// test can tell which encoding a client wrote.
+	GBK bool
 }
 
 // Server is a simulated platform.
@@ -90,6 +99,7 @@ type Server struct {
 
 	silent        atomic.Bool
 	split         atomic.Bool
+	paused        atomic.Bool
 	answerResult  atomic.Pointer[string]
 	answerDelay   atomic.Int64
 	answerDropped atomic.Bool
@@ -136,6 +146,7 @@ func New(cfg Config) *Server {
 	}
 	ok := exlive.ResultSuccess
 	s.answerResult.Store(&ok)
+	s.paused.Store(cfg.Paused)
 	return s
 }
 
@@ -225,6 +236,10 @@ func (s *Server) DropAll() {
 // SetSilent stops (or restarts) everything the server sends: positions,
 // answers and inventory. It keeps reading.
 func (s *Server) SetSilent(v bool) { s.silent.Store(v) }
+
+// SetPaused holds positions back (true) or lets them flow (false). A paced
+// rate counts from when positions flow, so resuming sends no burst.
+func (s *Server) SetPaused(v bool) { s.paused.Store(v) }
 
 // SetSplit makes the server write each frame in pieces of one to seven
 // bytes, with a pause between, so a reader sees frames split at any byte.
@@ -326,7 +341,7 @@ func (s *Server) WaitCount(ctx context.Context, cmd exlive.Cmd, n int) error {
 
 // record keeps a received message. Positions are copied, since the decoder
 // reuses them.
-func (s *Server) record(m exlive.Message, conn int) {
+func (s *Server) record(m exlive.Message, conn int, gbk bool) {
 	if p, ok := m.(*exlive.Position); ok {
 		cp := *p
 		m = &cp
@@ -335,7 +350,7 @@ func (s *Server) record(m exlive.Message, conn int) {
 	if len(s.received) >= maxRecorded {
 		s.received = append(s.received[:0], s.received[maxRecorded/2:]...)
 	}
-	s.received = append(s.received, Received{Msg: m, At: time.Now(), Conn: conn})
+	s.received = append(s.received, Received{Msg: m, At: time.Now(), Conn: conn, GBK: gbk})
 	s.counts[m.Cmd()]++
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -389,7 +404,13 @@ func (c *conn) serve() {
 	defer c.nc.Close()
 	log := c.s.log.With().Int("conn", c.n).Str("remote", c.nc.RemoteAddr().String()).Logger()
 	log.Info().Msg("connection accepted")
-	r := exlive.NewReader(c.nc, exlive.DefaultMaxFrame, exlive.EncodingAuto)
+	// A platform that speaks GBK reads GBK: a client that wrote UTF-8 to
+	// it would be misread here as it would be there.
+	enc := exlive.EncodingAuto
+	if c.s.cfg.Encoding == exlive.EncodingGBK {
+		enc = exlive.EncodingGBK
+	}
+	r := exlive.NewReader(c.nc, exlive.DefaultMaxFrame, enc)
 	dec := exlive.NewDecoder(c.s.cfg.Timezone)
 	for {
 		f, err := r.ReadFrame()
@@ -407,7 +428,7 @@ func (c *conn) serve() {
 			log.Warn().Err(err).Msg("frame skipped")
 			continue
 		}
-		c.s.record(m, c.n)
+		c.s.record(m, c.n, f.GBK)
 		if !c.handle(m, log) {
 			return
 		}
@@ -534,6 +555,17 @@ func (c *conn) positions() {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for cfg.Count == 0 || sent < cfg.Count {
+		if c.s.paused.Load() {
+			held := time.Now()
+			for c.s.paused.Load() {
+				select {
+				case <-c.stop:
+					return
+				case <-tick.C:
+				}
+			}
+			start = start.Add(time.Since(held))
+		}
 		if cfg.Rate > 0 || c.s.silent.Load() {
 			select {
 			case <-c.stop:
