@@ -170,11 +170,13 @@ func (c *Config) Validate(readFile func(string) ([]byte, error)) error {
 }
 
 func withPort(addr string) (string, error) {
-	if _, _, err := net.SplitHostPort(addr); err == nil {
-		return addr, nil
-	}
+	// Checked first: "tcp://host/" splits at its last colon as a host and
+	// a port.
 	if strings.Contains(addr, "://") || strings.ContainsAny(addr, " /") {
 		return "", errors.New("want host:port")
+	}
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return addr, nil
 	}
 	joined := net.JoinHostPort(strings.Trim(addr, "[]"), DefaultPort)
 	if _, _, err := net.SplitHostPort(joined); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -26,7 +27,7 @@ var version = ""
 
 // stopTimeout bounds a shutdown: SIGTERM to exit in less than 10 s, the
 // time docker gives before SIGKILL.
-const stopTimeout = 8 * time.Second
+const stopTimeout = 7 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -72,10 +73,37 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return err
 	}
 	log := newLogger(s.Log, stderr)
+	if path := envs[envCPUProfile]; path != "" {
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	for _, k := range unknownVariables(envs) {
 		log.Warn().Str("variable", k).Msg("unknown setting ignored (exlive2mqtt -h lists them)")
 	}
 	return serve(ctx, s, log, nil)
+}
+
+// envCPUProfile names a file to write a CPU profile of the whole run to, for
+// `go tool pprof`: how BENCHMARKS.md profiles the bridge under load. It is
+// not a setting (-h does not list it) and costs nothing when unset.
+const envCPUProfile = "EXLIVE2MQTT_CPUPROFILE"
+
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envCPUProfile, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", envCPUProfile, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // serve runs the bridge and the HTTP server until ctx is done.
@@ -98,7 +126,7 @@ func serve(ctx context.Context, s *settings, log zerolog.Logger, started func(*b
 	if started != nil {
 		started(b)
 	}
-	srv := web.New(s.HTTP, b, b.Metrics(), log.With().Str("component", "http").Logger())
+	srv := web.New(s.HTTP, b, b.Metrics(), log) // web names its own component
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { return b.Run(gctx, stopTimeout) })

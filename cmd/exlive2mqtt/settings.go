@@ -65,21 +65,31 @@ func (s *settings) sections() []section {
 func loadSettings(environ map[string]string, readFile func(string) ([]byte, error), hostname func() (string, error)) (*settings, error) {
 	s := &settings{}
 	var problems []string
+	unparsed := make(map[string]bool) // variables named by a parse error
 	for _, sec := range s.sections() {
 		err := env.ParseWithOptions(sec.ptr, env.Options{Environment: environ, Prefix: sec.prefix})
 		var agg env.AggregateError
 		if errors.As(err, &agg) {
 			for _, e := range agg.Errors {
 				problems = append(problems, describe(sec, e, environ))
+				var pe env.ParseError
+				if errors.As(e, &pe) {
+					if f, ok := sec.typ.FieldByName(pe.Name); ok {
+						unparsed[sec.prefix+strings.Split(f.Tag.Get("env"), ",")[0]] = true
+					}
+				}
 			}
 		} else if err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
-	if len(problems) > 0 {
-		// Validation reads values that failed to parse as zero: it would
-		// only add noise.
-		return nil, &ConfigError{problems}
+	// caarlos0/env gives a variable that is set but empty its envDefault.
+	// For these, empty means something (HTTP off, a blank map), so a
+	// variable set to "" must stay "".
+	for name, field := range map[string]*string{"HTTP_ADDR": &s.HTTP.Addr, "HTTP_TILE_URL": &s.HTTP.TileURL} {
+		if v, ok := environ[name]; ok && v == "" {
+			*field = ""
+		}
 	}
 	validations := []struct {
 		prefix string
@@ -99,7 +109,14 @@ func loadSettings(environ map[string]string, readFile func(string) ([]byte, erro
 	}
 	for _, v := range validations {
 		for _, e := range unjoin(v.err) {
-			problems = append(problems, v.prefix+e.Error())
+			p := v.prefix + e.Error()
+			// A variable that failed to parse is read as zero: its
+			// parse error says what is wrong, validation would only add
+			// noise. The others are checked all the same, so that one
+			// message names every bad variable.
+			if name, _, _ := strings.Cut(p, "="); !unparsed[name] {
+				problems = append(problems, p)
+			}
 		}
 	}
 	if len(problems) > 0 {
