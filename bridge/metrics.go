@@ -73,10 +73,10 @@ func newMetrics(version string, mq *mqtt.Client, pending func() int, queued func
 	m.logins = counter("exlive_logins_total", "Logins the platform accepted.")
 	m.loginFailures = counter("exlive_login_failures_total", "Logins the platform rejected.")
 	m.disconnects = counter("exlive_disconnects_total", "Sessions or connection attempts that ended in an error (each is followed by a reconnect).")
-	m.frames = counterVec("exlive_frames_received_total", "Frames received from the platform, by command.", "cmd")
+	m.frames = counterVec("exlive_frames_received_total", "Frames from the platform handed to the bridge, by command: positions, messages, passthrough replies, answers no request awaits (login, inventory and request answers are the session's own).", "cmd")
 	m.framesUnknown = m.frames.WithLabelValues("unknown")
 	m.skipped = counterVec("exlive_frames_skipped_total", "Frames or bytes from the platform that were skipped, by reason.", "reason")
-	for _, r := range []exlive.Reason{exlive.ReasonJunk, exlive.ReasonInvalidJSON, exlive.ReasonMalformed, exlive.ReasonBadField, exlive.ReasonOutOfRange} {
+	for _, r := range []exlive.Reason{exlive.ReasonJunk, exlive.ReasonInvalidJSON, exlive.ReasonMalformed, exlive.ReasonBadField, exlive.ReasonOutOfRange, exlive.ReasonTooLarge} {
 		m.skipped.WithLabelValues(string(r))
 	}
 	m.fieldsIgnored = counterVec("exlive_fields_ignored_total", "Optional position fields that were present but unreadable, and left out.", "field")
