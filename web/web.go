@@ -20,8 +20,9 @@ import (
 	"math"
 	"net/http"
 	"slices"
-	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 )
@@ -236,21 +237,40 @@ func sortedVehicles(vs []Vehicle) []Vehicle {
 	return out
 }
 
-// compareIDs orders numeric ids by value, as EXLIVE's ids are numbers in
-// strings and "10" after "9" is what people expect; other ids sort after
-// them as text.
+// compareIDs orders ids the way people count: runs of digits by their
+// value, the rest as text, so "9" comes before "10" and "V2" before "V10"
+// (EXLIVE's ids are numbers in strings; simulated and custom ones often a
+// letter and a number). Ids that compare equal so ("01", "1") fall back to
+// plain text order, so the order is total.
 func compareIDs(a, b string) int {
-	na, errA := strconv.ParseUint(a, 10, 64)
-	nb, errB := strconv.ParseUint(b, 10, 64)
-	switch {
-	case errA == nil && errB == nil:
-		return cmp.Or(cmp.Compare(na, nb), cmp.Compare(a, b))
-	case errA == nil:
-		return -1
-	case errB == nil:
-		return 1
+	x, y := a, b
+	for x != "" && y != "" {
+		dx, dy := digits(x), digits(y)
+		if dx > 0 && dy > 0 {
+			nx, ny := strings.TrimLeft(x[:dx], "0"), strings.TrimLeft(y[:dy], "0")
+			if c := cmp.Or(cmp.Compare(len(nx), len(ny)), strings.Compare(nx, ny)); c != 0 {
+				return c
+			}
+			x, y = x[dx:], y[dy:]
+			continue
+		}
+		rx, sx := utf8.DecodeRuneInString(x)
+		ry, sy := utf8.DecodeRuneInString(y)
+		if rx != ry {
+			return cmp.Compare(rx, ry)
+		}
+		x, y = x[sx:], y[sy:]
 	}
-	return cmp.Compare(a, b)
+	return cmp.Or(cmp.Compare(len(x), len(y)), cmp.Compare(a, b))
+}
+
+// digits returns how many ASCII digits s starts with.
+func digits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }
 
 // serveJSON writes v with an ETag, so that a polling page whose data did
