@@ -55,6 +55,10 @@ type Bridge struct {
 
 	requests chan *request
 	seen     *dedupe
+	// settled is closed once the first inventory is in, or the first
+	// session attempt has failed: requests wait for it (see serveRequests).
+	settled    chan struct{}
+	settleOnce sync.Once
 
 	mu        sync.Mutex
 	state     exlive.State
@@ -81,6 +85,7 @@ func New(o Options) (*Bridge, error) {
 		datum:       o.Exlive.Datum,
 		requests:    make(chan *request, o.Bridge.RequestQueue),
 		seen:        newDedupe(4096, requestDedupeWindow),
+		settled:     make(chan struct{}),
 		hassRefresh: make(chan struct{}, 1),
 		state:       exlive.State{State: exlive.StateDisconnected, Since: time.Now()},
 	}

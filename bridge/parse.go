@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
@@ -143,7 +145,9 @@ func timestamp(raw json.RawMessage) (time.Time, error) {
 			return time.Time{}, err
 		}
 		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
+		if err != nil || t.Year() < 1970 {
+			// Before 1970 as the epoch form: a year 0 position time
+			// would reach the platform as gpstime 0000-01-01.
 			return time.Time{}, errors.New("want RFC 3339 or seconds since 1970")
 		}
 		return t, nil
@@ -189,7 +193,9 @@ func parsePosition(payload []byte) (parsed, error) {
 	if _, isOwnTracks := obj["_type"]; isOwnTracks {
 		l, err := owntracks.Decode(payload)
 		if err != nil {
-			return p, err
+			// Its excerpt of a short value is the raw JSON, which may
+			// hold a control character: the answer is one clean line.
+			return p, errors.New(printable(err.Error()))
 		}
 		p.pos = exlive.Position{Lat: l.Lat, Lng: l.Lon}
 		if l.Tst > 0 {
@@ -212,7 +218,12 @@ func parsePosition(payload []byte) (parsed, error) {
 	if err := json.Unmarshal(payload, &u); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return p, fmt.Errorf("%s: want a %s", te.Field, te.Type)
+			// In JSON's words, not Go's: "want a number", not "float64".
+			want := map[reflect.Kind]string{reflect.Float64: "number", reflect.Bool: "boolean", reflect.String: "string"}[te.Type.Kind()]
+			if want == "" {
+				want = te.Type.String()
+			}
+			return p, fmt.Errorf("%s: want a %s", te.Field, want)
 		}
 		return p, err
 	}
@@ -261,6 +272,15 @@ func parsePosition(payload []byte) (parsed, error) {
 	}
 	p.pos = pos
 	return p, nil
+}
+
+// printable escapes what is not printable in s, as Go quotes it.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return s
+	}
+	q := strconv.QuoteToGraphic(s)
+	return q[1 : len(q)-1]
 }
 
 func deref(s *string) string {

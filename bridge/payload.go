@@ -109,6 +109,16 @@ func appendGroups(dst []byte, groups []exlive.Group) []byte {
 }
 
 func appendVehicles(dst []byte, vehicles []exlive.Vehicle) []byte {
+	if dst == nil {
+		// A big account lists 100 000 vehicles and more: a buffer of the
+		// right size at once, instead of one that doubles its way there
+		// and leaves its smaller copies to the GC.
+		n := 2
+		for _, v := range vehicles {
+			n += len(`{"id":"","code":"","sim":"","groupid":""},`) + len(v.ID) + len(v.Code) + len(v.SIM) + len(v.GroupID)
+		}
+		dst = make([]byte, 0, n)
+	}
 	dst = append(dst, '[')
 	for i, v := range vehicles {
 		if i > 0 {

@@ -185,9 +185,11 @@ func (b *Bridge) HandleState(s exlive.State) {
 		b.metrics.logins.Inc()
 	case exlive.StateLoginFailed:
 		b.metrics.loginFailures.Inc()
+		b.settle()
 	case exlive.StateDisconnected:
 		if s.Err != nil {
 			b.metrics.disconnects.Inc()
+			b.settle()
 		}
 	}
 	if b.stopping.Load() && s.State == exlive.StateDisconnected && prev.State == exlive.StateDisconnected {
@@ -203,16 +205,16 @@ func (b *Bridge) publishSession(s exlive.State) {
 // HandleInventory publishes the account's groups and vehicles, and updates
 // the vehicles the bridge knows.
 func (b *Bridge) HandleInventory(inv exlive.Inventory) {
-	b.mu.Lock()
-	had := len(b.inventory)
-	b.mu.Unlock()
-	if len(inv.Vehicles) == 0 && had > 0 {
-		// A platform that lists nothing after listing vehicles more likely
-		// failed to answer than lost the whole fleet: keep what is known
-		// rather than wipe every consumer's list and every Home Assistant
-		// entity.
-		b.log.Warn().Int("previous", had).Msg("platform listed no vehicles; keeping the previous inventory")
-		return
+	defer b.settle() // the vehicles are known: requests may go
+	if len(inv.Vehicles) == 0 {
+		if had := b.listed(); had > 0 {
+			// A platform that lists nothing after listing vehicles more
+			// likely failed to answer than lost the whole fleet: keep what
+			// is known rather than wipe every consumer's list and every
+			// Home Assistant entity.
+			b.log.Warn().Int("previous", had).Msg("platform listed no vehicles; keeping the previous inventory")
+			return
+		}
 	}
 	listed := make(map[string]bool, len(inv.Vehicles))
 	for _, iv := range inv.Vehicles {
@@ -244,14 +246,26 @@ func (b *Bridge) HandleInventory(inv exlive.Inventory) {
 		}
 		v.mu.Unlock()
 	}
-	b.mu.Lock()
-	b.inventory = inv.Vehicles
-	b.mu.Unlock()
 	if b.opts.Hass.Discovery {
 		for _, v := range gone {
 			b.unannounce(v)
 		}
 	}
+}
+
+// listed returns how many vehicles the last inventory listed. It counts
+// them in the registry rather than keeping the list: a big account's list
+// is megabytes, and nothing else needs it once its payload is published.
+func (b *Bridge) listed() int {
+	n := 0
+	for _, v := range b.reg.all() {
+		v.mu.Lock()
+		if v.inInv {
+			n++
+		}
+		v.mu.Unlock()
+	}
+	return n
 }
 
 // HandleSkip counts and logs what the session skipped.

@@ -50,16 +50,36 @@ func (b *Bridge) subscribe() {
 	if b.opts.Hass.Discovery {
 		b.mq.Subscribe(b.opts.Hass.Prefix+"/status", b.onHassStatus)
 	}
-	if b.opts.Bridge.ReadOnly {
-		return
-	}
 	for k, kd := range kinds {
 		filter := b.prefix + "/bridge/" + kd.name + "/set"
 		if kd.vehicle {
 			filter = b.prefix + "/vehicles/+/" + kd.name + "/set"
 		}
+		if b.opts.Bridge.ReadOnly {
+			// A read-write run under the same client id left these
+			// subscriptions in the persistent session: drop them, and
+			// refuse what the broker had queued, so that nothing is
+			// carried out later by surprise.
+			b.mq.Unsubscribe(filter, func(in mqtt.Incoming) { b.refuseReadOnly(kind(k), in) })
+			continue
+		}
 		b.mq.Subscribe(filter, func(in mqtt.Incoming) { b.onRequest(kind(k), in) })
 	}
+}
+
+// refuseReadOnly answers a request that reached a read-only bridge.
+func (b *Bridge) refuseReadOnly(k kind, in mqtt.Incoming) {
+	r := &request{kind: k, payload: in.Payload, retained: in.Retained, arrived: time.Now()}
+	if kinds[k].vehicle {
+		rest := strings.TrimPrefix(in.Topic, b.prefix+"/vehicles/")
+		r.level, _, _ = strings.Cut(rest, "/")
+	}
+	var id string
+	if len(in.Payload) <= b.opts.Bridge.MaxRequest {
+		p, _ := parseRequest(k, in.Payload)
+		id = p.requestID
+	}
+	b.finish(r, "", id, outcomeRefused, result{Error: "read-only: requests are not carried out"})
 }
 
 // onRequest runs on paho's goroutine for the message: it only checks the
@@ -85,6 +105,19 @@ func (b *Bridge) onRequest(k kind, in mqtt.Incoming) {
 // serveRequests carries the queued requests out one at a time, in the order
 // they came. Sending is quick; answers come back asynchronously.
 func (b *Bridge) serveRequests(ctx context.Context) {
+	// The broker keeps the requests published while the bridge was away
+	// (the session is persistent) and delivers them as soon as it
+	// connects, before the platform session is up and its vehicles are
+	// known. They wait for the first inventory, or for the first session
+	// attempt to fail, at most startupHold; expires is checked when each
+	// is carried out.
+	hold := time.NewTimer(startupHold)
+	select {
+	case <-b.settled:
+	case <-hold.C:
+	case <-ctx.Done():
+	}
+	hold.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -115,7 +148,7 @@ func (b *Bridge) carryOut(r *request) {
 		b.finish(r, "", p.requestID, outcomeRefused, result{Error: "retained requests are not carried out"})
 		return
 	}
-	if !p.expires.IsZero() && r.arrived.After(p.expires) {
+	if !p.expires.IsZero() && time.Now().After(p.expires) {
 		b.finish(r, "", p.requestID, outcomeExpired, result{Error: "expired"})
 		return
 	}
@@ -159,6 +192,13 @@ func (b *Bridge) carryOut(r *request) {
 	}
 }
 
+// startupHold bounds how long requests wait at startup for the platform
+// session and its inventory.
+const startupHold = time.Minute
+
+// settle lets requests go (see serveRequests).
+func (b *Bridge) settle() { b.settleOnce.Do(func() { close(b.settled) }) }
+
 // answered reports the platform's answer, or the lack of one.
 func (b *Bridge) answered(r *request, id, requestID string, a *exlive.Answer, err error) {
 	kd := kinds[r.kind]
@@ -193,6 +233,13 @@ func (b *Bridge) finish(r *request, id, requestID, outcome string, res result) {
 	res.RequestID, res.Cmd = requestID, kd.cmd
 	ev := b.audit.Info().Str("cmd", kd.cmd.String())
 	if kd.vehicle {
+		if id == "" {
+			// Refused before the vehicle was looked up (invalid,
+			// expired, busy): the audit line still names it.
+			if v, _ := b.reg.lookup(r.level); v != nil {
+				id = v.id
+			}
+		}
 		ev = ev.Str("vehicle", id).Str("topic_level", r.level)
 	}
 	ev = ev.Str("request_id", requestID).Str("outcome", outcome)

@@ -299,6 +299,10 @@ func (c *Client) read() (Message, error) {
 			c.h.HandleSkip(fe)
 			return nil, nil
 		}
+		if errors.Is(err, ErrFrameTooLarge) {
+			// It ends the session, but it is a skipped frame all the same.
+			c.h.HandleSkip(&FrameError{Reason: ReasonTooLarge, Size: c.cfg.MaxFrame, Detail: "frame larger than the cap; the session ends"})
+		}
 		return nil, err
 	}
 	if f.GBK && !c.gbk.Load() {

@@ -2,18 +2,25 @@ package exlive
 
 import (
 	"bytes"
+	"hash/maphash"
 	"time"
 )
 
-// maxInterned bounds the decoder's table of repeated strings.
-const maxInterned = 1 << 16
+// maxInterned is the size of the decoder's table of repeated strings.
+const maxInterned = 1 << 13
 
 // Decoder turns frames into typed messages. It is not safe for concurrent
 // use; a session owns one.
 type Decoder struct {
-	loc  *time.Location
-	pos  Position
-	strs map[string]string
+	loc *time.Location
+	pos Position
+	// strs shares one string among the frames that repeat it, in sets of
+	// two slots picked by the string's hash, the one used last first. It
+	// never grows: a value that never repeats (a time stamp in wstate, say)
+	// costs what it would cost without a table, and takes the place of
+	// the set's older string.
+	strs []string
+	seed maphash.Seed
 }
 
 // NewDecoder returns a Decoder that reads gpstime in loc (UTC when nil).
@@ -21,7 +28,7 @@ func NewDecoder(loc *time.Location) *Decoder {
 	if loc == nil {
 		loc = time.UTC
 	}
-	return &Decoder{loc: loc, strs: make(map[string]string)}
+	return &Decoder{loc: loc, strs: make([]string, maxInterned), seed: maphash.MakeSeed()}
 }
 
 // Decode reads one frame. The *Position it returns is reused by the next
@@ -126,14 +133,16 @@ func (d *Decoder) intern(v value) string {
 	if v.kind != kindString || v.esc || len(v.raw) > 64 {
 		return v.text()
 	}
-	if s, ok := d.strs[string(v.raw)]; ok {
-		return s
+	set := d.strs[maphash.Bytes(d.seed, v.raw)&(maxInterned-2):][:2]
+	switch string(v.raw) {
+	case set[0]:
+		return set[0]
+	case set[1]:
+		set[0], set[1] = set[1], set[0]
+		return set[0]
 	}
 	s := string(v.raw)
-	if len(d.strs) >= maxInterned {
-		clear(d.strs)
-	}
-	d.strs[s] = s
+	set[0], set[1] = s, set[0]
 	return s
 }
 

@@ -37,6 +37,10 @@ const (
 	// ReasonOutOfRange: a number the message cannot do without is outside
 	// its range (a latitude of 91, say).
 	ReasonOutOfRange Reason = "out_of_range"
+	// ReasonTooLarge: a frame that grew past the size cap. Unlike the others
+	// it ends the session (ErrFrameTooLarge): there is no telling where the
+	// frame ends.
+	ReasonTooLarge Reason = "too_large"
 )
 
 // FrameError reports a frame, or a run of bytes, that was skipped. It is

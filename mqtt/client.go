@@ -12,19 +12,25 @@
 package mqtt
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/ratelimit"
 	"github.com/rs/zerolog"
+	"golang.org/x/net/proxy"
 )
 
 // ErrClosed is returned by Publish after Stop.
@@ -96,11 +102,14 @@ type Client struct {
 
 	published, failed, late, dropped, invalid, spilled, received, connects atomic.Uint64
 	warned                                                                 ratelimit.Every
+	refusedLog                                                             ratelimit.Every
+	storeLog                                                               ratelimit.Every
 }
 
 type subscription struct {
 	filter string
 	h      func(Incoming)
+	drop   bool // unsubscribe instead (see Unsubscribe)
 }
 
 type tracked struct {
@@ -133,7 +142,7 @@ func New(cfg Config, log zerolog.Logger, onLink func(Link)) (*Client, error) {
 	if cfg.StoreDir != "" {
 		store = paho.NewFileStore(cfg.StoreDir)
 	}
-	c.store = newResumeStore(store)
+	c.store = newResumeStore(store, c.storeFailed)
 	opts := paho.NewClientOptions().
 		AddBroker(cfg.URL).
 		SetClientID(cfg.ClientID).
@@ -162,9 +171,22 @@ func New(cfg Config, log zerolog.Logger, onLink func(Link)) (*Client, error) {
 		SetConnectionLostHandler(c.onConnectionLost).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
 			c.log.Debug().Str("url", cfg.SafeURL()).Msg("reconnecting to broker")
-		})
+		}).
+		SetConnectionNotificationHandler(c.onNotification).
+		SetDefaultPublishHandler(c.onUnrouted)
 	if tc != nil {
 		opts.SetTLSConfig(tc)
+	}
+	if u, err := url.Parse(cfg.URL); err == nil && u.Scheme != "ws" && u.Scheme != "wss" {
+		// Websockets keep paho's own connection; TCP and TLS get one that
+		// batches system calls (see wireConn).
+		opts.SetCustomOpenConnectionFn(func(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
+			nc, err := dialBroker(u, tc, o.Dialer)
+			if err != nil {
+				return nil, err
+			}
+			return newWireConn(nc, cfg.WriteTimeout), nil
+		})
 	}
 	c.pc = paho.NewClient(opts)
 	return c, nil
@@ -176,7 +198,18 @@ func New(cfg Config, log zerolog.Logger, onLink func(Link)) (*Client, error) {
 func (c *Client) Subscribe(filter string, h func(Incoming)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.subs = append(c.subs, subscription{filter, h})
+	c.subs = append(c.subs, subscription{filter: filter, h: h})
+}
+
+// Unsubscribe asks the broker on every connect to drop the subscription to
+// filter that an earlier run under the same client id may have left in the
+// persistent session. What the broker had queued for it before still
+// arrives, once: h gets it, so that it is acknowledged, not delivered again
+// at every connect. Call it before Start.
+func (c *Client) Unsubscribe(filter string, h func(Incoming)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.subs = append(c.subs, subscription{filter: filter, h: h, drop: true})
 }
 
 // Start connects in the background (retrying until it succeeds) and starts
@@ -184,7 +217,18 @@ func (c *Client) Subscribe(filter string, h func(Incoming)) {
 func (c *Client) Start() {
 	c.mu.Lock()
 	c.started = true
+	subs := append([]subscription(nil), c.subs...)
 	c.mu.Unlock()
+	// The session is persistent: at connect the broker sends at once what
+	// it kept for our subscriptions, before OnConnect has subscribed anew.
+	// Without a route paho neither handles nor acknowledges such a
+	// message, and once the broker's in-flight window is full of them it
+	// sends nothing more.
+	for _, s := range subs {
+		if !s.drop {
+			c.pc.AddRoute(s.filter, c.handler(s.h))
+		}
+	}
 	c.wg.Add(3)
 	go func() {
 		defer c.wg.Done()
@@ -248,7 +292,7 @@ func (c *Client) Publish(topic string, payload []byte, retain bool) error {
 
 // PublishQoS is Publish at a given QoS.
 func (c *Client) PublishQoS(topic string, payload []byte, qos byte, retain bool) error {
-	if err := ValidTopic(topic); err != nil {
+	if err := validTopic(topic); err != nil {
 		c.invalid.Add(1)
 		return fmt.Errorf("%w: %q", err, shorten(topic))
 	}
@@ -270,6 +314,21 @@ func (c *Client) PublishQoS(topic string, payload []byte, qos byte, retain bool)
 		}
 	}
 	c.signal()
+	return nil
+}
+
+// validTopic is ValidTopic, with a fast path for a topic of printable ASCII
+// without wildcards (a position topic whose vehicle id is ASCII): one pass
+// and no allocation, where ValidTopic splits the topic into its levels.
+func validTopic(topic string) error {
+	if len(topic) == 0 || len(topic) > MaxTopicLen {
+		return ValidTopic(topic)
+	}
+	for i := 0; i < len(topic); i++ {
+		if c := topic[i]; c < 0x20 || c > 0x7e || c == '+' || c == '#' {
+			return ValidTopic(topic)
+		}
+	}
 	return nil
 }
 
@@ -341,7 +400,17 @@ func (c *Client) sendLoop() {
 			}
 			start := time.Now()
 			tok := c.pc.Publish(m.topic, m.qos, m.retain, m.payload)
+			if m.qos == 0 && !c.pc.IsConnectionOpen() {
+				// The link went down under this message. paho drops a QoS 0
+				// publish made while it reconnects (and calls it a success)
+				// and never completes one made while it connects; one it
+				// wrote went into a dying connection. Counted, not silent.
+				c.dropped.Add(1)
+				continue
+			}
 			if !c.track(tok, m.qos) {
+				// Stopping: Stop stores or counts what is queued.
+				c.requeue(batch[i+1:])
 				break
 			}
 			if time.Since(start) < c.cfg.WriteTimeout {
@@ -439,6 +508,33 @@ func (c *Client) await(t tracked, timer *time.Timer) {
 	c.published.Add(1)
 }
 
+// onUnrouted gets what the broker sends on no subscription of this run: what
+// it had queued for a subscription an earlier run left in the session. It
+// goes to the handler given to Unsubscribe, if any, and is acknowledged
+// either way, so that it is not delivered again at every connect. (Such
+// filters get no route: paho deletes a route on unsubscribing, and a message
+// arriving without one is never acknowledged.)
+func (c *Client) onUnrouted(pc paho.Client, m paho.Message) {
+	c.mu.Lock()
+	subs := c.subs
+	c.mu.Unlock()
+	for _, s := range subs {
+		if s.drop && matchFilter(s.filter, m.Topic()) {
+			c.handler(s.h)(pc, m)
+			return
+		}
+	}
+	c.log.Debug().Str("topic", shorten(m.Topic())).Msg("message on no subscription dropped")
+}
+
+// handler adapts a subscription's handler to paho.
+func (c *Client) handler(h func(Incoming)) paho.MessageHandler {
+	return func(_ paho.Client, m paho.Message) {
+		c.received.Add(1)
+		h(Incoming{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(), Duplicate: m.Duplicate()})
+	}
+}
+
 func (c *Client) onConnect(pc paho.Client) {
 	n := c.connects.Add(1)
 	if !c.store.waitList(c.attempt.Load(), c.cfg.WriteTimeout) {
@@ -447,16 +543,25 @@ func (c *Client) onConnect(pc paho.Client) {
 	c.mu.Lock()
 	subs := append([]subscription(nil), c.subs...)
 	c.mu.Unlock()
+	var drop []string
 	for _, s := range subs {
-		h := s.h
-		tok := pc.Subscribe(s.filter, c.cfg.QoS, func(_ paho.Client, m paho.Message) {
-			c.received.Add(1)
-			h(Incoming{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(), Duplicate: m.Duplicate()})
-		})
+		if s.drop {
+			drop = append(drop, s.filter)
+			continue
+		}
+		tok := pc.Subscribe(s.filter, c.cfg.QoS, c.handler(s.h))
 		if !tok.WaitTimeout(c.cfg.WriteTimeout) {
 			c.log.Error().Str("filter", s.filter).Msg("subscribe not acknowledged in time")
 		} else if err := tok.Error(); err != nil {
 			c.log.Error().Err(err).Str("filter", s.filter).Msg("subscribe failed")
+		}
+	}
+	if len(drop) > 0 {
+		tok := pc.Unsubscribe(drop...)
+		if !tok.WaitTimeout(c.cfg.WriteTimeout) {
+			c.log.Error().Strs("filters", drop).Msg("unsubscribe not acknowledged in time")
+		} else if err := tok.Error(); err != nil {
+			c.log.Error().Err(err).Strs("filters", drop).Msg("unsubscribe failed")
 		}
 	}
 	tok := pc.Publish(c.stateTopic, c.cfg.QoS, true, []byte(StateOnline))
@@ -479,6 +584,27 @@ func (c *Client) onConnect(pc paho.Client) {
 	c.signal()
 	if c.onLink != nil {
 		c.onLink(link)
+	}
+}
+
+// storeFailed logs an error of the message store.
+func (c *Client) storeFailed(op string, err any) {
+	if held, ok := c.storeLog.Allow(); ok {
+		c.log.Error().Str("dir", c.cfg.StoreDir).Str("op", op).Str("error", fmt.Sprint(err)).Uint64("failed_since_last_error", held).
+			Msg("message store failed: messages it should hold will not survive a restart")
+	}
+}
+
+// onNotification logs failed connection attempts. paho retries them
+// forever and says nothing: a broker that refuses the credentials or the
+// certificate would otherwise go unmentioned.
+func (c *Client) onNotification(_ paho.Client, n paho.ConnectionNotification) {
+	f, ok := n.(paho.ConnectionNotificationFailed)
+	if !ok {
+		return
+	}
+	if held, ok := c.refusedLog.Allow(); ok {
+		c.log.Warn().Err(f.Reason).Str("url", c.cfg.SafeURL()).Uint64("failed_since_last_warning", held).Msg("cannot connect to broker")
 	}
 }
 
@@ -535,15 +661,27 @@ func (c *Client) Stop(ctx context.Context) (lost int) {
 		left = append(left, m)
 	}
 	c.mu.Unlock()
+	// What paho holds unacknowledged (in flight when the broker went away
+	// or stopped answering) dies with a memory store; a file store sends
+	// it after the next start.
+	if n := c.unacknowledged(); c.cfg.StoreDir != "" {
+		c.spilled.Add(uint64(n))
+	} else {
+		c.dropped.Add(uint64(n))
+		lost += n
+	}
 	for _, m := range left {
 		// The offline state is not stored: sent after a restart, it could
 		// land after that run's online.
-		if c.cfg.StoreDir != "" && m.qos > 0 && m.topic != c.stateTopic && !c.pc.IsConnectionOpen() {
+		if c.cfg.StoreDir != "" && m.qos > 0 && m.topic != c.stateTopic && !c.pc.IsConnectionOpen() && !c.store.broken.Load() {
 			// paho stores a QoS 1 publish made while it is reconnecting
-			// and sends it once connected, after a restart too.
-			c.pc.Publish(m.topic, m.qos, m.retain, m.payload)
-			c.spilled.Add(1)
-			continue
+			// and sends it once connected, after a restart too; it fails
+			// at once when it has no message id left (65535 in flight).
+			errs := c.store.errs.Load()
+			if tok := c.pc.Publish(m.topic, m.qos, m.retain, m.payload); tok.Error() == nil && c.store.errs.Load() == errs {
+				c.spilled.Add(1)
+				continue
+			}
 		}
 		c.dropped.Add(1)
 		lost++
@@ -553,6 +691,26 @@ func (c *Client) Stop(ctx context.Context) (lost int) {
 	}
 	c.pc.Disconnect(250)
 	return lost
+}
+
+// unacknowledged returns how many publishes paho's store holds unacknowledged.
+// From a file store it removes the offline state: sent after a restart, it
+// could land after that run's online.
+func (c *Client) unacknowledged() int {
+	n := 0
+	for _, key := range c.store.all() {
+		if !strings.HasPrefix(key, "o.") { // paho's prefix of outbound packets
+			continue
+		}
+		if c.cfg.StoreDir != "" {
+			if pub, ok := c.store.Get(key).(*packets.PublishPacket); ok && pub.TopicName == c.stateTopic {
+				c.store.Del(key)
+				continue
+			}
+		}
+		n++
+	}
+	return n
 }
 
 // drained reports that nothing is queued or awaiting acknowledgement.
@@ -568,4 +726,258 @@ func shorten(s string) string {
 		return s[:64] + "…"
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// dialBroker connects to the broker as paho itself would: through the proxy
+// the environment names (ALL_PROXY), with TLS for ssl://, tls:// and
+// mqtts://, within the dialer's timeout.
+func dialBroker(u *url.URL, tc *tls.Config, d *net.Dialer) (net.Conn, error) {
+	nc, err := proxy.FromEnvironmentUsing(d).Dial("tcp", u.Host)
+	if err != nil {
+		return nil, err
+	}
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts":
+	default:
+		return nc, nil
+	}
+	if tc == nil {
+		tc = &tls.Config{}
+	}
+	if tc.ServerName == "" {
+		tc = tc.Clone()
+		tc.ServerName = u.Hostname()
+	}
+	tlsConn := tls.Client(nc, tc)
+	if d.Timeout > 0 {
+		nc.SetDeadline(time.Now().Add(d.Timeout))
+	}
+	if err := tlsConn.Handshake(); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	return tlsConn, nil
+}
+
+// wireBuffer is the size of wireConn's read buffer, and how many bytes it
+// holds for writing before a Write waits.
+const wireBuffer = 64 << 10
+
+// wireCloseGrace bounds how long Close waits for what is held to be written.
+const wireCloseGrace = time.Second
+
+// wireConn is the broker connection as paho uses it. paho reads a packet
+// with three reads or more (its type, its length a byte at a time, the rest)
+// and writes each packet with a write of its own: a system call each, and on
+// a busy link most of what the client costs. wireConn reads through a
+// buffer, and a goroutine of its own writes out, in one system call, every
+// packet paho handed over since its last write. A packet goes out at once
+// when the link is idle; when it is busy, packets share system calls.
+// Nothing waits for company.
+//
+// A Write returns once the packet is held, as one returns once the kernel
+// holds it: a QoS 1 message stays in paho's store until the broker
+// acknowledges it, whatever happens to the connection. A write that fails or
+// takes longer than the write timeout closes the connection, and paho
+// reconnects.
+type wireConn struct {
+	net.Conn
+	r       *bufio.Reader
+	timeout time.Duration // bounds each write to the socket
+
+	mu       sync.Mutex
+	out      []byte // handed over by paho, not yet written
+	spare    []byte // the buffer of the last write, for reuse
+	err      error  // why writing ended; every later Write returns it
+	closing  bool
+	busy     bool          // a write to the socket is under way
+	deadline time.Time     // paho's write deadline, for a Write that waits for room
+	waiting  int           // Writes waiting for room
+	room     chan struct{} // closed when out is written, or writing ends; then replaced
+
+	wake      chan struct{} // out has bytes, or Close was called
+	done      chan struct{} // the writer has ended
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func newWireConn(nc net.Conn, timeout time.Duration) *wireConn {
+	c := &wireConn{
+		Conn:    nc,
+		r:       bufio.NewReaderSize(nc, wireBuffer),
+		timeout: timeout,
+		room:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	go c.writeLoop()
+	return c
+}
+
+// Read reads through the buffer. paho reads on one goroutine only.
+func (c *wireConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Write holds p for the writer, waiting while too much is held already, at
+// most until the write deadline. A packet larger than the buffer (the
+// vehicle list of a big account) is not copied: once what is held has been
+// written, Write writes it itself.
+func (c *wireConn) Write(p []byte) (int, error) {
+	var timer *time.Timer
+	large := len(p) > wireBuffer
+	c.mu.Lock()
+	for (len(c.out) >= wireBuffer || large && (len(c.out) > 0 || c.busy)) && c.err == nil && !c.closing {
+		room, deadline := c.room, c.deadline
+		c.waiting++
+		c.mu.Unlock()
+		var timeout <-chan time.Time
+		if !deadline.IsZero() {
+			if timer == nil {
+				timer = time.NewTimer(time.Until(deadline))
+				defer timer.Stop()
+			}
+			timeout = timer.C
+		}
+		select {
+		case <-room:
+			c.mu.Lock()
+			c.waiting--
+		case <-timeout:
+			c.mu.Lock()
+			c.waiting--
+			c.mu.Unlock()
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
+	switch {
+	case c.err != nil:
+		err := c.err
+		c.mu.Unlock()
+		return 0, err
+	case c.closing:
+		c.mu.Unlock()
+		return 0, net.ErrClosed
+	case large:
+		c.busy = true
+		c.mu.Unlock()
+		n, err := c.write(p, c.timeout)
+		c.written(err)
+		c.signal()
+		return n, err
+	}
+	c.out = append(c.out, p...)
+	c.mu.Unlock()
+	c.signal()
+	return len(p), nil
+}
+
+// write writes b to the socket within timeout.
+func (c *wireConn) write(b []byte, timeout time.Duration) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+	return c.Conn.Write(b)
+}
+
+// written ends a write to the socket: it wakes Writes waiting for room, and
+// after a failed write closes the connection (paho's reader fails next, and
+// paho reconnects).
+func (c *wireConn) written(err error) {
+	c.mu.Lock()
+	c.busy = false
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	if c.waiting > 0 || err != nil {
+		close(c.room)
+		c.room = make(chan struct{})
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.Conn.Close()
+	}
+}
+
+func (c *wireConn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop writes what is held until Close or a failed write.
+func (c *wireConn) writeLoop() {
+	defer close(c.done)
+	for {
+		c.mu.Lock()
+		for len(c.out) == 0 || c.busy {
+			if (c.closing || c.err != nil) && !c.busy {
+				c.mu.Unlock()
+				return
+			}
+			c.mu.Unlock()
+			<-c.wake
+			// Let the goroutines that woke with this one (paho's sender,
+			// the one that handles acknowledgements) hand over what they
+			// have too. When nothing else is ready to run, this returns
+			// at once.
+			runtime.Gosched()
+			c.mu.Lock()
+		}
+		buf := c.out
+		c.out = c.spare[:0]
+		c.busy = true
+		timeout := c.timeout
+		if c.closing {
+			timeout = min(timeout, wireCloseGrace)
+		}
+		c.mu.Unlock()
+
+		_, err := c.write(buf, timeout)
+		c.spare = buf[:0] // only this goroutine reads or writes spare
+		c.written(err)
+		if err != nil {
+			return
+		}
+	}
+}
+
+// SetWriteDeadline sets the deadline of a Write that waits for room; the
+// writer bounds each of its writes by the write timeout.
+func (c *wireConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return nil
+}
+
+// SetDeadline sets the read deadline and the write deadline.
+func (c *wireConn) SetDeadline(t time.Time) error {
+	c.SetWriteDeadline(t)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// Close writes out what is held, for at most wireCloseGrace, and closes the
+// connection.
+func (c *wireConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		c.mu.Unlock()
+		c.signal()
+		t := time.NewTimer(wireCloseGrace)
+		select {
+		case <-c.done:
+		case <-t.C:
+		}
+		t.Stop()
+		c.closeErr = c.Conn.Close()
+		<-c.done
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = net.ErrClosed
+		}
+		close(c.room)
+		c.room = make(chan struct{})
+		c.mu.Unlock()
+	})
+	return c.closeErr
 }

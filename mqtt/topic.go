@@ -95,3 +95,20 @@ func ValidTopic(topic string) error {
 	}
 	return nil
 }
+
+// matchFilter reports whether topic matches the subscription filter, with
+// its + and # wildcards.
+func matchFilter(filter, topic string) bool {
+	fs, ts := strings.Split(filter, "/"), strings.Split(topic, "/")
+	for i, f := range fs {
+		switch {
+		case f == "#":
+			return true
+		case i >= len(ts):
+			return false
+		case f != "+" && f != ts[i]:
+			return false
+		}
+	}
+	return len(fs) == len(ts)
+}

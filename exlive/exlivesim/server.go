@@ -58,6 +58,11 @@ type Config struct {
 	// StampSent puts the moment each position is written, as Unix
 	// nanoseconds, in its wstate, so a load test can measure latency.
 	StampSent bool
+	// Sequence puts in each position's wstate a number that counts the
+	// positions of its vehicle from 1, across connections (followed by a
+	// space and the send time when StampSent is set too), so a load test
+	// can tell which positions were lost. SequenceSent tells the last one.
+	Sequence bool
 	// Paused holds positions back until SetPaused(false), so a load test
 	// can let the bridge log in and reach its broker before the clock
 	// starts. Logins, inventory and answers are not held.
@@ -100,6 +105,7 @@ type Server struct {
 	silent        atomic.Bool
 	split         atomic.Bool
 	paused        atomic.Bool
+	seqs          []atomic.Uint64 // per vehicle, for Config.Sequence
 	answerResult  atomic.Pointer[string]
 	answerDelay   atomic.Int64
 	answerDropped atomic.Bool
@@ -147,6 +153,7 @@ func New(cfg Config) *Server {
 	ok := exlive.ResultSuccess
 	s.answerResult.Store(&ok)
 	s.paused.Store(cfg.Paused)
+	s.seqs = make([]atomic.Uint64, len(s.fleet.vehicles))
 	return s
 }
 
@@ -279,6 +286,17 @@ func (s *Server) loggedIn() []*conn {
 		}
 	}
 	return cs
+}
+
+// SequenceSent returns, for each vehicle id, the last sequence number its
+// positions were given (see Config.Sequence): how many were sent, counting
+// those written into a connection as it was dropped.
+func (s *Server) SequenceSent() map[string]uint64 {
+	out := make(map[string]uint64, len(s.seqs))
+	for i, v := range s.fleet.vehicles {
+		out[v.id] = s.seqs[i].Load()
+	}
+	return out
 }
 
 // Connections returns how many connections are logged in now.
@@ -590,11 +608,20 @@ func (c *conn) positions() {
 		now := time.Now()
 		buf = buf[:0]
 		for range due {
-			v := vs[next%len(vs)]
+			i := next % len(vs)
+			v := vs[i]
 			next++
 			v.step(now, cfg.Timezone, &p, rng)
+			if cfg.Sequence {
+				p.WState = strconv.FormatUint(c.s.seqs[i].Add(1), 10)
+			}
 			if cfg.StampSent {
-				p.WState = strconv.FormatInt(time.Now().UnixNano(), 10)
+				stamp := strconv.FormatInt(time.Now().UnixNano(), 10)
+				if cfg.Sequence {
+					p.WState += " " + stamp
+				} else {
+					p.WState = stamp
+				}
 			}
 			buf = exlive.AppendFrame(buf, &p)
 			buf = append(buf, '\r', '\n')

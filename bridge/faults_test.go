@@ -1,0 +1,1048 @@
+package bridge_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/exlive2mqtt/exlive2mqtt/bridge"
+	"github.com/exlive2mqtt/exlive2mqtt/exlive"
+	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
+	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
+)
+
+// Faults injected against real sockets and real brokers: the simulated
+// platform misbehaves (refuses, drops, falls silent, rejects the login,
+// sends junk, oversized or invalid frames), and a private Mosquitto is
+// stopped, killed, frozen and started again. The bridge must keep running,
+// reconnect within its bounds, say what happened, count what it skipped,
+// and lose no position at QoS 1.
+
+const ftWait = 10 * time.Second
+
+// ftWaitFor waits until cond holds, checking every few milliseconds: for
+// states that signal no change (metrics, files).
+func ftWaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+	}
+}
+
+// ftMetric returns one series of the bridge's metrics as /metrics shows it,
+// e.g. `exlive_frames_skipped_total{reason="junk"}`; 0 when absent.
+func ftMetric(t testing.TB, b *bridge.Bridge, series string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	b.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	sc := bufio.NewScanner(rec.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if ok && name == series {
+			v, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", series, err)
+			}
+			return v
+		}
+	}
+	return 0
+}
+
+// ftCounter is a persistent subscriber (clean session off, its own client
+// id) that counts distinct messages: a broker that restarts from its
+// persistence keeps what is meant for it, and QoS 1 may deliver twice.
+type ftCounter struct {
+	t       testing.TB
+	c       paho.Client
+	mu      sync.Mutex
+	seen    map[string]struct{}
+	changed chan struct{}
+}
+
+func ftNewCounter(t testing.TB, url, filter string, setup ...func(*paho.ClientOptions)) *ftCounter {
+	t.Helper()
+	cnt := &ftCounter{t: t, seen: make(map[string]struct{}), changed: make(chan struct{})}
+	subscribed := make(chan error, 1)
+	opts := paho.NewClientOptions().AddBroker(url).SetClientID(brokertest.ClientID(t)).
+		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
+		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
+		// The default handler catches what the broker kept for us and
+		// sends before the subscription is made again.
+		SetDefaultPublishHandler(cnt.record).
+		SetOnConnectHandler(func(c paho.Client) {
+			tok := c.Subscribe(filter, 1, nil)
+			tok.WaitTimeout(5 * time.Second)
+			select {
+			case subscribed <- tok.Error():
+			default:
+			}
+		})
+	for _, f := range setup {
+		f(opts)
+	}
+	cnt.c = paho.NewClient(opts)
+	cnt.c.Connect()
+	t.Cleanup(func() { cnt.c.Disconnect(100) })
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			t.Fatalf("counter: subscribe: %v", err)
+		}
+	case <-time.After(ftWait):
+		t.Fatal("counter: not subscribed")
+	}
+	return cnt
+}
+
+func (c *ftCounter) record(_ paho.Client, m paho.Message) {
+	c.mu.Lock()
+	c.seen[m.Topic()+"\x00"+string(m.Payload())] = struct{}{}
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// count returns how many distinct messages arrived on topics ending in
+// suffix.
+func (c *ftCounter) count(suffix string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k := range c.seen {
+		topic, _, _ := strings.Cut(k, "\x00")
+		if strings.HasSuffix(topic, suffix) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitCount waits until n distinct messages have arrived on topics ending
+// in suffix.
+func (c *ftCounter) waitCount(timeout time.Duration, suffix string, n int) {
+	c.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		c.mu.Lock()
+		ch := c.changed
+		c.mu.Unlock()
+		got := c.count(suffix)
+		if got >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			c.t.Fatalf("timed out after %s: %d of %d distinct messages on *%s", timeout, got, n, suffix)
+		}
+	}
+}
+
+// ftPosition is a position whose wstate makes its payload unique.
+func ftPosition(id string, seq int) *exlive.Position {
+	return &exlive.Position{
+		ID: id, Code: "沪A" + id, Lat: 31.2 + float64(seq%1000)*1e-5, Lng: 121.4,
+		Speed: exlive.Some(42.5), Time: exlive.Some(time.Now().Truncate(time.Second)),
+		WState: "seq" + strconv.Itoa(seq),
+	}
+}
+
+// ftRaw is a raw 1007 frame with the given id and lat, as a platform may
+// send it.
+func ftRaw(id, lat string) []byte {
+	return []byte(`{"header":{"cmd":"1007"},"body":{"id":"` + id + `","code":"X","lat":"` + lat +
+		`","lng":"121.4","veo":"1","dir":"2","gpstime":"2024-05-01 12:00:00","av":"1","alarm":"0","oil":"","dis":"","wstate":"","cstate":"","posinfo":""}}` + "\r\n")
+}
+
+// ftSessions returns the session states published so far, oldest first.
+func ftSessions(f *fixture) []string {
+	var out []string
+	for _, m := range f.sub.Messages() {
+		if m.Topic == f.topic("bridge/session") {
+			out = append(out, m.Payload)
+		}
+	}
+	return out
+}
+
+// ftWaitSession waits for a published session state holding all of want.
+func ftWaitSession(t *testing.T, f *fixture, want ...string) string {
+	t.Helper()
+	var found string
+	f.sub.Wait(ftWait, fmt.Sprintf("a session state with %q", want), func(ms []brokertest.Msg) bool {
+		for _, m := range ms {
+			if m.Topic != f.topic("bridge/session") {
+				continue
+			}
+			ok := true
+			for _, w := range want {
+				ok = ok && strings.Contains(m.Payload, w)
+			}
+			if ok {
+				found = m.Payload
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// ftMark sends a position for a vehicle of its own and waits until it is
+// published: everything the platform sent before it has been handled.
+// It sends again until then: the platform counts a connection as logged in
+// only once it has answered the login, which the bridge may see first.
+func ftMark(t *testing.T, f *fixture, name string) {
+	t.Helper()
+	topic := f.topic("vehicles/" + name + "/position")
+	for deadline := time.Now().Add(ftWait); time.Now().Before(deadline); {
+		f.sim.Send(ftPosition(name, 0))
+		if ftEventually(200*time.Millisecond, func() bool { _, ok := f.sub.Last(topic); return ok }) {
+			return
+		}
+	}
+	t.Fatalf("position of %s never published", name)
+}
+
+// ftEventually reports whether cond comes to hold within timeout.
+func ftEventually(timeout time.Duration, cond func() bool) bool {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return false
+		}
+	}
+	return true
+}
+
+// ftDial dials the addresses addrs returns for each attempt, and records
+// when each attempt was made.
+type ftDial struct {
+	mu    sync.Mutex
+	at    []time.Time
+	addrs func(attempt int) string
+}
+
+func (d *ftDial) dial(ctx context.Context) (net.Conn, error) {
+	d.mu.Lock()
+	n := len(d.at)
+	d.at = append(d.at, time.Now())
+	d.mu.Unlock()
+	return exlive.Dial(ctx, d.addrs(n))
+}
+
+func (d *ftDial) times() []time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]time.Time(nil), d.at...)
+}
+
+// ftClosedAddr returns an address where nothing listens.
+func ftClosedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// ftCheckGaps checks that the waits between attempts stayed within the
+// backoff bounds: at least lo, at most hi (with room for a loaded machine).
+func ftCheckGaps(t *testing.T, at []time.Time, lo, hi time.Duration) {
+	t.Helper()
+	for i := 1; i < len(at); i++ {
+		gap := at[i].Sub(at[i-1])
+		if gap < lo || gap > hi+time.Second {
+			t.Errorf("attempt %d came %s after the one before, want between %s and %s", i+1, gap, lo, hi)
+		}
+	}
+}
+
+// TestPlatformRefusesConnection: nothing listens at the platform's address.
+// The bridge retries within its backoff bounds, publishes disconnected with
+// the error, and logs in once the platform is there.
+func TestPlatformRefusesConnection(t *testing.T) {
+	closed := ftClosedAddr(t)
+	d := &ftDial{}
+	f := newFixture(t, brokertest.Targets(t)[0], setup{noStart: true, sim: exlivesim.Config{Rate: 20}})
+	ex := f.opts.Exlive
+	d.addrs = func(n int) string {
+		if n < 5 {
+			return closed
+		}
+		return f.sim.Addr()
+	}
+	f.opts.Dial = d.dial
+	f.start()
+	f.waitLoggedIn()
+	ftWaitSession(t, f, `"state":"disconnected"`, "connection refused")
+	at := d.times()
+	if len(at) < 6 {
+		t.Fatalf("%d attempts, want 6", len(at))
+	}
+	ftCheckGaps(t, at[:6], ex.RetryMin, ex.RetryMax)
+	if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n < 5 {
+		t.Errorf("exlive_disconnects_total = %v, want 5", n)
+	}
+	f.sub.WaitTopic(ftWait, f.topic("vehicles/V1/position"))
+}
+
+// TestPlatformRejectsLogin: the platform refuses the account and closes the
+// connection, as the protocol says. The bridge publishes login_failed, waits
+// the longest backoff before asking again, and keeps running.
+func TestPlatformRejectsLogin(t *testing.T) {
+	wrong := exlivesim.New(exlivesim.Config{Accounts: map[string]string{exlivesim.DefaultUser: "another password"}, Vehicles: 1})
+	if err := wrong.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wrong.Close() })
+	d := &ftDial{}
+	f := newFixture(t, brokertest.Targets(t)[0], setup{noStart: true, sim: exlivesim.Config{Rate: 20}})
+	f.opts.Exlive.RetryMax = 300 * time.Millisecond
+	ex := f.opts.Exlive
+	d.addrs = func(n int) string {
+		if n < 3 {
+			return wrong.Addr()
+		}
+		return f.sim.Addr()
+	}
+	f.opts.Dial = d.dial
+	f.start()
+	s := ftWaitSession(t, f, `"state":"login_failed"`)
+	if !strings.Contains(s, exlivesim.LoginRefused) {
+		t.Errorf("login_failed state %s lacks the platform's answer", s)
+	}
+	f.waitLoggedIn()
+	if _, refused := wrong.Logins(); refused != 3 {
+		t.Errorf("%d logins refused, want 3", refused)
+	}
+	// After a rejected login the bridge waits the longest backoff (less
+	// its jitter of up to a fifth).
+	ftCheckGaps(t, d.times()[:4], ex.RetryMax*4/5, ex.RetryMax)
+	if n := ftMetric(t, f.bridge, "exlive_login_failures_total"); n != 3 {
+		t.Errorf("exlive_login_failures_total = %v, want 3", n)
+	}
+	f.sub.WaitTopic(ftWait, f.topic("vehicles/V1/position"))
+}
+
+// TestPlatformDropsMidFrame: the platform sends half a frame and drops the
+// connection. The session ends with the error, reconnects, and positions
+// flow again.
+func TestPlatformDropsMidFrame(t *testing.T) {
+	f := newFixture(t, brokertest.Targets(t)[0], setup{})
+	f.waitLoggedIn()
+	ftMark(t, f, "M1")
+	f.sim.SendRaw([]byte(`{"header":{"cmd":"1007"},"body":{"id":"HALF","lat":"31.2`))
+	f.sim.DropAll()
+	ftWaitSession(t, f, `"state":"disconnected"`, "stream ended inside a frame")
+	ftWaitFor(t, ftWait, "a second login", func() bool { n, _ := f.sim.Logins(); return n >= 2 })
+	f.waitLoggedIn()
+	ftMark(t, f, "M2")
+	if _, ok := f.sub.Last(f.topic("vehicles/HALF/position")); ok {
+		t.Error("half a frame was published")
+	}
+	if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n != 1 {
+		t.Errorf("exlive_disconnects_total = %v, want 1", n)
+	}
+}
+
+// TestPlatformFallsSilent: with EXLIVE_IDLE_TIMEOUT, a platform that sends
+// nothing more (a half-open connection) is given up after the timeout and
+// dialled again; when it speaks again, positions flow.
+func TestPlatformFallsSilent(t *testing.T) {
+	f := newFixture(t, brokertest.Targets(t)[0], setup{noStart: true, sim: exlivesim.Config{Rate: 50}})
+	f.opts.Exlive.Heartbeat = 100 * time.Millisecond
+	f.opts.Exlive.IdleTimeout = 400 * time.Millisecond
+	f.start()
+	f.waitLoggedIn()
+	f.sub.WaitTopic(ftWait, f.topic("vehicles/V1/position"))
+	f.sim.SetSilent(true)
+	silent := time.Now()
+	ftWaitSession(t, f, `"state":"disconnected"`, "silent for too long")
+	// The deadline moves only when it fires, so giving up takes between
+	// one and two timeouts.
+	if d := time.Since(silent); d > 2*f.opts.Exlive.IdleTimeout+time.Second {
+		t.Errorf("gave up %s after the platform fell silent, want about %s", d, f.opts.Exlive.IdleTimeout)
+	}
+	before := len(f.sub.Messages())
+	f.sim.SetSilent(false)
+	f.sub.Wait(ftWait, "positions again", func(ms []brokertest.Msg) bool {
+		for _, m := range ms[before:] {
+			if strings.HasSuffix(m.Topic, "/position") {
+				return true
+			}
+		}
+		return false
+	})
+	if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n < 1 {
+		t.Errorf("exlive_disconnects_total = %v", n)
+	}
+}
+
+// TestPlatformBadFrames sends, on one session, everything a platform can
+// get wrong short of ending the session: junk between frames, frames that
+// are not JSON, JSON of the wrong shape, unknown commands, positions with
+// numbers out of range or not numbers at all, invalid UTF-8 and GBK text.
+// Nothing is published from them, each is counted under its reason, and the
+// session stays up.
+func TestPlatformBadFrames(t *testing.T) {
+	f := newFixture(t, brokertest.Targets(t)[0], setup{})
+	f.waitLoggedIn()
+	ftMark(t, f, "M0")
+	for _, raw := range []string{
+		"garbage between frames\r\n",                                          // junk
+		`{"header":{"cmd":"1007"},"body":{"id":"J1",}}` + "\r\n",              // invalid_json
+		`{"header":{"cmd":"1007"},"body":{"id":"J2","lat":"1` + "\n",          // invalid_json: line break in a string
+		`{"header":"1007","body":{}}` + "\r\n",                                // malformed
+		`{"header":{"cmd":"99999999999"},"body":{}}` + "\r\n",                 // malformed: cmd out of range
+		`{"header":{"cmd":"1999"},"body":{"what":"is this"}}` + "\r\n",        // unknown command
+		string(ftRaw("J3", "91")),                                             // out_of_range
+		string(ftRaw("J4", "-90.0001")),                                       // out_of_range
+		string(ftRaw("J5", "north")),                                          // bad_field
+		string(ftRaw("J7", "1e999")),                                          // bad_field: not a float64
+		`{"header":{"cmd":"1007"},"body":{"id":"J6","lng":"121.4"}}` + "\r\n", // bad_field: no lat
+	} {
+		f.sim.SendRaw([]byte(raw))
+	}
+	// Invalid text is kept, not skipped: bytes that are neither UTF-8 nor
+	// GB18030 become U+FFFD.
+	f.sim.SendRaw([]byte("{\"header\":{\"cmd\":\"1007\"},\"body\":{\"id\":\"T1\",\"lat\":\"31.2\",\"lng\":\"121.4\",\"posinfo\":\"bad \xff\xfe\x80 text\"}}\r\n"))
+	f.sim.SendRaw([]byte("{\"header\":{\"cmd\":\"1007\"},\"body\":{\"id\":\"T2\",\"lat\":\"31.2\",\"lng\":\"121.4\",\"posinfo\":\"\xc9\xcf\xba\xa3\"}}\r\n")) // 上海 in GBK
+	ftMark(t, f, "M1")
+
+	for reason, want := range map[string]float64{"junk": 1, "invalid_json": 2, "malformed": 2, "out_of_range": 2, "bad_field": 3} {
+		if got := ftMetric(t, f.bridge, `exlive_frames_skipped_total{reason="`+reason+`"}`); got != want {
+			t.Errorf("skipped %s = %v, want %v", reason, got, want)
+		}
+	}
+	if got := ftMetric(t, f.bridge, `exlive_frames_received_total{cmd="unknown"}`); got != 1 {
+		t.Errorf("unknown frames = %v, want 1", got)
+	}
+	for _, id := range []string{"J1", "J2", "J3", "J4", "J5", "J6", "J7"} {
+		if _, ok := f.sub.Last(f.topic("vehicles/" + id + "/position")); ok {
+			t.Errorf("position of %s published from a bad frame", id)
+		}
+	}
+	t1 := decode(t, f.sub.WaitTopic(ftWait, f.topic("vehicles/T1/position")).Payload)
+	if p, _ := t1["posinfo"].(string); !strings.Contains(p, "\uFFFD") {
+		t.Errorf("invalid text published as %q, want U+FFFD in it", p)
+	}
+	if t2 := decode(t, f.sub.WaitTopic(ftWait, f.topic("vehicles/T2/position")).Payload); t2["posinfo"] != "上海" {
+		t.Errorf("GBK text published as %q", t2["posinfo"])
+	}
+	if accepted, _ := f.sim.Logins(); accepted != 1 {
+		t.Errorf("%d logins, want the one session to have stayed up", accepted)
+	}
+	if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n != 0 {
+		t.Errorf("exlive_disconnects_total = %v, want 0", n)
+	}
+}
+
+// TestPlatformOversizedFrame: a frame larger than EXLIVE_MAX_FRAME cannot be
+// skipped (there is no telling where it ends), so it ends the session; it is
+// counted, and the bridge reconnects.
+func TestPlatformOversizedFrame(t *testing.T) {
+	f := newFixture(t, brokertest.Targets(t)[0], setup{noStart: true})
+	f.opts.Exlive.MaxFrame = 4096
+	f.start()
+	f.waitLoggedIn()
+	ftMark(t, f, "M1")
+	f.sim.SendRaw([]byte(`{"header":{"cmd":"1003"},"body":{"msg":"` + strings.Repeat("x", 10000) + `"}}` + "\r\n"))
+	ftWaitSession(t, f, `"state":"disconnected"`, "frame too large")
+	ftWaitFor(t, ftWait, "a second login", func() bool { n, _ := f.sim.Logins(); return n >= 2 })
+	f.waitLoggedIn()
+	ftMark(t, f, "M2")
+	if got := ftMetric(t, f.bridge, `exlive_frames_skipped_total{reason="too_large"}`); got != 1 {
+		t.Errorf(`skipped too_large = %v, want 1`, got)
+	}
+}
+
+// ftGaps wraps the platform connection and records the longest time the
+// session spent between two reads: how long its reader was held up.
+type ftGaps struct {
+	mu        sync.Mutex
+	lastRead  time.Time
+	worst     time.Duration
+	recording bool
+}
+
+type ftGapConn struct {
+	net.Conn
+	g *ftGaps
+}
+
+func (c ftGapConn) Read(p []byte) (int, error) {
+	g := c.g
+	g.mu.Lock()
+	if g.recording && !g.lastRead.IsZero() {
+		g.worst = max(g.worst, time.Since(g.lastRead))
+	}
+	g.mu.Unlock()
+	n, err := c.Conn.Read(p)
+	g.mu.Lock()
+	g.lastRead = time.Now()
+	g.mu.Unlock()
+	return n, err
+}
+
+func (g *ftGaps) record(on bool) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.recording = on
+	return g.worst
+}
+
+// ftHeartbeatGap returns the longest gap between heartbeats the platform
+// received from from to to.
+func ftHeartbeatGap(sim *exlivesim.Server, from, to time.Time) time.Duration {
+	var worst time.Duration
+	prev := from
+	for _, r := range sim.Received() {
+		if _, ok := r.Msg.(*exlive.Heartbeat); !ok || r.At.Before(from) || r.At.After(to) {
+			continue
+		}
+		worst = max(worst, r.At.Sub(prev))
+		prev = r.At
+	}
+	return max(worst, to.Sub(prev))
+}
+
+// TestStuckBrokerKeepsThePlatformSessionAlive freezes Mosquitto (SIGSTOP)
+// while the platform sends 1 000 positions a second. The platform reader
+// never waits on MQTT for longer than MQTT_WRITE_TIMEOUT, heartbeats keep
+// their interval, the platform session stays up, and once the broker
+// resumes every position is delivered.
+func TestStuckBrokerKeepsThePlatformSessionAlive(t *testing.T) {
+	m := brokertest.StartMosquitto(t, "")
+	const n = 5000
+	f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{noStart: true,
+		sim: exlivesim.Config{Vehicles: 20, Rate: 1000, Count: n, StampSent: true}})
+	f.opts.Exlive.Heartbeat = 200 * time.Millisecond
+	f.opts.MQTT.WriteTimeout = time.Second
+	f.opts.MQTT.Keepalive = 2 * time.Second
+	gaps := &ftGaps{}
+	f.opts.Dial = func(ctx context.Context) (net.Conn, error) {
+		nc, err := exlive.Dial(ctx, f.sim.Addr())
+		if err != nil {
+			return nil, err
+		}
+		return ftGapConn{nc, gaps}, nil
+	}
+	cnt := ftNewCounter(t, m.URL(), f.topic("vehicles/+/position"))
+	f.start()
+	f.waitLoggedIn()
+	cnt.waitCount(ftWait, "/position", 500)
+
+	m.Pause()
+	paused := time.Now()
+	gaps.record(true)
+	before := ftMetric(t, f.bridge, "exlive_positions_received_total")
+	// The reader goes on while the broker is stuck, until paho gives the
+	// connection up (keepalive without an answer).
+	ftWaitFor(t, 20*time.Second, "positions read and the broker link given up while the broker is stuck", func() bool {
+		return ftMetric(t, f.bridge, "exlive_positions_received_total") >= min(before+2000, n) &&
+			ftMetric(t, f.bridge, "mqtt_connected") == 0
+	})
+	worst := gaps.record(false)
+	resumed := time.Now()
+	m.Resume()
+	t.Logf("broker stuck for %s: reader held up at most %s", resumed.Sub(paused), worst)
+	if limit := f.opts.MQTT.WriteTimeout + 500*time.Millisecond; worst > limit {
+		t.Errorf("the platform reader was held up %s by a stuck broker, want at most the write timeout (%s)", worst, f.opts.MQTT.WriteTimeout)
+	}
+	if gap := ftHeartbeatGap(f.sim, paused, resumed); gap > 3*f.opts.Exlive.Heartbeat {
+		t.Errorf("heartbeats stalled for %s while the broker was stuck (interval %s)", gap, f.opts.Exlive.Heartbeat)
+	}
+
+	cnt.waitCount(60*time.Second, "/position", n)
+	if got := ftMetric(t, f.bridge, "exlive_positions_received_total"); got != n {
+		t.Errorf("positions received = %v, want %d", got, n)
+	}
+	if accepted, _ := f.sim.Logins(); accepted != 1 {
+		t.Errorf("%d logins: the platform session was dropped", accepted)
+	}
+	if d := ftMetric(t, f.bridge, "exlive_disconnects_total"); d != 0 {
+		t.Errorf("exlive_disconnects_total = %v", d)
+	}
+	if d := ftMetric(t, f.bridge, "mqtt_messages_dropped_total"); d != 0 {
+		t.Errorf("mqtt_messages_dropped_total = %v", d)
+	}
+}
+
+// ftWaitSaved waits until Mosquitto has written its database after since,
+// so that a subscriber's session survives even SIGKILL.
+func ftWaitSaved(t *testing.T, m *brokertest.Mosquitto, since time.Time) {
+	t.Helper()
+	path := filepath.Join(m.Dir(), "mosquitto.db")
+	ftWaitFor(t, ftWait, "mosquitto to save its database", func() bool {
+		fi, err := os.Stat(path)
+		return err == nil && fi.ModTime().After(since)
+	})
+}
+
+// ftBrokerUpWithin waits for the bridge's broker link and fails when it
+// came later than within after up.
+func ftBrokerUpWithin(t *testing.T, f *fixture, up time.Time, within time.Duration) {
+	t.Helper()
+	ftWaitFor(t, ftWait, "the broker link", func() bool { return f.bridge.Status().Broker.State == "connected" })
+	if d := f.bridge.Status().Broker.Since.Sub(up); d > within {
+		t.Errorf("broker link up %s after the broker's return, want within %s", d, within)
+	}
+}
+
+// ftSender sends positions of 20 vehicles, each unique, from the platform.
+type ftSender struct {
+	f *fixture
+	n int
+}
+
+func (s *ftSender) send(k int) {
+	s.f.t.Helper()
+	// The platform sends only on connections whose login it has answered.
+	if !ftEventually(ftWait, func() bool { return s.f.sim.Connections() > 0 }) {
+		s.f.t.Fatal("the platform has no logged-in connection to send on")
+	}
+	for range k {
+		s.f.sim.Send(ftPosition(fmt.Sprintf("V%d", s.n%20+1), s.n))
+		s.n++
+	}
+}
+
+// waitRead waits until the bridge has read every position sent.
+func (s *ftSender) waitRead(t *testing.T) {
+	t.Helper()
+	ftWaitFor(t, ftWait, fmt.Sprintf("the bridge to read %d positions", s.n), func() bool {
+		return ftMetric(t, s.f.bridge, "exlive_positions_received_total") >= float64(s.n)
+	})
+}
+
+// TestBrokerRestartLosesNoPosition restarts Mosquitto with SIGTERM and with
+// SIGKILL while positions flow, and sends thousands more while it is down:
+// the bridge reconnects within 5 s of its return, states online and its
+// session again, subscribes again, and every position arrives at QoS 1.
+func TestBrokerRestartLosesNoPosition(t *testing.T) {
+	for _, kill := range []bool{false, true} {
+		name := "sigterm"
+		if kill {
+			name = "sigkill"
+		}
+		t.Run(name, func(t *testing.T) {
+			m := brokertest.StartMosquitto(t, "autosave_interval 1")
+			f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{noStart: true})
+			cnt := ftNewCounter(t, m.URL(), f.topic("vehicles/+/position"))
+			ftWaitSaved(t, m, time.Now())
+			f.start()
+			f.waitLoggedIn()
+			f.sub.WaitTopic(ftWait, f.topic("bridge/vehicles"))
+			s := &ftSender{f: f}
+			s.send(2000)
+			if kill {
+				// What Mosquitto acknowledged and had not saved dies
+				// with it; only what reached the subscriber is safe.
+				cnt.waitCount(ftWait, "/position", s.n)
+				m.Kill()
+			} else {
+				m.Stop() // positions in flight must come through too
+			}
+			ftWaitFor(t, ftWait, "the bridge to see the broker gone", func() bool { return ftMetric(t, f.bridge, "mqtt_connected") == 0 })
+			s.send(3000)
+			s.waitRead(t)
+			up := time.Now()
+			m.Start()
+			ftBrokerUpWithin(t, f, up, 5*time.Second)
+			s.send(1000)
+			cnt.waitCount(30*time.Second, "/position", s.n)
+			if d := ftMetric(t, f.bridge, "mqtt_messages_dropped_total"); d != 0 {
+				t.Errorf("mqtt_messages_dropped_total = %v", d)
+			}
+			late := brokertest.Subscribe(t, m.URL(), f.topic("bridge/state"), f.topic("bridge/session"))
+			if st := late.WaitTopic(ftWait, f.topic("bridge/state")); st.Payload != "online" {
+				t.Errorf("retained state after the restart = %q", st.Payload)
+			}
+			if ss := late.WaitTopic(ftWait, f.topic("bridge/session")); !strings.Contains(ss.Payload, "logged_in") {
+				t.Errorf("retained session after the restart = %s", ss.Payload)
+			}
+			if r := f.request("vehicles/V1/command", `{"data":"AFTER","request_id":"after-restart"}`); r["ok"] != true {
+				t.Errorf("request after the restart: %v", r)
+			}
+		})
+	}
+}
+
+// TestBrokerDownAtStart: the bridge starts while the broker is down; it
+// serves the platform all the same, queues the positions, connects within
+// 5 s of the broker's start and delivers them.
+func TestBrokerDownAtStart(t *testing.T) {
+	m := brokertest.StartMosquitto(t, "autosave_interval 1")
+	f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{noStart: true})
+	cnt := ftNewCounter(t, m.URL(), f.topic("vehicles/+/position"))
+	ftWaitSaved(t, m, time.Now())
+	m.Stop()
+	f.start()
+	ftWaitFor(t, ftWait, "the platform session", func() bool { return f.bridge.State().State == exlive.StateLoggedIn })
+	s := &ftSender{f: f}
+	s.send(1000)
+	s.waitRead(t)
+	up := time.Now()
+	m.Start()
+	ftBrokerUpWithin(t, f, up, 5*time.Second)
+	cnt.waitCount(30*time.Second, "/position", s.n)
+	late := brokertest.Subscribe(t, m.URL(), f.topic("bridge/#"))
+	if ss := late.WaitTopic(ftWait, f.topic("bridge/session")); !strings.Contains(ss.Payload, "logged_in") {
+		t.Errorf("retained session = %s", ss.Payload)
+	}
+	if st := late.WaitTopic(ftWait, f.topic("bridge/state")); st.Payload != "online" {
+		t.Errorf("retained state = %q", st.Payload)
+	}
+}
+
+// TestOutageQueueOverflowIsCounted: the outage queue has a cap; what
+// overflows it is dropped oldest first, counted and logged, and the newest
+// positions are delivered when the broker returns.
+func TestOutageQueueOverflowIsCounted(t *testing.T) {
+	target := brokertest.Targets(t)[0]
+	proxy := brokertest.NewProxy(t, strings.TrimPrefix(target.URL, "tcp://"))
+	f := newFixture(t, target, setup{edit: func(o *bridge.Options) {
+		o.MQTT.URL = proxy.URL()
+		o.MQTT.QueueLimit = 200
+	}})
+	f.waitLoggedIn()
+	proxy.SetDown(true)
+	ftWaitFor(t, ftWait, "the bridge to see the broker gone", func() bool { return ftMetric(t, f.bridge, "mqtt_connected") == 0 })
+	s := &ftSender{f: f}
+	s.send(1000)
+	s.waitRead(t)
+	if d := ftMetric(t, f.bridge, "mqtt_messages_dropped_total"); d < 800 {
+		t.Errorf("mqtt_messages_dropped_total = %v, want at least 800", d)
+	}
+	if q := ftMetric(t, f.bridge, "mqtt_queue_depth"); q != 200 {
+		t.Errorf("mqtt_queue_depth = %v, want the cap of 200", q)
+	}
+	if !strings.Contains(f.logs.String(), "outage queue full") {
+		t.Error("no warning that the outage queue overflowed")
+	}
+	proxy.SetDown(false)
+	newest := ftPosition("", s.n-1).WState
+	f.sub.Wait(ftWait, "the newest position", func(ms []brokertest.Msg) bool {
+		for _, m := range ms {
+			if strings.Contains(m.Payload, `"wstate":"`+newest+`"`) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestStoreDirKeepsPositionsAcrossBridgeRestart: with MQTT_STORE_DIR, the
+// positions held when the bridge is stopped during a broker outage are kept
+// on disk and delivered by the next start (same client id, same store).
+func TestStoreDirKeepsPositionsAcrossBridgeRestart(t *testing.T) {
+	m := brokertest.StartMosquitto(t, "autosave_interval 1")
+	proxy := brokertest.NewProxy(t, m.Addr())
+	f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{noStart: true, edit: func(o *bridge.Options) {
+		o.MQTT.URL = proxy.URL()
+		o.MQTT.StoreDir = t.TempDir()
+	}})
+	cnt := ftNewCounter(t, m.URL(), f.topic("vehicles/+/position"))
+	// Stopped during an outage, the bridge would wait its whole stop
+	// timeout for the broker: a short one keeps the test quick.
+	b, stop := ftRun(t, f.opts, time.Second)
+	f.bridge = b
+	f.waitLoggedIn()
+	proxy.SetDown(true)
+	ftWaitFor(t, ftWait, "the bridge to see the broker gone", func() bool { return ftMetric(t, b, "mqtt_connected") == 0 })
+	s := &ftSender{f: f}
+	s.send(3000)
+	s.waitRead(t)
+	stop()
+	if stored := ftMetric(t, b, "mqtt_messages_stored_at_stop_total"); stored < float64(s.n) {
+		t.Errorf("stored at stop = %v, want at least %d", stored, s.n)
+	}
+	// Only the offline state is not stored (the broker's last will says it).
+	if lost := ftMetric(t, b, "mqtt_messages_dropped_total"); lost > 1 {
+		t.Errorf("mqtt_messages_dropped_total = %v, want at most the offline state", lost)
+	}
+	proxy.SetDown(false)
+	b, _ = ftRun(t, f.opts, time.Second)
+	cnt.waitCount(30*time.Second, "/position", s.n)
+	if d := ftMetric(t, b, "mqtt_messages_dropped_total"); d != 0 {
+		t.Errorf("mqtt_messages_dropped_total after the restart = %v", d)
+	}
+}
+
+// ftRun runs a bridge with the given stop timeout until the test ends or
+// stop is called.
+func ftRun(t *testing.T, o bridge.Options, stopTimeout time.Duration) (*bridge.Bridge, func()) {
+	t.Helper()
+	b, err := bridge.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx, stopTimeout) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run = %v", err)
+				}
+			case <-time.After(stopTimeout + 10*time.Second):
+				t.Error("bridge did not stop")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return b, stop
+}
+
+// TestPoisonVehicleIDs sends positions whose vehicle ids are no valid topic
+// level, against the real Mosquitto, which disconnects a client that
+// publishes to a topic with + or #, a NUL or a non-character (and paho would
+// send it again after every reconnect). Every id is made one safe level or
+// refused before publishing; the bridge never loses its broker connection.
+func TestPoisonVehicleIDs(t *testing.T) {
+	m := brokertest.StartMosquitto(t, "")
+	f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{})
+	f.waitLoggedIn()
+	long := strings.Repeat("x", 70000) // longer than a topic can be
+	levels := map[string]string{       // raw JSON id → level published
+		`p+1`:          "p_1",
+		`h#2`:          "h_2",
+		`s/3`:          "s_3",
+		`nul\u0000`:    "nul_",
+		`ctl\u0001x`:   "ctl_x",
+		`del\u007f`:    "del_",
+		`c1\u0085`:     "c1_",
+		`nc\ufffe`:     "nc_",
+		`nc2\ufdd0`:    "nc2_",
+		`+`:            "_",
+		`#/+`:          "___",
+		`\ud800broken`: "\uFFFDbroken", // a lone surrogate reads as U+FFFD
+	}
+	for id := range levels {
+		f.sim.SendRaw(ftRaw(id, "31.2"))
+	}
+	f.sim.SendRaw(ftRaw("", "31.2"))
+	f.sim.SendRaw(ftRaw(long, "31.2"))
+	f.sim.SendRaw(ftRaw("V+9", "31.2")) // V+9 and V#9 share the level V_9
+	f.sim.SendRaw(ftRaw("V#9", "31.2"))
+	ftMark(t, f, "M1")
+
+	for _, level := range levels {
+		f.sub.WaitTopic(ftWait, f.topic("vehicles/"+level+"/position"))
+	}
+	for _, msg := range f.sub.Messages() {
+		rest := strings.TrimPrefix(msg.Topic, f.prefix+"/")
+		if strings.ContainsAny(rest, "+#\x00") || len(msg.Topic) > 65535 {
+			t.Errorf("published on %q", msg.Topic)
+		}
+		if strings.HasPrefix(rest, "vehicles/") && strings.Count(rest, "/") != 2 {
+			t.Errorf("vehicle id spread over several levels: %q", msg.Topic)
+		}
+	}
+	for series, want := range map[string]float64{
+		"mqtt_reconnects_total":                            0,
+		"mqtt_connected":                                   1,
+		"mqtt_invalid_topics_total":                        1, // the 70 000-byte id
+		"bridge_topic_collisions_total":                    1,
+		`bridge_positions_dropped_total{reason="no_id"}`:   1,
+		`bridge_positions_dropped_total{reason="refused"}`: 1,
+	} {
+		if got := ftMetric(t, f.bridge, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	// Mosquitto never had cause to drop the bridge.
+	if log := m.Log(); strings.Contains(log, f.opts.MQTT.ClientID+" disconnected") || strings.Contains(log, "protocol error") {
+		t.Errorf("mosquitto dropped the bridge:\n%s", log)
+	}
+	// A request to a level two ids share is refused as ambiguous.
+	if r := f.request("vehicles/V_9/command", `{"data":"x","request_id":"amb"}`); r["ok"] != false || !strings.Contains(fmt.Sprint(r["error"]), "ambiguous") {
+		t.Errorf("request to a shared level: %v", r)
+	}
+}
+
+// TestPoisonIDsInInventory: a platform whose vehicle ids hold / + # lists
+// them in its inventory; they are published as single levels, the
+// inventory payload keeps the real ids, and a request on the level reaches
+// the vehicle by its real id.
+func TestPoisonIDsInInventory(t *testing.T) {
+	m := brokertest.StartMosquitto(t, "")
+	f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{sim: exlivesim.Config{Vehicles: 2, IDPrefix: "a/b+#", Rate: 20}})
+	f.waitLoggedIn()
+	vehicles := f.sub.WaitTopic(ftWait, f.topic("bridge/vehicles"))
+	if !strings.Contains(vehicles.Payload, `"id":"a/b+#1"`) {
+		t.Errorf("inventory = %s", vehicles.Payload)
+	}
+	f.sub.WaitTopic(ftWait, f.topic("vehicles/a_b__1/position"))
+	if r := f.request("vehicles/a_b__1/command", `{"data":"PING","request_id":"p1"}`); r["ok"] != true {
+		t.Errorf("request = %v", r)
+	}
+	var got []string
+	for _, r := range f.sim.Received() {
+		if c, ok := r.Msg.(*exlive.VehicleCommand); ok {
+			got = append(got, c.ID)
+		}
+	}
+	if len(got) != 1 || got[0] != "a/b+#1" {
+		t.Errorf("platform received commands for %q, want a/b+#1", got)
+	}
+	if n := ftMetric(t, f.bridge, "mqtt_reconnects_total"); n != 0 {
+		t.Errorf("mqtt_reconnects_total = %v", n)
+	}
+}
+
+// ftSent returns the requests the platform received (anything but session
+// frames).
+func ftSent(sim *exlivesim.Server) []exlive.Message {
+	var out []exlive.Message
+	for _, r := range sim.Received() {
+		switch r.Msg.(type) {
+		case *exlive.Login, *exlive.Logout, *exlive.Heartbeat, *exlive.GroupsRequest, *exlive.VehiclesRequest:
+		default:
+			out = append(out, r.Msg)
+		}
+	}
+	return out
+}
+
+// TestBadRequestsRefused: requests that cannot be carried out get a clear
+// ok:false answer, and nothing reaches the platform: non-UTF-8 payloads,
+// payloads over BRIDGE_MAX_REQUEST (huge ones too), JSON of the wrong
+// shape, bad numbers and times, unknown vehicles.
+func TestBadRequestsRefused(t *testing.T) {
+	f := newFixture(t, brokertest.Targets(t)[0], setup{edit: func(o *bridge.Options) { o.Bridge.MaxRequest = 1024 }})
+	f.waitLoggedIn()
+	f.sub.WaitTopic(ftWait, f.topic("bridge/vehicles"))
+	for _, tc := range []struct {
+		rest, payload, want string
+	}{
+		{"vehicles/V1/command", "\xff\xfe STOP", "not valid UTF-8"},
+		{"vehicles/V1/passthrough", "\xc3\x28", "not valid UTF-8"},
+		{"vehicles/V1/command", strings.Repeat("x", 1025), "payload too large: 1025 bytes, at most 1024"},
+		{"vehicles/V1/command", strings.Repeat("x", 4<<20), "payload too large"},
+		{"vehicles/V1/position", `[31.2,121.4]`, "want a JSON object"},
+		{"vehicles/V1/position", `{"lat":"north","lng":121.4}`, "lat: want a number"},
+		{"vehicles/V1/position", `{"lat":91,"lng":121.4}`, "out of range"},
+		{"vehicles/V1/position", `{"lat":31.2}`, "lat and lng are required"},
+		{"vehicles/V1/position", `{"lat":31.2,"lng":121.4,"speed":-3}`, "speed -3: out of range"},
+		{"vehicles/V1/position", `{"lat":31.2,"lng":121.4,"time":"yesterday"}`, "time: want RFC 3339"},
+		{"vehicles/V1/position", `{"id":"V2","lat":31.2,"lng":121.4}`, "not the vehicle of this topic"},
+		{"vehicles/V1/command", `{"request_id":"x"}`, `missing "data"`},
+		{"vehicles/V1/command", `{"data":"x","expires":"soon"}`, "expires: want RFC 3339"},
+		{"vehicles/V1/command", `{"data":"x","request_id":"` + strings.Repeat("r", 300) + `"}`, "request_id longer than 256 bytes"},
+		{"vehicles/V1/command", ``, "empty payload"},
+		{"vehicles/V999/command", `{"data":"x"}`, "unknown vehicle"},
+		{"vehicles/V999/passthrough", `{"data":"x"}`, "unknown vehicle"},
+		{"bridge/message", `{"request_id":"m"}`, `missing "msg"`},
+		{"bridge/groups", ``, "empty payload"},
+	} {
+		r := f.request(tc.rest, tc.payload)
+		if r["ok"] != false || !strings.Contains(fmt.Sprint(r["error"]), tc.want) {
+			t.Errorf("%s %.40q: result %v, want ok:false with %q", tc.rest, tc.payload, r, tc.want)
+		}
+	}
+	if sent := ftSent(f.sim); len(sent) != 0 {
+		t.Errorf("the platform received %d requests: %v", len(sent), sent)
+	}
+}
+
+// ftResult waits for the answer to request id on P/rest/result.
+func ftResult(t *testing.T, f *fixture, rest, id string) map[string]any {
+	t.Helper()
+	var out map[string]any
+	f.sub.Wait(ftWait, "the answer to "+id, func(ms []brokertest.Msg) bool {
+		for _, m := range ms {
+			if m.Topic == f.topic(rest+"/result") && strings.Contains(m.Payload, `"request_id":"`+id+`"`) {
+				out = decode(t, m.Payload)
+				return true
+			}
+		}
+		return false
+	})
+	return out
+}
+
+// TestRequestsPublishedWhileBridgeIsDown: the bridge keeps a persistent
+// MQTT session (clean session off, same client id), so the broker holds
+// the requests published while it is away and delivers them when it comes
+// back. Those whose expires has passed are refused as expired; the others
+// are carried out once the platform session is up.
+func TestRequestsPublishedWhileBridgeIsDown(t *testing.T) {
+	m := brokertest.StartMosquitto(t, "")
+	f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{})
+	f.waitLoggedIn()
+	f.sub.WaitTopic(ftWait, f.topic("bridge/vehicles"))
+	f.stop()
+
+	past := time.Now().Add(-time.Minute)
+	future := time.Now().Add(time.Hour)
+	for _, r := range []struct{ rest, payload string }{
+		{"vehicles/V1/command", fmt.Sprintf(`{"data":"OLD","request_id":"old","expires":%q}`, past.Format(time.RFC3339))},
+		{"vehicles/V1/command", fmt.Sprintf(`{"data":"OLD2","request_id":"old-epoch","expires":%d}`, past.Unix())},
+		{"vehicles/V1/command", fmt.Sprintf(`{"data":"NEW","request_id":"new","expires":%q}`, future.Format(time.RFC3339))},
+		{"vehicles/V2/passthrough", `{"data":"PT","request_id":"plain"}`},
+		{"bridge/message", fmt.Sprintf(`{"msg":"hello","request_id":"msg","expires":%d}`, future.Unix())},
+	} {
+		f.sub.Publish(f.topic(r.rest+"/set"), []byte(r.payload), false)
+	}
+	f.start()
+	for _, id := range []string{"old", "old-epoch"} {
+		if r := ftResult(t, f, "vehicles/V1/command", id); r["ok"] != false || r["error"] != "expired" {
+			t.Errorf("%s: %v, want ok:false, expired", id, r)
+		}
+	}
+	if r := ftResult(t, f, "vehicles/V1/command", "new"); r["ok"] != true {
+		t.Errorf("new: %v, want carried out", r)
+	}
+	if r := ftResult(t, f, "vehicles/V2/passthrough", "plain"); r["ok"] != true {
+		t.Errorf("plain: %v, want carried out", r)
+	}
+	ftWaitFor(t, ftWait, "the message to reach the platform", func() bool { return f.sim.Count(exlive.CmdText) == 1 })
+	var got []string
+	for _, msg := range ftSent(f.sim) {
+		switch msg := msg.(type) {
+		case *exlive.VehicleCommand:
+			got = append(got, "1004 "+msg.ID+" "+msg.Data)
+		case *exlive.Passthrough:
+			got = append(got, "1012 "+msg.TerminalID+" "+msg.Data)
+		case *exlive.TextMessage:
+			got = append(got, "1003 "+msg.Msg)
+		}
+	}
+	slices.Sort(got) // handlers run concurrently: no order across topics
+	if want := "1003 hello|1004 V1 NEW|1012 V2 PT"; strings.Join(got, "|") != want {
+		t.Errorf("platform received %q, want %q", strings.Join(got, "|"), want)
+	}
+}

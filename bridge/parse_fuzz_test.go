@@ -1,0 +1,96 @@
+package bridge
+
+import (
+	"math"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
+
+// FuzzParseRequest feeds any bytes to the request parser of every kind of
+// /set topic. It must never panic; an error must be a short, readable
+// sentence; and what it accepts must be usable: valid UTF-8, request ids
+// within their limit, and positions with finite numbers in range.
+//
+// The seed corpus is testdata/fuzz/FuzzParseRequest (requests of every kind,
+// well-formed and broken: wrong types, numbers out of range, bad expires,
+// invalid UTF-8, OwnTracks locations); fuzz with
+//
+//	go test -run='^$' -fuzz='^FuzzParseRequest$' -parallel=1 ./bridge/
+func FuzzParseRequest(f *testing.F) {
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		for k := range kinds {
+			p, err := parseRequest(kind(k), payload)
+			if err != nil {
+				checkError(t, kind(k), payload, err)
+				continue
+			}
+			if !utf8.Valid(payload) {
+				t.Fatalf("kind %s: accepted invalid UTF-8 %q", kinds[k].name, payload)
+			}
+			for _, s := range []string{p.requestID, p.data, p.code, p.terminalID, p.pos.ID, p.pos.Code, p.pos.WState, p.pos.CState, p.pos.PosInfo} {
+				if !utf8.ValidString(s) {
+					t.Fatalf("kind %s: accepted text %q is not UTF-8", kinds[k].name, s)
+				}
+			}
+			if len(p.requestID) > 256 {
+				t.Fatalf("kind %s: request_id of %d bytes accepted", kinds[k].name, len(p.requestID))
+			}
+			if !p.expires.IsZero() && (p.expires.Year() < 1970 || p.expires.Year() > 9999) {
+				t.Fatalf("kind %s: expires %v accepted", kinds[k].name, p.expires)
+			}
+			if kind(k) == kindPosition {
+				checkPosition(t, p)
+			}
+		}
+	})
+}
+
+func checkError(t *testing.T, k kind, payload []byte, err error) {
+	t.Helper()
+	msg := err.Error()
+	switch {
+	case msg == "":
+		t.Fatalf("kind %s: empty error for %q", kinds[k].name, payload)
+	case !utf8.ValidString(msg):
+		t.Fatalf("kind %s: error %q is not UTF-8", kinds[k].name, msg)
+	case len(msg) > 400:
+		// The error is published on the result topic and logged: it must
+		// not echo a large payload back.
+		t.Fatalf("kind %s: error of %d bytes: %.200q…", kinds[k].name, len(msg), msg)
+	}
+	for _, r := range msg {
+		if unicode.IsControl(r) {
+			t.Fatalf("kind %s: error %q holds a control character", kinds[k].name, msg)
+		}
+	}
+}
+
+func checkPosition(t *testing.T, p parsed) {
+	t.Helper()
+	pos := p.pos
+	finite := func(name string, v, lo, hi float64) {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < lo || v > hi {
+			t.Fatalf("position accepted with %s = %v (want %v to %v)", name, v, lo, hi)
+		}
+	}
+	finite("lat", pos.Lat, -90, 90)
+	finite("lng", pos.Lng, -180, 180)
+	if pos.Speed.Valid {
+		finite("speed", pos.Speed.V, 0, 10000)
+	}
+	if pos.Direction.Valid {
+		finite("direction", pos.Direction.V, 0, 360)
+	}
+	if pos.Fuel.Valid {
+		finite("fuel", pos.Fuel.V, -1e12, 1e12)
+	}
+	if pos.Mileage.Valid {
+		finite("mileage", pos.Mileage.V, -1e12, 1e12)
+	}
+	if pos.Time.Valid {
+		if y := pos.Time.V.Year(); y < 1970 || y > 9999 {
+			t.Fatalf("position accepted with time %v", pos.Time.V)
+		}
+	}
+}
