@@ -35,6 +35,7 @@ type LoginError struct {
 	Result string // the 8000 answer's result text
 }
 
+// Error quotes the platform's refusal.
 func (e *LoginError) Error() string { return "exlive: login rejected: " + e.Result }
 
 // Dial connects to a platform at addr (host:port), with TCP keepalives on.

@@ -52,6 +52,7 @@ type FrameError struct {
 	Detail string // what was wrong, for logs
 }
 
+// Error says what was skipped and why.
 func (e *FrameError) Error() string {
 	if e.Cmd != 0 {
 		return fmt.Sprintf("exlive: skipped %s frame (%d bytes): %s: %s", e.Cmd, e.Size, e.Reason, e.Detail)

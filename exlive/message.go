@@ -137,21 +137,50 @@ type Unknown struct {
 	Body    []byte // the body object verbatim
 }
 
-func (*Login) Cmd() Cmd            { return CmdLogin }
-func (*Logout) Cmd() Cmd           { return CmdLogout }
-func (*Heartbeat) Cmd() Cmd        { return CmdHeartbeat }
-func (*TextMessage) Cmd() Cmd      { return CmdText }
-func (*VehicleCommand) Cmd() Cmd   { return CmdVehicleCommand }
-func (*GroupData) Cmd() Cmd        { return CmdGroupData }
-func (*VehicleData) Cmd() Cmd      { return CmdVehicleData }
-func (*GroupsRequest) Cmd() Cmd    { return CmdGroupsRequest }
-func (*Group) Cmd() Cmd            { return CmdGroup }
-func (*VehiclesRequest) Cmd() Cmd  { return CmdVehiclesRequest }
-func (*Vehicle) Cmd() Cmd          { return CmdVehicle }
-func (*Passthrough) Cmd() Cmd      { return CmdPassthrough }
+// Cmd returns CmdLogin.
+func (*Login) Cmd() Cmd { return CmdLogin }
+
+// Cmd returns CmdLogout.
+func (*Logout) Cmd() Cmd { return CmdLogout }
+
+// Cmd returns CmdHeartbeat.
+func (*Heartbeat) Cmd() Cmd { return CmdHeartbeat }
+
+// Cmd returns CmdText.
+func (*TextMessage) Cmd() Cmd { return CmdText }
+
+// Cmd returns CmdVehicleCommand.
+func (*VehicleCommand) Cmd() Cmd { return CmdVehicleCommand }
+
+// Cmd returns CmdGroupData.
+func (*GroupData) Cmd() Cmd { return CmdGroupData }
+
+// Cmd returns CmdVehicleData.
+func (*VehicleData) Cmd() Cmd { return CmdVehicleData }
+
+// Cmd returns CmdGroupsRequest.
+func (*GroupsRequest) Cmd() Cmd { return CmdGroupsRequest }
+
+// Cmd returns CmdGroup.
+func (*Group) Cmd() Cmd { return CmdGroup }
+
+// Cmd returns CmdVehiclesRequest.
+func (*VehiclesRequest) Cmd() Cmd { return CmdVehiclesRequest }
+
+// Cmd returns CmdVehicle.
+func (*Vehicle) Cmd() Cmd { return CmdVehicle }
+
+// Cmd returns CmdPassthrough.
+func (*Passthrough) Cmd() Cmd { return CmdPassthrough }
+
+// Cmd returns CmdPassthroughReply.
 func (*PassthroughReply) Cmd() Cmd { return CmdPassthroughReply }
-func (*Answer) Cmd() Cmd           { return CmdAnswer }
-func (u *Unknown) Cmd() Cmd        { return u.Command }
+
+// Cmd returns CmdAnswer.
+func (*Answer) Cmd() Cmd { return CmdAnswer }
+
+// Cmd returns the frame's command.
+func (u *Unknown) Cmd() Cmd { return u.Command }
 
 // field appends one "key":"value" member, with a comma when it is not the
 // first.
