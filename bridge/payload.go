@@ -11,16 +11,8 @@ import (
 // The payloads of design.md, written by hand: positions are the hot path,
 // and a fixed field order reads better in mosquitto_sub than a map's.
 
-// member appends ,"key": (or "key": after the opening brace).
-func member(dst []byte, key string) []byte {
-	if dst[len(dst)-1] != '{' {
-		dst = append(dst, ',')
-	}
-	return jsonw.Key(dst, key)
-}
-
 func str(dst []byte, key, val string) []byte {
-	return jsonw.String(member(dst, key), val)
+	return jsonw.String(jsonw.Member(dst, key), val)
 }
 
 // optStr leaves out an empty string: the platform's "" means not given.
@@ -35,18 +27,18 @@ func num(dst []byte, key string, v exlive.Opt[float64]) []byte {
 	if !v.Valid {
 		return dst
 	}
-	return jsonw.Float(member(dst, key), v.V)
+	return jsonw.Float(jsonw.Member(dst, key), v.V)
 }
 
 func flag(dst []byte, key string, v exlive.Opt[bool]) []byte {
 	if !v.Valid {
 		return dst
 	}
-	return jsonw.Bool(member(dst, key), v.V)
+	return jsonw.Bool(jsonw.Member(dst, key), v.V)
 }
 
 func rfc3339(dst []byte, key string, t time.Time) []byte {
-	dst = append(member(dst, key), '"')
+	dst = append(jsonw.Member(dst, key), '"')
 	dst = t.UTC().AppendFormat(dst, time.RFC3339)
 	return append(dst, '"')
 }
@@ -57,8 +49,8 @@ func appendPosition(dst []byte, p *exlive.Position, lat, lng float64) []byte {
 	dst = append(dst, '{')
 	dst = str(dst, "id", p.ID)
 	dst = optStr(dst, "code", p.Code)
-	dst = jsonw.Float(member(dst, "lat"), lat)
-	dst = jsonw.Float(member(dst, "lng"), lng)
+	dst = jsonw.Float(jsonw.Member(dst, "lat"), lat)
+	dst = jsonw.Float(jsonw.Member(dst, "lng"), lng)
 	dst = num(dst, "speed", p.Speed)
 	dst = num(dst, "direction", p.Direction)
 	if p.Time.Valid {
@@ -87,7 +79,7 @@ func appendSession(dst []byte, s exlive.State) []byte {
 		dst = str(dst, "error", s.Err.Error())
 	}
 	if s.Retry > 0 {
-		dst = jsonw.Float(member(dst, "retry_in"), math.Round(s.Retry.Seconds()*1000)/1000)
+		dst = jsonw.Float(jsonw.Member(dst, "retry_in"), math.Round(s.Retry.Seconds()*1000)/1000)
 	}
 	return append(dst, '}')
 }
@@ -165,7 +157,7 @@ func appendResult(dst []byte, r result) []byte {
 		dst = str(dst, "request_id", r.RequestID)
 	}
 	dst = str(dst, "cmd", r.Cmd.String())
-	dst = jsonw.Bool(member(dst, "ok"), r.OK)
+	dst = jsonw.Bool(jsonw.Member(dst, "ok"), r.OK)
 	dst = optStr(dst, "result", r.Result)
 	dst = optStr(dst, "error", r.Error)
 	return append(dst, '}')

@@ -185,11 +185,7 @@ func (u *Unknown) Cmd() Cmd { return u.Command }
 // field appends one "key":"value" member, with a comma when it is not the
 // first.
 func field(dst []byte, key, val string) []byte {
-	if dst[len(dst)-1] != '{' {
-		dst = append(dst, ',')
-	}
-	dst = jsonw.Key(dst, key)
-	return jsonw.String(dst, val)
+	return jsonw.String(jsonw.Member(dst, key), val)
 }
 
 func (m *Login) appendBody(dst []byte) []byte {

@@ -64,6 +64,16 @@ func String(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
+// Member appends the key of an object member, "key":, after a comma unless
+// it is the object's first (dst ends in its opening brace). key needs no
+// escaping (callers pass constants).
+func Member(dst []byte, key string) []byte {
+	if len(dst) > 0 && dst[len(dst)-1] != '{' {
+		dst = append(dst, ',')
+	}
+	return Key(dst, key)
+}
+
 // Key appends "key": for a key that needs no escaping (callers pass
 // constants).
 func Key(dst []byte, key string) []byte {

@@ -47,3 +47,13 @@ func BenchmarkString(b *testing.B) {
 		buf = String(buf[:0], "沪A12345 上海市黄浦区人民大道 \"quoted\"")
 	}
 }
+
+func TestMember(t *testing.T) {
+	b := Member([]byte("{"), "a")
+	b = Int(b, 1)
+	b = Member(b, "b")
+	b = Bool(b, true)
+	if got := string(append(b, '}')); got != `{"a":1,"b":true}` {
+		t.Fatalf("got %s", got)
+	}
+}
