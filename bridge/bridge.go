@@ -60,9 +60,8 @@ type Bridge struct {
 	settled    chan struct{}
 	settleOnce sync.Once
 
-	mu        sync.Mutex
-	state     exlive.State
-	inventory []exlive.Vehicle
+	mu    sync.Mutex
+	state exlive.State
 
 	skipLog, fullLog ratelimit.Every
 

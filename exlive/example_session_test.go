@@ -14,7 +14,7 @@ import (
 // over what the platform sends; requests go through it from any goroutine.
 // Here it runs against the simulated platform.
 func ExampleSession() {
-	sim := exlivesim.New(exlivesim.Config{Vehicles: 3, Rate: -1})
+	sim := exlivesim.New(exlivesim.Config{Vehicles: 3, Rate: 20})
 	if err := sim.Start("127.0.0.1:0"); err != nil {
 		panic(err)
 	}
@@ -22,7 +22,7 @@ func ExampleSession() {
 
 	cfg := exlive.Defaults()
 	cfg.Addr, cfg.User, cfg.Pass = sim.Addr(), exlivesim.DefaultUser, exlivesim.DefaultPass
-	cfg.InventoryQuiet = 100 * time.Millisecond // the simulator answers at once
+	cfg.InventoryQuiet = 500 * time.Millisecond // the simulator answers at once
 	if err := cfg.Validate(nil); err != nil {
 		panic(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -915,11 +914,6 @@ func (c *wireConn) writeLoop() {
 			}
 			c.mu.Unlock()
 			<-c.wake
-			// Let the goroutines that woke with this one (paho's sender,
-			// the one that handles acknowledgements) hand over what they
-			// have too. When nothing else is ready to run, this returns
-			// at once.
-			runtime.Gosched()
 			c.mu.Lock()
 		}
 		buf := c.out
