@@ -159,7 +159,7 @@ func BenchmarkVehicle(b *testing.B) {
 // BenchmarkNewVehicleTopic is what the first position of a vehicle costs
 // on top: its topic level and topics, and its registry entry.
 func BenchmarkNewVehicleTopic(b *testing.B) {
-	r := newRegistry("exlive", "", 1<<30)
+	r := newRegistry("exlive", 1<<30)
 	ids := make([]string, 1<<16)
 	for i := range ids {
 		ids[i] = "V" + strconv.Itoa(i)
@@ -170,7 +170,7 @@ func BenchmarkNewVehicleTopic(b *testing.B) {
 	for b.Loop() {
 		if i == len(ids) {
 			b.StopTimer()
-			r, i = newRegistry("exlive", "", 1<<30), 0
+			r, i = newRegistry("exlive", 1<<30), 0
 			b.StartTimer()
 		}
 		r.get(ids[i])

@@ -88,11 +88,7 @@ func New(o Options) (*Bridge, error) {
 		hassRefresh: make(chan struct{}, 1),
 		state:       exlive.State{State: exlive.StateDisconnected, Since: time.Now()},
 	}
-	otPrefix := ""
-	if o.OwnTracks.Enable {
-		otPrefix = "owntracks/" + o.OwnTracks.User
-	}
-	b.reg = newRegistry(b.prefix, otPrefix, o.Bridge.MaxVehicles)
+	b.reg = newRegistry(b.prefix, o.Bridge.MaxVehicles)
 	mq, err := mqtt.New(o.MQTT, o.Log.With().Str("component", "mqtt").Logger(), b.onLink)
 	if err != nil {
 		return nil, err

@@ -73,16 +73,15 @@ func (b *Bridge) position(p *exlive.Position) {
 		topic = v.posTopic
 		v.mu.Lock()
 		v.last = fix{
-			valid: true, lat: lat, lng: lng,
+			seen: true, lat: lat, lng: lng,
 			speed: p.Speed.V, hasSpeed: p.Speed.Valid,
 			direction: p.Direction.V, hasDirection: p.Direction.Valid,
 			fixValid: p.Valid.V, hasFixValid: p.Valid.Valid,
 			alarm: p.Alarm.V, hasAlarm: p.Alarm.Valid,
 		}
 		if p.Time.Valid {
-			v.last.time = p.Time.V
+			v.last.unix = p.Time.V.Unix()
 		}
-		v.seen = now
 		v.mu.Unlock()
 	} else {
 		topic = b.prefix + "/vehicles/" + mqtt.Level(p.ID) + "/position"
@@ -119,13 +118,18 @@ func (b *Bridge) ownTracks(v *vehicle, p *exlive.Position, lat, lng float64) {
 		l.Odometer = owntracks.Some(p.Mileage.V)
 	}
 	l.Addr = p.PosInfo
-	topic := ""
+	b.publish(b.ownTracksTopic(v, p.ID), owntracks.Encode(nil, l), true)
+}
+
+// ownTracksTopic returns owntracks/USER/V.
+func (b *Bridge) ownTracksTopic(v *vehicle, id string) string {
+	level := ""
 	if v != nil {
-		topic = v.otTopic
+		level = v.level()
 	} else {
-		topic = "owntracks/" + b.opts.OwnTracks.User + "/" + mqtt.Level(p.ID)
+		level = mqtt.Level(id)
 	}
-	b.publish(topic, owntracks.Encode(nil, l), true)
+	return "owntracks/" + b.opts.OwnTracks.User + "/" + level
 }
 
 // vehicle returns the registry's entry for id, noting its code, and
@@ -141,7 +145,7 @@ func (b *Bridge) vehicle(id, code string) *vehicle {
 	}
 	if collision {
 		b.metrics.collisions.Inc()
-		b.log.Warn().Str("vehicle", id).Str("level", v.level).Msg("two vehicle ids share one topic level; requests to it are refused as ambiguous")
+		b.log.Warn().Str("vehicle", id).Str("level", v.level()).Msg("two vehicle ids share one topic level; requests to it are refused as ambiguous")
 	}
 	changed := created
 	if code != "" {
@@ -157,7 +161,7 @@ func (b *Bridge) vehicle(id, code string) *vehicle {
 		b.announce(v)
 	}
 	if created && b.opts.OwnTracks.Enable && code != "" {
-		b.publish(v.otTopic+"/info", owntracks.EncodeCard(nil, code, ""), true)
+		b.publish(b.ownTracksTopic(v, id)+"/info", owntracks.EncodeCard(nil, code, ""), true)
 	}
 	return v
 }
@@ -168,7 +172,7 @@ func (b *Bridge) levelOf(id string) string {
 		return ""
 	}
 	if v, _, _ := b.reg.get(id); v != nil {
-		return v.level
+		return v.level()
 	}
 	return mqtt.Level(id)
 }
@@ -225,7 +229,6 @@ func (b *Bridge) HandleInventory(inv exlive.Inventory) {
 		if v := b.vehicle(iv.ID, iv.Code); v != nil {
 			v.mu.Lock()
 			v.inInv = true
-			v.sim = iv.SIM
 			v.mu.Unlock()
 			if b.opts.Hass.Discovery {
 				b.announce(v) // back in the inventory after it left

@@ -71,7 +71,7 @@ func (b *Bridge) Vehicles() []web.Vehicle {
 	for _, v := range vs {
 		v.mu.Lock()
 		wv := web.Vehicle{ID: v.id, Code: v.code, Topic: v.posTopic}
-		if f := v.last; f.valid {
+		if f := v.last; f.seen {
 			wv.Lat, wv.Lng = ptr(f.lat), ptr(f.lng)
 			if f.hasSpeed {
 				wv.Speed = ptr(f.speed)
@@ -79,8 +79,8 @@ func (b *Bridge) Vehicles() []web.Vehicle {
 			if f.hasDirection {
 				wv.Direction = ptr(f.direction)
 			}
-			if !f.time.IsZero() {
-				wv.Time = ptr(f.time.UTC())
+			if f.unix != 0 {
+				wv.Time = ptr(time.Unix(f.unix, 0).UTC())
 			}
 			if f.hasFixValid {
 				wv.Valid = ptr(f.fixValid)
@@ -105,5 +105,3 @@ func (b *Bridge) Vehicles() []web.Vehicle {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-var _ = time.Time{}

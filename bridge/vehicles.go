@@ -2,52 +2,57 @@ package bridge
 
 import (
 	"sync"
-	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 )
 
-// vehicle is what the bridge knows of one vehicle.
+// vehicle is what the bridge knows of one vehicle. A big account has a
+// hundred thousand of them, so it holds only what the hot path and the
+// status page need: about 200 bytes with its map entry.
 type vehicle struct {
-	id, level string
-	posTopic  string // P/vehicles/V/position, built once
-	otTopic   string // owntracks/USER/V, when OwnTracks is on
-
-	mu       sync.Mutex // guards the fields below
-	code     string
-	sim      string
-	inInv    bool // listed in the last inventory
-	announce bool // Home Assistant discovery sent for the current code
+	id       string
+	posTopic string // P/vehicles/V/position, built once: the topic of every position
+	mu       sync.Mutex
+	code     string // guarded by mu, like the fields below
 	last     fix
-	seen     time.Time
+	lvl      uint16 // where V starts in posTopic
+	inInv    bool   // listed in the last inventory
+	announce bool   // Home Assistant discovery sent for the current code
 }
+
+// level returns the vehicle's topic level V.
+func (v *vehicle) level() string {
+	return v.posTopic[v.lvl : len(v.posTopic)-len(positionSuffix)]
+}
+
+const positionSuffix = "/position"
 
 // fix is the latest position of a vehicle, for the status page.
 type fix struct {
-	valid                  bool // a position has been seen
-	lat, lng               float64
-	speed, direction       float64
-	hasSpeed, hasDirection bool
-	time                   time.Time
-	fixValid, alarm        bool
-	hasFixValid, hasAlarm  bool
+	lat, lng, speed, direction float64
+	unix                       int64 // the fix time in Unix seconds; 0: none
+	seen                       bool  // a position has come
+	hasSpeed, hasDirection     bool
+	fixValid, hasFixValid      bool
+	alarm, hasAlarm            bool
 }
 
 // registry maps platform ids to topic levels and back.
 type registry struct {
-	prefix, otPrefix string
-	max              int
+	prefix string
+	max    int
 
-	mu       sync.RWMutex
-	byID     map[string]*vehicle
+	mu   sync.RWMutex
+	byID map[string]*vehicle
+	// byLevel holds only the vehicles whose level is not their id (ids
+	// with / + # and the like): for every other one the id is the level.
 	byLevel  map[string]*vehicle
 	collided map[string]bool // levels that more than one id maps to
 }
 
-func newRegistry(prefix, otPrefix string, max int) *registry {
+func newRegistry(prefix string, max int) *registry {
 	return &registry{
 		prefix:   prefix,
-		otPrefix: otPrefix,
 		max:      max,
 		byID:     make(map[string]*vehicle),
 		byLevel:  make(map[string]*vehicle),
@@ -74,18 +79,29 @@ func (r *registry) get(id string) (v *vehicle, created, collision bool) {
 		return nil, false, false
 	}
 	level := mqtt.Level(id)
-	v = &vehicle{id: id, level: level, posTopic: r.prefix + "/vehicles/" + level + "/position"}
-	if r.otPrefix != "" {
-		v.otTopic = r.otPrefix + "/" + level
-	}
-	r.byID[id] = v
-	if other, ok := r.byLevel[level]; ok && other.id != id {
+	head := r.prefix + "/vehicles/"
+	v = &vehicle{id: id, posTopic: head + level + positionSuffix, lvl: uint16(len(head))}
+	other := r.levelLocked(level)
+	if other != nil && other.id != id {
 		r.collided[level] = true
 		collision = true
-	} else {
+	}
+	r.byID[id] = v
+	if level != id && other == nil {
 		r.byLevel[level] = v
 	}
 	return v, true, collision
+}
+
+// levelLocked returns the vehicle that has level, if any.
+func (r *registry) levelLocked(level string) *vehicle {
+	if v := r.byLevel[level]; v != nil {
+		return v
+	}
+	if v := r.byID[level]; v != nil && v.level() == level {
+		return v
+	}
+	return nil
 }
 
 // lookup returns the vehicle published under level. ambiguous reports a
@@ -96,7 +112,7 @@ func (r *registry) lookup(level string) (v *vehicle, ambiguous bool) {
 	if r.collided[level] {
 		return nil, true
 	}
-	return r.byLevel[level], false
+	return r.levelLocked(level), false
 }
 
 // all returns every vehicle.
