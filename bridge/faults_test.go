@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
@@ -66,96 +65,6 @@ func ftMetric(t testing.TB, b *bridge.Bridge, series string) float64 {
 		}
 	}
 	return 0
-}
-
-// ftCounter is a persistent subscriber (clean session off, its own client
-// id) that counts distinct messages: a broker that restarts from its
-// persistence keeps what is meant for it, and QoS 1 may deliver twice.
-type ftCounter struct {
-	t       testing.TB
-	c       paho.Client
-	mu      sync.Mutex
-	seen    map[string]struct{}
-	changed chan struct{}
-}
-
-func ftNewCounter(t testing.TB, url, filter string, setup ...func(*paho.ClientOptions)) *ftCounter {
-	t.Helper()
-	cnt := &ftCounter{t: t, seen: make(map[string]struct{}), changed: make(chan struct{})}
-	subscribed := make(chan error, 1)
-	opts := paho.NewClientOptions().AddBroker(url).SetClientID(brokertest.ClientID(t)).
-		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
-		// The default handler catches what the broker kept for us and
-		// sends before the subscription is made again.
-		SetDefaultPublishHandler(cnt.record).
-		SetOnConnectHandler(func(c paho.Client) {
-			tok := c.Subscribe(filter, 1, nil)
-			tok.WaitTimeout(5 * time.Second)
-			select {
-			case subscribed <- tok.Error():
-			default:
-			}
-		})
-	for _, f := range setup {
-		f(opts)
-	}
-	cnt.c = paho.NewClient(opts)
-	cnt.c.Connect()
-	t.Cleanup(func() { cnt.c.Disconnect(100) })
-	select {
-	case err := <-subscribed:
-		if err != nil {
-			t.Fatalf("counter: subscribe: %v", err)
-		}
-	case <-time.After(ftWait):
-		t.Fatal("counter: not subscribed")
-	}
-	return cnt
-}
-
-func (c *ftCounter) record(_ paho.Client, m paho.Message) {
-	c.mu.Lock()
-	c.seen[m.Topic()+"\x00"+string(m.Payload())] = struct{}{}
-	close(c.changed)
-	c.changed = make(chan struct{})
-	c.mu.Unlock()
-}
-
-// count returns how many distinct messages arrived on topics ending in
-// suffix.
-func (c *ftCounter) count(suffix string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for k := range c.seen {
-		topic, _, _ := strings.Cut(k, "\x00")
-		if strings.HasSuffix(topic, suffix) {
-			n++
-		}
-	}
-	return n
-}
-
-// waitCount waits until n distinct messages have arrived on topics ending
-// in suffix.
-func (c *ftCounter) waitCount(timeout time.Duration, suffix string, n int) {
-	c.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		c.mu.Lock()
-		ch := c.changed
-		c.mu.Unlock()
-		got := c.count(suffix)
-		if got >= n {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			c.t.Fatalf("timed out after %s: %d of %d distinct messages on *%s", timeout, got, n, suffix)
-		}
-	}
 }
 
 // ftPosition is a position whose wstate makes its payload unique.
@@ -555,10 +464,10 @@ func TestStuckBrokerKeepsThePlatformSessionAlive(t *testing.T) {
 		}
 		return ftGapConn{nc, gaps}, nil
 	}
-	cnt := ftNewCounter(t, m.URL(), f.topic("vehicles/+/position"))
+	cnt := brokertest.NewCounter(t, m.URL(), f.topic("vehicles/+/position"))
 	f.start()
 	f.waitLoggedIn()
-	cnt.waitCount(ftWait, "/position", 500)
+	cnt.WaitCount(ftWait, "/position", 500)
 
 	m.Pause()
 	paused := time.Now()
@@ -581,7 +490,7 @@ func TestStuckBrokerKeepsThePlatformSessionAlive(t *testing.T) {
 		t.Errorf("heartbeats stalled for %s while the broker was stuck (interval %s)", gap, f.opts.Exlive.Heartbeat)
 	}
 
-	cnt.waitCount(60*time.Second, "/position", n)
+	cnt.WaitCount(60*time.Second, "/position", n)
 	if got := ftMetric(t, f.bridge, "exlive_positions_received_total"); got != n {
 		t.Errorf("positions received = %v, want %d", got, n)
 	}
@@ -656,7 +565,7 @@ func TestBrokerRestartLosesNoPosition(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := brokertest.StartMosquitto(t, "autosave_interval 1")
 			f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{noStart: true})
-			cnt := ftNewCounter(t, m.URL(), f.topic("vehicles/+/position"))
+			cnt := brokertest.NewCounter(t, m.URL(), f.topic("vehicles/+/position"))
 			ftWaitSaved(t, m, time.Now())
 			f.start()
 			f.waitLoggedIn()
@@ -666,7 +575,7 @@ func TestBrokerRestartLosesNoPosition(t *testing.T) {
 			if kill {
 				// What Mosquitto acknowledged and had not saved dies
 				// with it; only what reached the subscriber is safe.
-				cnt.waitCount(ftWait, "/position", s.n)
+				cnt.WaitCount(ftWait, "/position", s.n)
 				m.Kill()
 			} else {
 				m.Stop() // positions in flight must come through too
@@ -678,7 +587,7 @@ func TestBrokerRestartLosesNoPosition(t *testing.T) {
 			m.Start()
 			ftBrokerUpWithin(t, f, up, 5*time.Second)
 			s.send(1000)
-			cnt.waitCount(30*time.Second, "/position", s.n)
+			cnt.WaitCount(30*time.Second, "/position", s.n)
 			if d := ftMetric(t, f.bridge, "mqtt_messages_dropped_total"); d != 0 {
 				t.Errorf("mqtt_messages_dropped_total = %v", d)
 			}
@@ -702,7 +611,7 @@ func TestBrokerRestartLosesNoPosition(t *testing.T) {
 func TestBrokerDownAtStart(t *testing.T) {
 	m := brokertest.StartMosquitto(t, "autosave_interval 1")
 	f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{noStart: true})
-	cnt := ftNewCounter(t, m.URL(), f.topic("vehicles/+/position"))
+	cnt := brokertest.NewCounter(t, m.URL(), f.topic("vehicles/+/position"))
 	ftWaitSaved(t, m, time.Now())
 	m.Stop()
 	f.start()
@@ -713,7 +622,7 @@ func TestBrokerDownAtStart(t *testing.T) {
 	up := time.Now()
 	m.Start()
 	ftBrokerUpWithin(t, f, up, 5*time.Second)
-	cnt.waitCount(30*time.Second, "/position", s.n)
+	cnt.WaitCount(30*time.Second, "/position", s.n)
 	late := brokertest.Subscribe(t, m.URL(), f.topic("bridge/#"))
 	if ss := late.WaitTopic(ftWait, f.topic("bridge/session")); !strings.Contains(ss.Payload, "logged_in") {
 		t.Errorf("retained session = %s", ss.Payload)
@@ -770,7 +679,7 @@ func TestStoreDirKeepsPositionsAcrossBridgeRestart(t *testing.T) {
 		o.MQTT.URL = proxy.URL()
 		o.MQTT.StoreDir = t.TempDir()
 	}})
-	cnt := ftNewCounter(t, m.URL(), f.topic("vehicles/+/position"))
+	cnt := brokertest.NewCounter(t, m.URL(), f.topic("vehicles/+/position"))
 	// Stopped during an outage, the bridge would wait its whole stop
 	// timeout for the broker: a short one keeps the test quick.
 	b, stop := ftRun(t, f.opts, time.Second)
@@ -791,7 +700,7 @@ func TestStoreDirKeepsPositionsAcrossBridgeRestart(t *testing.T) {
 	}
 	proxy.SetDown(false)
 	b, _ = ftRun(t, f.opts, time.Second)
-	cnt.waitCount(30*time.Second, "/position", s.n)
+	cnt.WaitCount(30*time.Second, "/position", s.n)
 	if d := ftMetric(t, b, "mqtt_messages_dropped_total"); d != 0 {
 		t.Errorf("mqtt_messages_dropped_total after the restart = %v", d)
 	}

@@ -150,10 +150,10 @@ func TestBridgeOverTLSWithSecretsFromFiles(t *testing.T) {
 	}
 	f.opts.Exlive, f.opts.MQTT = ex, mq
 
-	cnt := ftNewCounter(t, plainURL, f.prefix+"/#", func(o *paho.ClientOptions) { o.SetUsername("bridge").SetPassword(scMQTTPass) })
+	cnt := brokertest.NewCounter(t, plainURL, f.prefix+"/#", func(o *paho.ClientOptions) { o.SetUsername("bridge").SetPassword(scMQTTPass) })
 	f.start()
-	cnt.waitCount(ftWait, "/vehicles/V1/position", 1)
-	cnt.waitCount(ftWait, "/bridge/vehicles", 1)
+	cnt.WaitCount(ftWait, "/vehicles/V1/position", 1)
+	cnt.WaitCount(ftWait, "/bridge/vehicles", 1)
 	scCheckNoSecret(t, scOutputs(t, f), scExlivePass, scMQTTPass)
 }
 

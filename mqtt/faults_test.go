@@ -19,95 +19,6 @@ import (
 // Broker faults against real brokers: a private Mosquitto that the tests
 // stop, kill, pause and start again, and the embedded broker.
 
-// counter is a persistent subscriber (clean session off, its own client id)
-// that counts distinct messages: a broker that restarts from its
-// persistence keeps what is meant for it, and QoS 1 may deliver twice.
-type counter struct {
-	t       testing.TB
-	c       paho.Client
-	mu      sync.Mutex
-	seen    map[string]struct{}
-	total   int
-	changed chan struct{}
-}
-
-func newCounter(t testing.TB, url string, filter string, setup func(*paho.ClientOptions)) *counter {
-	t.Helper()
-	cnt := &counter{t: t, seen: make(map[string]struct{}), changed: make(chan struct{})}
-	subscribed := make(chan error, 1)
-	opts := paho.NewClientOptions().AddBroker(url).SetClientID(brokertest.ClientID(t)).
-		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
-		// The default handler catches what the broker kept for us and
-		// sends before the subscription is made again.
-		SetDefaultPublishHandler(cnt.record).
-		SetOnConnectHandler(func(c paho.Client) {
-			tok := c.Subscribe(filter, 1, nil)
-			tok.WaitTimeout(5 * time.Second)
-			select {
-			case subscribed <- tok.Error():
-			default:
-			}
-		})
-	if setup != nil {
-		setup(opts)
-	}
-	cnt.c = paho.NewClient(opts)
-	cnt.c.Connect()
-	t.Cleanup(func() { cnt.c.Disconnect(100) })
-	select {
-	case err := <-subscribed:
-		if err != nil {
-			t.Fatalf("counter: subscribe: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("counter: not subscribed")
-	}
-	return cnt
-}
-
-func (c *counter) record(_ paho.Client, m paho.Message) {
-	c.mu.Lock()
-	c.seen[m.Topic()+"\x00"+string(m.Payload())] = struct{}{}
-	c.total++
-	close(c.changed)
-	c.changed = make(chan struct{})
-	c.mu.Unlock()
-}
-
-// has reports whether topic with payload has been received.
-func (c *counter) has(topic, payload string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.seen[topic+"\x00"+payload]
-	return ok
-}
-
-func (c *counter) distinct() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.seen)
-}
-
-// wait waits until cond holds, at most timeout.
-func (c *counter) wait(timeout time.Duration, what string, cond func() bool) {
-	c.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		c.mu.Lock()
-		ch := c.changed
-		c.mu.Unlock()
-		if cond() {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			c.t.Fatalf("timed out after %s waiting for %s: %d distinct messages received", timeout, what, c.distinct())
-		}
-	}
-}
-
 // waitFor waits until cond holds, checking every few milliseconds: for
 // states that signal no change.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
@@ -239,7 +150,7 @@ func TestRequestsKeptWhileAwayAreHandled(t *testing.T) {
 func TestBrokerDownAtStart(t *testing.T) {
 	m := persistentBroker(t)
 	cfg := config(t, m.URL())
-	cnt := newCounter(t, m.URL(), cfg.TopicPrefix+"/n/#", nil)
+	cnt := brokertest.NewCounter(t, m.URL(), cfg.TopicPrefix+"/n/#")
 	since := time.Now()
 	waitSaved(t, m, since)
 	m.Stop()
@@ -259,7 +170,7 @@ func TestBrokerDownAtStart(t *testing.T) {
 	if d := l.connectedAfter(t, up); d > 5*time.Second {
 		t.Errorf("connected %s after the broker started, want within 5 s", d)
 	}
-	cnt.wait(20*time.Second, "every message", func() bool { return cnt.distinct() >= n })
+	cnt.Wait(20*time.Second, "every message", func() bool { return cnt.Distinct() >= n })
 	if st := c.Stats(); st.Dropped != 0 || st.Failed != 0 {
 		t.Errorf("stats = %+v", st)
 	}
@@ -286,7 +197,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 				p + "/req/set": func(in mqtt.Incoming) { requests <- string(in.Payload) },
 			})
 			l.wait(t, true, 1)
-			cnt := newCounter(t, m.URL(), p+"/n/#", nil)
+			cnt := brokertest.NewCounter(t, m.URL(), p+"/n/#")
 			waitSaved(t, m, time.Now())
 
 			n := 0
@@ -302,7 +213,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 			if kill {
 				// What Mosquitto acknowledged and had not saved dies with
 				// it: only what reached the subscriber before is safe.
-				cnt.wait(20*time.Second, "the messages before the kill", func() bool { return cnt.distinct() >= n })
+				cnt.Wait(20*time.Second, "the messages before the kill", func() bool { return cnt.Distinct() >= n })
 				m.Kill()
 			} else {
 				// Messages in flight when the broker stops must come
@@ -317,7 +228,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 				t.Errorf("reconnected %s after the broker's return, want within 5 s", d)
 			}
 			publish(1000)
-			cnt.wait(30*time.Second, "every message", func() bool { return cnt.distinct() >= n })
+			cnt.Wait(30*time.Second, "every message", func() bool { return cnt.Distinct() >= n })
 			if st := c.Stats(); st.Dropped != 0 {
 				t.Errorf("stats = %+v, want nothing dropped", st)
 			}
@@ -355,7 +266,7 @@ func TestStuckBrokerNeverBlocksPublish(t *testing.T) {
 	p := cfg.TopicPrefix
 	c, l := start(t, cfg, nil)
 	l.wait(t, true, 1)
-	cnt := newCounter(t, m.URL(), p+"/n/#", nil)
+	cnt := brokertest.NewCounter(t, m.URL(), p+"/n/#")
 
 	m.Pause()
 	payload := []byte(strings.Repeat("x", 1024))
@@ -387,7 +298,7 @@ func TestStuckBrokerNeverBlocksPublish(t *testing.T) {
 	// Whether paho gave the link up (keepalive) or not, it is up again
 	// within 5 s.
 	waitFor(t, 5*time.Second, "the link up after the broker resumed", func() bool { return c.Link().Connected })
-	cnt.wait(30*time.Second, "every message", func() bool { return cnt.distinct() >= n })
+	cnt.Wait(30*time.Second, "every message", func() bool { return cnt.Distinct() >= n })
 	if st := c.Stats(); st.Dropped != 0 {
 		t.Errorf("stats = %+v, want nothing dropped", st)
 	}
@@ -416,7 +327,7 @@ func TestStopCountsWhatIsLost(t *testing.T) {
 			p := cfg.TopicPrefix
 			c, l := start(t, cfg, nil)
 			l.wait(t, true, 1)
-			cnt := newCounter(t, m.URL(), p+"/n/#", nil)
+			cnt := brokertest.NewCounter(t, m.URL(), p+"/n/#")
 			m.Pause()
 			const n = 100
 			for i := range n {
@@ -438,7 +349,7 @@ func TestStopCountsWhatIsLost(t *testing.T) {
 				m.Resume()
 				_, l := start(t, cfg, nil)
 				l.wait(t, true, 1)
-				cnt.wait(10*time.Second, "every message", func() bool { return cnt.distinct() >= n })
+				cnt.Wait(10*time.Second, "every message", func() bool { return cnt.Distinct() >= n })
 				state := brokertest.Subscribe(t, m.URL(), p+"/bridge/state")
 				if s := state.WaitTopic(5*time.Second, p+"/bridge/state"); s.Payload != "online" {
 					t.Errorf("retained state = %q, want online", s.Payload)

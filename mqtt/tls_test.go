@@ -259,11 +259,11 @@ func TestPasswordAuth(t *testing.T) {
 		if err := cfg.Validate(os.ReadFile, os.Hostname); err != nil {
 			t.Fatal(err)
 		}
-		cnt := newCounter(t, m.URL(), cfg.TopicPrefix+"/#", auth)
+		cnt := brokertest.NewCounter(t, m.URL(), cfg.TopicPrefix+"/#", auth)
 		c, l, logs := startLogged(t, cfg)
 		l.wait(t, true, 1)
 		c.Publish(cfg.TopicPrefix+"/in", []byte("authenticated"), false)
-		cnt.wait(5*time.Second, "the message", func() bool { return cnt.has(cfg.TopicPrefix+"/in", "authenticated") })
+		cnt.Wait(5*time.Second, "the message", func() bool { return cnt.Has(cfg.TopicPrefix+"/in", "authenticated") })
 		if strings.Contains(logs.String(), pass) {
 			t.Errorf("log leaks the password:\n%s", logs.String())
 		}
