@@ -126,26 +126,11 @@ func ftMark(t *testing.T, f *fixture, name string) {
 	topic := f.topic("vehicles/" + name + "/position")
 	for deadline := time.Now().Add(ftWait); time.Now().Before(deadline); {
 		f.sim.Send(ftPosition(name, 0))
-		if ftEventually(200*time.Millisecond, func() bool { _, ok := f.sub.Last(topic); return ok }) {
+		if brokertest.Eventually(200*time.Millisecond, func() bool { _, ok := f.sub.Last(topic); return ok }) {
 			return
 		}
 	}
 	t.Fatalf("position of %s never published", name)
-}
-
-// ftEventually reports whether cond comes to hold within timeout.
-func ftEventually(timeout time.Duration, cond func() bool) bool {
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			return false
-		}
-	}
-	return true
 }
 
 // ftDial dials the addresses addrs returns for each attempt, and records
@@ -535,7 +520,7 @@ type ftSender struct {
 func (s *ftSender) send(k int) {
 	s.f.t.Helper()
 	// The platform sends only on connections whose login it has answered.
-	if !ftEventually(ftWait, func() bool { return s.f.sim.Connections() > 0 }) {
+	if !brokertest.Eventually(ftWait, func() bool { return s.f.sim.Connections() > 0 }) {
 		s.f.t.Fatal("the platform has no logged-in connection to send on")
 	}
 	for range k {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -60,17 +59,6 @@ func scSecretFile(t *testing.T, name, value string) string {
 	return path
 }
 
-// scFreePort returns a loopback port nothing listens on.
-func scFreePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // scOutputs gathers everything the bridge shows: its log, its metrics, the
 // status page and its API, health and readiness, its status and its
 // settings printed every way.
@@ -122,7 +110,7 @@ func TestBridgeOverTLSWithSecretsFromFiles(t *testing.T) {
 	server := ca.Server(t, "broker")
 	client := ca.Client(t, "bridge")
 	passwd := scPasswd(t, "bridge", scMQTTPass)
-	plain := scFreePort(t)
+	plain := brokertest.FreePort(t)
 	m := brokertest.StartMosquitto(t, fmt.Sprintf("allow_anonymous false\npassword_file %s\n"+
 		"listener {{port}} 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\n"+
 		"listener %d 127.0.0.1\n", passwd, ca.File, server.CertFile, server.KeyFile, plain))

@@ -221,5 +221,5 @@ func (p *ctProc) term(t *testing.T) (code int, took time.Duration) {
 // ctClosedAddr returns a loopback address nothing listens on.
 func ctClosedAddr(t *testing.T) string {
 	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", ctFreePort(t))
+	return fmt.Sprintf("127.0.0.1:%d", brokertest.FreePort(t))
 }

@@ -605,16 +605,6 @@ func run(t *testing.T, out *output, env []string, name string, args ...string) {
 	})
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestNodeREDRuns deploys the flow in a real Node-RED against a real
 // bridge: the positions reach the map node, and the inject button sends a
 // command whose answer the flow matches by request_id.
@@ -646,7 +636,7 @@ func TestNodeREDRuns(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "flows.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	uiPort := freePort(t)
+	uiPort := brokertest.FreePort(t)
 	settings := fmt.Sprintf(`module.exports = {
 	uiHost: "127.0.0.1",
 	uiPort: %d,

@@ -35,21 +35,6 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// eventually reports whether cond comes to hold within timeout.
-func eventually(timeout time.Duration, cond func() bool) bool {
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			return false
-		}
-	}
-	return true
-}
-
 // persistentBroker starts a private Mosquitto that saves its state every
 // second, so that a subscriber's session survives even SIGKILL once saved.
 func persistentBroker(t *testing.T) *brokertest.Mosquitto {

@@ -143,7 +143,7 @@ func refused(t *testing.T, c *mqtt.Client, l *links, logs *logBuffer, a *attempt
 	if ups != 0 {
 		t.Errorf("%d link changes, want none", ups)
 	}
-	if !eventually(5*time.Second, func() bool { return strings.Contains(logs.String(), why) }) {
+	if !brokertest.Eventually(5*time.Second, func() bool { return strings.Contains(logs.String(), why) }) {
 		t.Fatalf("no log line says %q:\n%s", why, logs.String())
 	}
 	for _, s := range secrets {

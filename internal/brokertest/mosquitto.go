@@ -56,7 +56,7 @@ func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 	t.Helper()
 	bin := MosquittoBinary(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := FreePort(t)
 	conf := "allow_anonymous true\npersistence true\npersistence_location {{dir}}/\n" +
 		"max_queued_messages 0\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nuser root\n"
 	if !strings.Contains(extra, "listener") {
@@ -158,7 +158,8 @@ func (w *lockedWriter) Write(b []byte) (int, error) {
 	return w.w.Write(b)
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -166,4 +167,20 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Eventually reports whether cond comes to hold within timeout, checking it
+// every few milliseconds: for states that signal no change.
+func Eventually(timeout time.Duration, cond func() bool) bool {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return false
+		}
+	}
+	return true
 }
