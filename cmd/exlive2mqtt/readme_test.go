@@ -7,17 +7,17 @@ import (
 	"testing"
 )
 
-// TestReadmeSettingsTable keeps the README's settings table and the
+// TestSettingsTable keeps the settings table of docs/settings.md and the
 // program's settings equal: every variable the program reads is in the
 // table, and the table names no variable the program does not read.
-func TestReadmeSettingsTable(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+func TestSettingsTable(t *testing.T) {
+	page, err := os.ReadFile("../../docs/settings.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, table, ok := strings.Cut(string(readme), "<!-- settings table")
+	_, table, ok := strings.Cut(string(page), "<!-- settings table")
 	if !ok {
-		t.Fatal("README.md has no settings table marker")
+		t.Fatal("docs/settings.md has no settings table marker")
 	}
 	table, _, _ = strings.Cut(table, "\n\n")
 	inTable := make(map[string]bool)
@@ -33,13 +33,13 @@ func TestReadmeSettingsTable(t *testing.T) {
 			}
 			known[sec.prefix+name] = true
 			if !inTable[sec.prefix+name] {
-				t.Errorf("README.md settings table lacks %s", sec.prefix+name)
+				t.Errorf("docs/settings.md settings table lacks %s", sec.prefix+name)
 			}
 		}
 	}
 	for name := range inTable {
 		if !known[name] {
-			t.Errorf("README.md settings table names %s, which the program does not read", name)
+			t.Errorf("docs/settings.md settings table names %s, which the program does not read", name)
 		}
 	}
 }
