@@ -98,9 +98,9 @@ func TestRequestWhileOfflineIsRefusedAndNeverSent(t *testing.T) {
 	})
 }
 
-// The tests below prove the published rows of design.md's topic table, one
-// row or a few at a time, over real TCP, a real broker and the simulated
-// platform. Requests (the subscribed rows) are in requests_test.go.
+// The tests below prove the published rows of docs/topics.md's topic
+// table, one row or a few at a time, over real TCP, a real broker and the
+// simulated platform. Requests (the subscribed rows) are in requests_test.go.
 
 // ctSessions returns the session payloads on topic among ms, decoded.
 func ctSessions(t *testing.T, ms []brokertest.Msg, topic string) []map[string]any {
@@ -137,7 +137,7 @@ func ctCheckSession(t *testing.T, s map[string]any, wantErr bool) {
 	switch s["state"] {
 	case "connecting", "logged_in", "login_failed", "disconnected":
 	default:
-		t.Errorf("session state %v is not one of design.md's", s["state"])
+		t.Errorf("session state %v is not one of docs/topics.md's", s["state"])
 	}
 	since, err := time.Parse(time.RFC3339, ctStr(s["since"]))
 	if err != nil {
@@ -333,10 +333,9 @@ func TestContractPlatformTraffic(t *testing.T) {
 			t.Errorf("unsolicited passthrough reply = %v", pt)
 		}
 
-		// A position as the spec writes it becomes design.md's example,
-		// typed; gpstime is read in Asia/Shanghai. Empty fields are left
-		// out (design.md's example shows "wstate":"", which its own rule
-		// leaves out).
+		// A position as the spec writes it becomes the example of
+		// docs/topics.md, typed; gpstime is read in Asia/Shanghai. Empty
+		// fields, wstate among them, are left out.
 		f.sim.SendRaw(ctRawPosition(map[string]string{
 			"code": "沪A12345", "id": "V1", "lat": "31.230416", "lng": "121.473701", "veo": "42.5", "dir": "180",
 			"gpstime": "2011-11-01 12:38:39", "av": "1", "alarm": "0", "oil": "37.2", "dis": "12345.6",

@@ -37,7 +37,7 @@ func parseRequest(k kind, payload []byte) (parsed, error) {
 	}
 	switch k {
 	case kindGroups, kindVehicles:
-		// The payload is the data, JSON or not, as design.md says.
+		// The payload is the data, JSON or not, as docs/topics.md says.
 		if len(payload) == 0 {
 			return p, errors.New("empty payload")
 		}
@@ -160,7 +160,7 @@ func timestamp(raw json.RawMessage) (time.Time, error) {
 	return time.Unix(int64(sec), int64(frac*1e9)), nil
 }
 
-// positionUpload is the position payload of design.md, as a request.
+// positionUpload is the position payload of docs/topics.md, as a request.
 type positionUpload struct {
 	ID        *string         `json:"id"`
 	Code      *string         `json:"code"`

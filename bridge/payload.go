@@ -8,7 +8,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/internal/jsonw"
 )
 
-// The payloads of design.md, written by hand: positions are the hot path,
+// The payloads of docs/topics.md, written by hand: positions are the hot path,
 // and a fixed field order reads better in mosquitto_sub than a map's.
 
 func str(dst []byte, key, val string) []byte {

@@ -1,8 +1,8 @@
 package bridge_test
 
-// The subscribed rows of design.md's topic table: every /set topic reaches
-// the platform as its frame, and every request gets exactly one answer of
-// the right kind, or none where design.md says none.
+// The request rows of docs/topics.md: every /set topic reaches the
+// platform as its frame, and every request gets exactly one answer of the
+// right kind, or none where docs/topics.md says none.
 
 import (
 	"fmt"

@@ -18,7 +18,8 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 )
 
-// ctExitWithin is design.md's promise: SIGTERM to exit in less than 10 s.
+// ctExitWithin is the promise of docs/reliability.md ("Stopping"): SIGTERM
+// to exit in less than 10 s.
 const ctExitWithin = 10 * time.Second
 
 func TestShutdownOnSIGTERM(t *testing.T) {

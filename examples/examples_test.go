@@ -33,7 +33,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// The contract of design.md ("Topics"), with P = exlive, the default
+// The contract of docs/topics.md, with P = exlive, the default
 // MQTT_TOPIC_PREFIX the examples assume, and V as the wildcard +.
 var (
 	// publishedTopics are the topics the bridge publishes, so the ones an
@@ -172,7 +172,7 @@ func TestNodeREDFlow(t *testing.T) {
 		switch n.Type {
 		case "mqtt in":
 			if !slices.Contains(publishedTopics, n.Topic) {
-				t.Errorf("%s subscribes to %q, which the bridge does not publish (design.md)", n.ID, n.Topic)
+				t.Errorf("%s subscribes to %q, which the bridge does not publish (docs/topics.md)", n.ID, n.Topic)
 			}
 			if n.Datatype != "json" {
 				t.Errorf("%s: datatype %q, want json (the payloads are JSON objects)", n.ID, n.Datatype)
@@ -195,7 +195,7 @@ func TestNodeREDFlow(t *testing.T) {
 			}
 			for _, topic := range topics {
 				if !slices.Contains(requestTopics, topic) {
-					t.Errorf("%s publishes to %q, which the bridge does not read (design.md)", n.ID, topic)
+					t.Errorf("%s publishes to %q, which the bridge does not read (docs/topics.md)", n.ID, topic)
 				}
 				published = append(published, topic)
 				// The payload the function builds.
@@ -207,7 +207,7 @@ func TestNodeREDFlow(t *testing.T) {
 					}
 					for _, k := range objectKey.FindAllStringSubmatch(m[1], -1) {
 						if !slices.Contains(payloadKeys(topic), k[1]) {
-							t.Errorf("%s: key %q is not in a %s request (design.md)", in.ID, k[1], topic)
+							t.Errorf("%s: key %q is not in a %s request (docs/topics.md)", in.ID, k[1], topic)
 						}
 					}
 				}
@@ -235,7 +235,7 @@ func TestNodeREDFlow(t *testing.T) {
 				}
 				for _, u := range uses {
 					if !slices.Contains(keys, u[1]) {
-						t.Errorf("%s: reads %q, which a payload on %s does not have (design.md)", n.ID, u[1], in.Topic)
+						t.Errorf("%s: reads %q, which a payload on %s does not have (docs/topics.md)", n.ID, u[1], in.Topic)
 					}
 				}
 			}
@@ -360,7 +360,7 @@ func TestTelegrafConfig(t *testing.T) {
 	}
 	for _, topic := range in.Topics {
 		if topic != "exlive/vehicles/+/position" {
-			t.Errorf("topic %q: want the positions, exlive/vehicles/+/position (design.md)", topic)
+			t.Errorf("topic %q: want the positions, exlive/vehicles/+/position (docs/topics.md)", topic)
 		}
 	}
 	if in.QoS != 1 {
@@ -408,7 +408,7 @@ func TestTelegrafConfig(t *testing.T) {
 		want, ok := positionKeys[f.Path]
 		switch {
 		case !ok:
-			t.Errorf("field path %q is not a key of the position payload (design.md)", f.Path)
+			t.Errorf("field path %q is not a key of the position payload (docs/topics.md)", f.Path)
 		case jsonType[f.Type] != want:
 			t.Errorf("field %s: type %q, but the payload's %s is a %s", f.Path, f.Type, f.Path, want)
 		}

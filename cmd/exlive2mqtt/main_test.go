@@ -180,8 +180,9 @@ func mtNoSecret(t *testing.T, where, s string) {
 	}
 }
 
-// mtDesignDefaults is design.md's settings table: every variable and its
-// default as the table words it.
+// mtDesignDefaults are the defaults the settings table of docs/settings.md
+// promises: every variable and its default ("required" and "empty" where
+// -h shows none).
 var mtDesignDefaults = []struct{ name, def string }{
 	{"EXLIVE_ADDR", "required"}, {"EXLIVE_USER", "required"}, {"EXLIVE_PASS", "required"}, {"EXLIVE_PASS_FILE", "empty"},
 	{"EXLIVE_LOGIN_VER", "empty"}, {"EXLIVE_LOGIN_TYPE", "empty"}, {"EXLIVE_LOGIN_MODE", "empty"},
@@ -232,7 +233,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 			same = def == want || (err1 == nil && err2 == nil && dw == dg)
 		}
 		if !same {
-			t.Errorf("-h lists %s with default %q, design.md says %q", d.name, def, d.def)
+			t.Errorf("-h lists %s with default %q, docs/settings.md says %q", d.name, def, d.def)
 		}
 	}
 	if stderr.Len() > 0 {
