@@ -27,6 +27,9 @@ var (
 	ErrClosed = errors.New("exlive: connection closed")
 	// ErrIdleTimeout: nothing arrived for Config.IdleTimeout.
 	ErrIdleTimeout = errors.New("exlive: platform silent for too long")
+	// ErrHeartbeatLost: the platform, which had answered a heartbeat on
+	// this connection, left HeartbeatMisses of them in a row unanswered.
+	ErrHeartbeatLost = errors.New("exlive: heartbeats unanswered, link taken for dead")
 )
 
 // LoginError is the platform's refusal of a login. The platform closes the
@@ -64,6 +67,21 @@ type Handler interface {
 	HandleInventory(inv Inventory)
 	// HandleSkip gets every frame or run of bytes that was skipped.
 	HandleSkip(err *FrameError)
+}
+
+// Tap sees every frame of one connection as it crosses the wire, both ways:
+// what exlive2mqtt probe -capture records. Its methods run on the
+// connection's goroutines and must return quickly.
+type Tap interface {
+	// Sent is told of each frame written. wire is every byte written, a
+	// login's password included; it is valid only during the call.
+	Sent(at time.Time, m Message, wire []byte)
+	// Received is told of each frame read, with the message it decoded to
+	// or the *FrameError it was skipped for, and of each run of bytes
+	// skipped between frames (f is then empty). f.Wire holds the bytes as
+	// they came, those skipped before the frame included; m and f are
+	// valid only during the call.
+	Received(at time.Time, f Frame, m Message, err error)
 }
 
 // Handlers adapts functions to a Handler; nil functions ignore their events.
@@ -119,6 +137,12 @@ type Client struct {
 	pend     pending
 	loggedIn atomic.Bool
 	gbk      atomic.Bool // the platform has spoken GBK (auto mode)
+	tap      Tap
+
+	// Heartbeats: a platform that answers them tells that the link is
+	// alive; one that never does is left to IdleTimeout.
+	beatAnswered atomic.Bool  // the platform has answered a heartbeat
+	unanswered   atomic.Int32 // heartbeats sent since the last answer
 
 	collecting atomic.Bool   // an inventory is being collected
 	inv        chan Message  // its 1009 and 1011 frames
@@ -145,6 +169,12 @@ func NewClient(nc net.Conn, cfg Config, h Handler, log zerolog.Logger) *Client {
 	}
 	c.pend.init(cfg.MaxPending)
 	return c
+}
+
+// SetTap has every frame of the connection shown to t. Call it before Login.
+func (c *Client) SetTap(t Tap) {
+	c.tap = t
+	c.r.KeepWire(t != nil)
 }
 
 // Login sends 1000 and waits for the platform's answer, at most
@@ -226,9 +256,13 @@ func (c *Client) logout() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(min(c.cfg.WriteTimeout, 2*time.Second)))
-	if err := c.w.WriteMessage(&Logout{}); err != nil {
+	m := &Logout{}
+	if err := c.w.WriteMessage(m); err != nil {
 		c.log.Debug().Err(err).Msg("logout not sent")
 		return
+	}
+	if c.tap != nil {
+		c.tap.Sent(time.Now(), m, c.w.Written())
 	}
 	c.log.Debug().Stringer("cmd", CmdLogout).Msg("frame sent")
 }
@@ -287,6 +321,9 @@ func (c *Client) writeLocked(m Message) error {
 		c.Close()
 		return fmt.Errorf("exlive: write %s: %w", m.Cmd(), err)
 	}
+	if c.tap != nil {
+		c.tap.Sent(time.Now(), m, c.w.Written())
+	}
 	c.log.Debug().Stringer("cmd", m.Cmd()).Msg("frame sent")
 	return nil
 }
@@ -297,6 +334,9 @@ func (c *Client) read() (Message, error) {
 	if err != nil {
 		var fe *FrameError
 		if errors.As(err, &fe) {
+			if c.tap != nil {
+				c.tap.Received(time.Now(), Frame{}, nil, fe)
+			}
 			c.h.HandleSkip(fe)
 			return nil, nil
 		}
@@ -310,6 +350,9 @@ func (c *Client) read() (Message, error) {
 		c.gbk.Store(true)
 	}
 	m, err := c.dec.Decode(f.Data)
+	if c.tap != nil {
+		c.tap.Received(time.Now(), f, m, err)
+	}
 	if err != nil {
 		var fe *FrameError
 		if errors.As(err, &fe) {
@@ -365,6 +408,14 @@ func (c *Client) dispatch(m Message) {
 		if c.pend.answer(m) {
 			return
 		}
+		if m.Command == CmdHeartbeat {
+			// Never a request's (heartbeats are sent, not requested), so
+			// it takes no one's place in the queues of pending.go.
+			c.unanswered.Store(0)
+			if !c.beatAnswered.Swap(true) {
+				c.log.Info().Str("result", m.Result).Msg("platform answers heartbeats; unanswered ones will end the session")
+			}
+		}
 	case *Group, *Vehicle:
 		if c.collecting.Load() {
 			select {
@@ -378,6 +429,12 @@ func (c *Client) dispatch(m Message) {
 	c.h.HandleMessage(m)
 }
 
+// heartbeatLoop sends a heartbeat every interval. Once the platform has
+// answered one, HeartbeatMisses unanswered in a row end the session: public
+// clients of live servers take a link whose heartbeats go unanswered for
+// about two minutes for dead, and a half-open TCP connection (a NAT that
+// forgot it, a platform that hung) would otherwise look alive forever. A
+// platform that never answers is left to IdleTimeout.
 func (c *Client) heartbeatLoop(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.Heartbeat)
 	defer t.Stop()
@@ -386,6 +443,10 @@ func (c *Client) heartbeatLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			if n := c.unanswered.Load(); n >= HeartbeatMisses && c.beatAnswered.Load() {
+				return fmt.Errorf("%w (%d in a row, every %s)", ErrHeartbeatLost, n, c.cfg.Heartbeat)
+			}
+			c.unanswered.Add(1) // before the write: the answer may beat its return
 			if err := c.write(&Heartbeat{}); err != nil {
 				return err
 			}
