@@ -62,8 +62,8 @@ type Config struct {
 	// between them.
 	Literal bool
 	// Encoding of the frames sent: the form's (GBK, or UTF-8 when Literal)
-	// when left zero (EncodingAuto). GBK also reads every frame received as
-	// GBK, as a GBK platform would; otherwise they are read in auto mode.
+	// when left zero (EncodingAuto). Set to GBK, it also reads every frame
+	// received as GBK; otherwise they are read in auto mode.
 	Encoding exlive.Encoding
 	// Timezone of gpstime; Asia/Shanghai by default.
 	Timezone *time.Location
@@ -488,10 +488,13 @@ func (c *conn) serve() {
 	defer c.nc.Close()
 	log := c.s.log.With().Int("conn", c.n).Str("remote", c.nc.RemoteAddr().String()).Logger()
 	log.Info().Msg("connection accepted")
-	// A platform that speaks GBK reads GBK: a client that wrote UTF-8 to
-	// it would be misread here as it would be there.
+	// Told to speak GBK, the server reads GBK too: a client that wrote
+	// UTF-8 to it would be misread here as it would be on such a
+	// platform. Left to the dialect, it reads both: the public clients
+	// of live servers write UTF-8 to a server that writes GBK, and what
+	// the server makes of non-ASCII text from them is not known.
 	enc := exlive.EncodingAuto
-	if c.s.enc == exlive.EncodingGBK {
+	if c.s.cfg.Encoding == exlive.EncodingGBK {
 		enc = exlive.EncodingGBK
 	}
 	r := exlive.NewReader(c.nc, exlive.DefaultMaxFrame, enc)
