@@ -73,8 +73,10 @@ type Handler interface {
 // what exlive2mqtt probe -capture records. Its methods run on the
 // connection's goroutines and must return quickly.
 type Tap interface {
-	// Sent is told of each frame written. wire is every byte written, a
-	// login's password included; it is valid only during the call.
+	// Sent is told of each frame as it is written (just before, so that no
+	// answer can be told of before its request). wire is every byte
+	// written, a login's password included; it is valid only during the
+	// call.
 	Sent(at time.Time, m Message, wire []byte)
 	// Received is told of each frame read, with the message it decoded to
 	// or the *FrameError it was skipped for, and of each run of bytes
@@ -256,13 +258,9 @@ func (c *Client) logout() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(min(c.cfg.WriteTimeout, 2*time.Second)))
-	m := &Logout{}
-	if err := c.w.WriteMessage(m); err != nil {
+	if err := c.writeFrame(&Logout{}); err != nil {
 		c.log.Debug().Err(err).Msg("logout not sent")
 		return
-	}
-	if c.tap != nil {
-		c.tap.Sent(time.Now(), m, c.w.Written())
 	}
 	c.log.Debug().Stringer("cmd", CmdLogout).Msg("frame sent")
 }
@@ -316,16 +314,25 @@ func (c *Client) writeLocked(m Message) error {
 		c.w.SetEncoding(EncodingGBK)
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-	if err := c.w.WriteMessage(m); err != nil {
+	if err := c.writeFrame(m); err != nil {
 		// A failed write leaves the stream in an unknown state.
 		c.Close()
 		return fmt.Errorf("exlive: write %s: %w", m.Cmd(), err)
 	}
-	if c.tap != nil {
-		c.tap.Sent(time.Now(), m, c.w.Written())
-	}
 	c.log.Debug().Stringer("cmd", m.Cmd()).Msg("frame sent")
 	return nil
+}
+
+// writeFrame encodes m, shows it to the tap, and writes it. c.wmu is held.
+func (c *Client) writeFrame(m Message) error {
+	wire, err := c.w.Encode(m)
+	if err != nil {
+		return err
+	}
+	if c.tap != nil {
+		c.tap.Sent(time.Now(), m, wire)
+	}
+	return c.w.WriteEncoded()
 }
 
 // read returns the next message, or nil after a skipped frame.

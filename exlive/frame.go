@@ -533,9 +533,6 @@ func NewWriter(w io.Writer, enc Encoding) *Writer {
 // changed; "" writes frames back to back, as live servers do).
 func (w *Writer) SetLineEnd(end string) { w.end = end }
 
-// Written returns the bytes of the last frame written, as they were
-// written: encoded, with the line end. They are valid until the next write.
-func (w *Writer) Written() []byte { return w.last }
 
 // SetEncoding changes the encoding of the frames written from now on. A
 // session in auto mode calls it when the platform turns out to speak GBK.
@@ -543,18 +540,42 @@ func (w *Writer) SetEncoding(enc Encoding) { w.enc = enc }
 
 // WriteMessage encodes m as one frame and writes it with a single Write.
 func (w *Writer) WriteMessage(m Message) error {
+	if _, err := w.Encode(m); err != nil {
+		return err
+	}
+	return w.WriteEncoded()
+}
+
+// Encode encodes m as the next frame to write and returns its bytes as
+// they will be written (valid until the next call); WriteEncoded writes
+// them. A session that shows its frames to a Tap does so before they go,
+// so that no answer can be seen before its request.
+func (w *Writer) Encode(m Message) ([]byte, error) {
 	w.buf = AppendFrame(w.buf[:0], m)
-	return w.flush()
+	if err := w.encode(); err != nil {
+		return nil, err
+	}
+	return w.last, nil
+}
+
+// WriteEncoded writes the frame Encode prepared, with a single Write.
+func (w *Writer) WriteEncoded() error {
+	_, err := w.w.Write(w.last)
+	return err
 }
 
 // WriteFrame writes frame, which must be one JSON object in UTF-8, followed
 // by the line end, with a single Write.
 func (w *Writer) WriteFrame(frame []byte) error {
 	w.buf = append(w.buf[:0], frame...)
-	return w.flush()
+	if err := w.encode(); err != nil {
+		return err
+	}
+	return w.WriteEncoded()
 }
 
-func (w *Writer) flush() error {
+// encode puts w.buf, transcoded and with the line end, in w.last.
+func (w *Writer) encode() error {
 	if w.enc == EncodingGBK && !isASCII(w.buf) {
 		if w.gbk == nil {
 			w.gbk = simplifiedchinese.GB18030.NewEncoder()
@@ -571,6 +592,5 @@ func (w *Writer) flush() error {
 		w.buf = append(w.buf, w.end...)
 		w.last = w.buf
 	}
-	_, err := w.w.Write(w.last)
-	return err
+	return nil
 }

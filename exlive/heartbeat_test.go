@@ -1,9 +1,11 @@
 package exlive_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,4 +306,83 @@ func TestHeartbeatAnswersNeverTakeACommandsPlace(t *testing.T) {
 		}
 		return n == 5
 	})
+}
+
+// tapLog is a Tap that keeps what it is shown, in order.
+type tapLog struct {
+	mu     sync.Mutex
+	events []string // "out 1002", "in 8000/1002", …
+	login  []byte   // the login's wire
+}
+
+func (l *tapLog) Sent(_ time.Time, m exlive.Message, wire []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, "out "+m.Cmd().String())
+	if m.Cmd() == exlive.CmdLogin {
+		l.login = append([]byte(nil), wire...)
+	}
+}
+
+func (l *tapLog) Received(_ time.Time, f exlive.Frame, m exlive.Message, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a, ok := m.(*exlive.Answer); ok {
+		l.events = append(l.events, "in 8000/"+a.Command.String())
+	}
+}
+
+// TestTapShowsEveryFrameInOrder: a Tap is shown each frame as it goes,
+// before its answer can come, with the bytes written (the login's password
+// among them: masking is the tap's business).
+func TestTapShowsEveryFrameInOrder(t *testing.T) {
+	srv := startSim(t, exlivesim.Config{Rate: 0})
+	cfg := testConfig(srv.Addr())
+	cfg.Heartbeat = 20 * time.Millisecond
+	if err := cfg.Validate(nil); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := exlive.Dial(context.Background(), cfg.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := exlive.NewClient(nc, cfg, newRecorder(), zerolog.Nop())
+	tap := &tapLog{}
+	c.SetTap(tap)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := c.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Serve(ctx) }()
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := srv.WaitCount(wctx, exlive.CmdHeartbeat, 20); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Serve = %v, want it to run until cancelled", err)
+	}
+
+	tap.mu.Lock()
+	defer tap.mu.Unlock()
+	if !bytes.Contains(tap.login, []byte(`"pass":"`+exlivesim.DefaultPass+`"`)) {
+		t.Errorf("login wire %q lacks the password the platform got", tap.login)
+	}
+	sent, answered := 0, 0
+	for i, e := range tap.events {
+		switch e {
+		case "out 1002":
+			sent++
+		case "in 8000/1002":
+			answered++
+			if answered > sent {
+				t.Fatalf("event %d: heartbeat answer %d shown before its heartbeat (%d sent): %v", i, answered, sent, tap.events[:i+1])
+			}
+		}
+	}
+	if tap.events[0] != "out 1000" || tap.events[1] != "in 8000/1000" || answered < 15 || tap.events[len(tap.events)-1] != "out 1001" {
+		t.Errorf("events: first %v, %d heartbeats answered, last %q", tap.events[:2], answered, tap.events[len(tap.events)-1])
+	}
 }

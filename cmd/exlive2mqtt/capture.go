@@ -158,9 +158,13 @@ func (c *capture) setWire(e *captureEvent, wire []byte) {
 	e.WireB64 = base64.StdEncoding.EncodeToString(wire)
 }
 
-func (c *capture) write(at time.Time, e captureEvent) {
+// write writes one event. Its time is taken here, under the lock, rather
+// than where the event happened, so that the lines are in time order even
+// when the reader and a writer record at once.
+func (c *capture) write(_ time.Time, e captureEvent) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	at := time.Now()
 	e.MS = millis(at.Sub(c.start))
 	e.T = at.UTC().Format(time.RFC3339Nano)
 	var masked bool

@@ -681,7 +681,7 @@ func (r probeReport) text() string {
 			line(label, "none yet: the inventory was not complete when the wait ended (a longer -wait)")
 			return
 		}
-		s := fmt.Sprintf("%d: %s", l.Count, strings.Join(l.First, ", "))
+		s := fmt.Sprintf("%d listed: %s", l.Count, strings.Join(l.First, ", "))
 		if l.Count > len(l.First) {
 			s += ", …"
 		}

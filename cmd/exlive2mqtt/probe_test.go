@@ -83,8 +83,8 @@ func TestProbeLiveDialect(t *testing.T) {
 		"encoding":   "GBK: ",
 		"framing":    " back to back; ",
 		"heartbeats": `answered "succeed" ×`,
-		"groups":     "2: 1 车队1, 2 车队2",
-		"vehicles":   "5: V1 沪A10000, V3 沪A10002, V5 沪A10004, …", // group 1 first
+		"groups":     "2 listed: 1 车队1, 2 车队2",
+		"vehicles":   "5 listed: V1 沪A10000, V3 沪A10002, V5 沪A10004, …", // group 1 first
 		"positions":  " from 5 vehicles",
 		"unknown":    "no unknown commands",
 		"logout":     "sent",
@@ -105,8 +105,10 @@ func TestProbeLiveDialect(t *testing.T) {
 		t.Errorf("report lacks the frame and field findings:\n%s", out)
 	}
 	// The platform saw a logout.
-	if n := sim.Count(exlive.CmdLogout); n != 1 {
-		t.Errorf("platform received %d logouts, want 1", n)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sim.WaitCount(ctx, exlive.CmdLogout, 1); err != nil {
+		t.Errorf("platform received no logout: %v", err)
 	}
 	ptCheckCapture(t, capture, true)
 }
