@@ -533,7 +533,6 @@ func NewWriter(w io.Writer, enc Encoding) *Writer {
 // changed; "" writes frames back to back, as live servers do).
 func (w *Writer) SetLineEnd(end string) { w.end = end }
 
-
 // SetEncoding changes the encoding of the frames written from now on. A
 // session in auto mode calls it when the platform turns out to speak GBK.
 func (w *Writer) SetEncoding(enc Encoding) { w.enc = enc }
