@@ -104,6 +104,8 @@ func TestProbeLiveDialect(t *testing.T) {
 	if !strings.Contains(out, "none skipped") || !strings.Contains(out, "fields left empty: wstate ") {
 		t.Errorf("report lacks the frame and field findings:\n%s", out)
 	}
+	ptReadmeSampleMatches(t, out)
+
 	// The platform saw a logout.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -404,5 +406,37 @@ func TestLoginFieldsDefaultAndEmpty(t *testing.T) {
 		if s.Exlive.LoginVer != "" || s.Exlive.LoginType != "" || s.Exlive.LoginMode != "m" {
 			t.Errorf("set empty: ver %q type %q mode %q", s.Exlive.LoginVer, s.Exlive.LoginType, s.Exlive.LoginMode)
 		}
+	}
+}
+
+// ptReadmeSampleMatches checks that the sample report in the README's
+// "Connecting to a real EXLIVE account" has the lines, in the order, that
+// the probe prints.
+func ptReadmeSampleMatches(t *testing.T, out string) {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "## Connecting to a real EXLIVE account")
+	_, sample, ok := strings.Cut(section, "```text\n")
+	if !ok {
+		t.Fatal("README has no sample probe report")
+	}
+	sample, _, _ = strings.Cut(sample, "```")
+	labels := func(report string) []string {
+		var ls []string
+		for _, line := range strings.Split(report, "\n") {
+			if line != "" && line[0] != ' ' && !strings.HasPrefix(line, "exlive2mqtt probe of ") {
+				ls = append(ls, strings.Fields(line)[0])
+			}
+		}
+		return ls
+	}
+	if got, want := labels(sample), labels(out); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("README sample report has lines %v, the probe prints %v", got, want)
+	}
+	if !strings.HasPrefix(sample, "exlive2mqtt probe of ") {
+		t.Errorf("README sample report starts %.40q", sample)
 	}
 }
