@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -28,7 +29,8 @@ var (
 	// ErrIdleTimeout: nothing arrived for Config.IdleTimeout.
 	ErrIdleTimeout = errors.New("exlive: platform silent for too long")
 	// ErrHeartbeatLost: the platform, which had answered a heartbeat on
-	// this connection, left HeartbeatMisses of them in a row unanswered.
+	// this connection, left HeartbeatMisses of them in a row unanswered,
+	// and sent nothing else for an interval.
 	ErrHeartbeatLost = errors.New("exlive: heartbeats unanswered, link taken for dead")
 )
 
@@ -145,6 +147,7 @@ type Client struct {
 	// alive; one that never does is left to IdleTimeout.
 	beatAnswered atomic.Bool  // the platform has answered a heartbeat
 	unanswered   atomic.Int32 // heartbeats sent since the last answer
+	waiting      atomic.Int64 // Unix ns since which the reader waits on the socket; 0 while it works
 
 	collecting atomic.Bool   // an inventory is being collected
 	inv        chan Message  // its 1009 and 1011 frames
@@ -163,14 +166,29 @@ func NewClient(nc net.Conn, cfg Config, h Handler, log zerolog.Logger) *Client {
 		cfg:    cfg,
 		h:      h,
 		log:    log,
-		r:      NewReader(nc, cfg.MaxFrame, cfg.Encoding),
 		dec:    NewDecoder(cfg.Timezone.Location),
 		w:      NewWriter(nc, cfg.Encoding),
 		inv:    make(chan Message, 64),
 		closed: make(chan struct{}),
 	}
+	c.r = NewReader(waitWatch{nc, &c.waiting}, cfg.MaxFrame, cfg.Encoding)
 	c.pend.init(cfg.MaxPending)
 	return c
+}
+
+// waitWatch notes when the reader waits on the socket: an unanswered
+// heartbeat proves a dead link only if its answer is not sitting unread
+// behind a reader held up elsewhere (by a slow broker, say).
+type waitWatch struct {
+	r     io.Reader
+	since *atomic.Int64
+}
+
+func (w waitWatch) Read(p []byte) (int, error) {
+	w.since.Store(time.Now().UnixNano())
+	n, err := w.r.Read(p)
+	w.since.Store(0)
+	return n, err
 }
 
 // SetTap has every frame of the connection shown to t. Call it before Login.
@@ -437,11 +455,14 @@ func (c *Client) dispatch(m Message) {
 }
 
 // heartbeatLoop sends a heartbeat every interval. Once the platform has
-// answered one, HeartbeatMisses unanswered in a row end the session: public
-// clients of live servers take a link whose heartbeats go unanswered for
-// about two minutes for dead, and a half-open TCP connection (a NAT that
-// forgot it, a platform that hung) would otherwise look alive forever. A
-// platform that never answers is left to IdleTimeout.
+// answered one, HeartbeatMisses unanswered in a row end the session, when
+// the reader has meanwhile waited a whole interval on a socket that brought
+// nothing: public clients of live servers take a link whose heartbeats go
+// unanswered for about two minutes for dead, and a half-open TCP connection
+// (a NAT that forgot it, a platform that hung) would otherwise look alive
+// forever. A reader busy with frames, or held up by the broker, may have the
+// answers still unread: that link is not dead. A platform that never
+// answers is left to IdleTimeout.
 func (c *Client) heartbeatLoop(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.Heartbeat)
 	defer t.Stop()
@@ -449,8 +470,10 @@ func (c *Client) heartbeatLoop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
-			if n := c.unanswered.Load(); n >= HeartbeatMisses && c.beatAnswered.Load() {
+		case now := <-t.C:
+			n := c.unanswered.Load()
+			waiting := c.waiting.Load()
+			if n >= HeartbeatMisses && c.beatAnswered.Load() && waiting != 0 && now.Sub(time.Unix(0, waiting)) >= c.cfg.Heartbeat {
 				return fmt.Errorf("%w (%d in a row, every %s)", ErrHeartbeatLost, n, c.cfg.Heartbeat)
 			}
 			c.unanswered.Add(1) // before the write: the answer may beat its return

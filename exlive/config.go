@@ -33,7 +33,8 @@ const (
 	DefaultLoginType = "json_common"
 	// HeartbeatMisses is how many heartbeats in a row may go unanswered,
 	// on a connection where the platform has answered one, before the
-	// link is taken for dead and the session ends.
+	// link is taken for dead and the session ends (if nothing else has come
+	// for an interval either).
 	HeartbeatMisses = 3
 )
 

@@ -13,7 +13,8 @@
 // and capped in size; text is UTF-8 or GB18030; any field may be a string or
 // a number; an empty string means the field was not given; "succeed" and
 // "success" both accept a command; a platform that answers heartbeats and
-// then stops is a dead link; unknown commands are handed over, not refused.
+// then falls silent is a dead link; unknown commands are handed over, not
+// refused.
 //
 // Nothing here knows about MQTT: package bridge joins a Session to a broker.
 package exlive

@@ -128,11 +128,10 @@ func TestPlatformThatNeverAnswersHeartbeatsKeepsTheSession(t *testing.T) {
 	}
 }
 
-// TestHeartbeatAnswersThatStopEndTheSessionEvenWithData: once a platform
-// has answered heartbeats, their answers are what says the session holds;
-// positions still flowing do not (the public clients of live servers log
-// in again in the same case).
-func TestHeartbeatAnswersThatStopEndTheSessionEvenWithData(t *testing.T) {
+// TestHeartbeatAnswersThatStopWhileDataFlows: a platform that stops
+// answering heartbeats but keeps sending positions is not a dead link: the
+// session stays. When the link then dies, the unanswered heartbeats end it.
+func TestHeartbeatAnswersThatStopWhileDataFlows(t *testing.T) {
 	srv := startSim(t, exlivesim.Config{Rate: 200, Vehicles: 3})
 	rec := newRecorder()
 	cfg := testConfig(srv.Addr())
@@ -140,16 +139,77 @@ func TestHeartbeatAnswersThatStopEndTheSessionEvenWithData(t *testing.T) {
 	runSession(t, cfg, rec)
 	rec.wait(t, "a heartbeat answer", func() bool { return heartbeatAnswers(rec) >= 1 })
 	srv.SetHeartbeatAnswers(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.WaitCount(ctx, exlive.CmdHeartbeat, srv.Count(exlive.CmdHeartbeat)+10*exlive.HeartbeatMisses); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	drop, dropped := firstDrop(rec)
+	positions := len(rec.positions)
+	rec.mu.Unlock()
+	if dropped {
+		t.Fatalf("dropped (%v) while positions flowed", drop.Err)
+	}
+	if positions == 0 {
+		t.Fatal("no positions flowed")
+	}
+	srv.Stall()
 	rec.wait(t, "the drop", func() bool { _, ok := firstDrop(rec); return ok })
 	rec.mu.Lock()
-	drop, _ := firstDrop(rec)
-	positions := len(rec.positions)
+	drop, _ = firstDrop(rec)
 	rec.mu.Unlock()
 	if !errors.Is(drop.Err, exlive.ErrHeartbeatLost) {
 		t.Errorf("dropped with %v, want ErrHeartbeatLost", drop.Err)
 	}
-	if positions == 0 {
-		t.Error("no positions flowed meanwhile")
+}
+
+// blockingHandler holds the session's reader in HandleMessage on the first
+// position until released, as a stuck broker can.
+type blockingHandler struct {
+	*recorder
+	held    chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *blockingHandler) HandleMessage(m exlive.Message) {
+	if _, ok := m.(*exlive.Position); ok {
+		h.once.Do(func() {
+			close(h.held)
+			<-h.release
+		})
+	}
+	h.recorder.HandleMessage(m)
+}
+
+// TestHeldUpReaderIsNotADeadLink: while the reader is held up (the broker
+// is stuck, say), the platform's heartbeat answers wait unread in the
+// socket: heartbeats that seem unanswered then are no sign of a dead link.
+func TestHeldUpReaderIsNotADeadLink(t *testing.T) {
+	srv := startSim(t, exlivesim.Config{Rate: 50, Vehicles: 2, Paused: true})
+	h := &blockingHandler{recorder: newRecorder(), held: make(chan struct{}), release: make(chan struct{})}
+	cfg := testConfig(srv.Addr())
+	cfg.Heartbeat = 20 * time.Millisecond
+	runSession(t, cfg, h)
+	h.wait(t, "heartbeats answered", func() bool { return heartbeatAnswers(h.recorder) >= 2 })
+	srv.SetPaused(false)
+	<-h.held
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.WaitCount(ctx, exlive.CmdHeartbeat, srv.Count(exlive.CmdHeartbeat)+10*exlive.HeartbeatMisses)
+	close(h.release)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	n := heartbeatAnswers(h.recorder)
+	h.mu.Unlock()
+	h.wait(t, "the held answers read", func() bool { return heartbeatAnswers(h.recorder) >= n+10*exlive.HeartbeatMisses })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if drop, ok := firstDrop(h.recorder); ok {
+		t.Errorf("dropped (%v) while the reader was held up", drop.Err)
 	}
 }
 
