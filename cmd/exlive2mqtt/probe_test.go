@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -56,6 +57,30 @@ func ptRun(t *testing.T, ctx context.Context, env []string, args ...string) (std
 		mtNoSecret(t, "the error", err.Error())
 	}
 	return out.String(), errOut.String(), err
+}
+
+type ptResult struct {
+	out string
+	err error
+}
+
+// ptStartProbe runs the probe against sim, waiting wait, in the background,
+// and returns once it has logged in and asked for the groups; its report
+// and error come on the channel.
+func ptStartProbe(t *testing.T, sim *exlivesim.Server, wait string) <-chan ptResult {
+	t.Helper()
+	done := make(chan ptResult, 1)
+	go func() {
+		var stdout bytes.Buffer
+		err := run(context.Background(), []string{"probe", "-wait", wait}, ptEnv(sim.Addr(), mtExlivePass), &stdout, io.Discard)
+		done <- ptResult{stdout.String(), err}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sim.WaitCount(ctx, exlive.CmdGroupsRequest, 1); err != nil {
+		t.Fatal(err)
+	}
+	return done
 }
 
 // ptLine returns the report's line for label.
@@ -296,24 +321,15 @@ func TestProbeFailures(t *testing.T) {
 
 	// The platform drops the session while the probe watches.
 	sim := ptStartSim(t, exlivesim.Config{Rate: 20})
-	done := make(chan error, 1)
-	var stdout bytes.Buffer
-	go func() {
-		done <- run(context.Background(), []string{"probe", "-wait", "1m"}, ptEnv(sim.Addr(), mtExlivePass), &stdout, &bytes.Buffer{})
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := sim.WaitCount(ctx, exlive.CmdGroupsRequest, 1); err != nil {
-		t.Fatal(err)
-	}
+	done := ptStartProbe(t, sim, "1m")
 	sim.DropAll()
 	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "the session ended after") {
-			t.Errorf("dropped session: %v", err)
+	case r := <-done:
+		if r.err == nil || !strings.Contains(r.err.Error(), "the session ended after") {
+			t.Errorf("dropped session: %v", r.err)
 		}
-		if !strings.Contains(stdout.String(), "FAILED: the session ended") {
-			t.Errorf("report:\n%s", stdout.String())
+		if !strings.Contains(r.out, "FAILED: the session ended") {
+			t.Errorf("report:\n%s", r.out)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("probe did not end when the platform dropped it")
@@ -347,25 +363,17 @@ func TestProbeReportsWhatIsOdd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	var stdout bytes.Buffer
-	go func() {
-		done <- run(context.Background(), []string{"probe", "-wait", "2s"}, ptEnv(sim.Addr(), mtExlivePass), &stdout, &bytes.Buffer{})
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := sim.WaitCount(ctx, exlive.CmdGroupsRequest, 1); err != nil {
-		t.Fatal(err)
-	}
+	done := ptStartProbe(t, sim, "2s")
 	sim.SendRaw([]byte("JUNK!"))
 	sim.SendRaw([]byte(`{"header":{"cmd":"1001"},"body":{"data":""}`)) // repaired by the next
 	sim.SendRaw([]byte(`{"header":{"cmd":"4242"},"body":{"x":"y"}}`))
 	sim.Send(&exlive.TextMessage{Msg: "平台维护通知"})
 	sim.SendRaw(position)
-	if err := <-done; err != nil {
-		t.Fatalf("probe = %v\n%s", err, stdout.String())
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("probe = %v\n%s", r.err, r.out)
 	}
-	out := stdout.String()
+	out := r.out
 	for _, want := range []string{
 		"skipped 1 junk, the first: exlive: skipped 5 bytes: junk: bytes outside a frame",
 		"1 repaired",
