@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
+	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/rs/zerolog"
+	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
 // The hot path of the bridge, one position at a time: see BENCHMARKS.md for
@@ -180,29 +182,46 @@ func BenchmarkNewVehicleTopic(b *testing.B) {
 
 // BenchmarkPlatformToQueue is everything the bridge does with a position
 // before the MQTT client: the frame read from the socket's bytes, decoded,
-// converted, its payload built and queued.
+// converted, its payload built and queued; in the specification's literal
+// form (compact UTF-8, one a line) and in the live dialect (GBK, laid out
+// over lines, back to back), read in auto mode as by default.
 func BenchmarkPlatformToQueue(b *testing.B) {
-	br := benchBridge(b, "tcp://127.0.0.1:1")
-	var stream []byte
-	for _, p := range benchFleet(b, 1000) {
-		stream = exlive.AppendFrame(stream, &p)
-		stream = append(stream, '\r', '\n')
-	}
-	r := exlive.NewReader(&benchStream{data: stream}, 0, exlive.EncodingAuto)
-	dec := exlive.NewDecoder(time.FixedZone("CST", 8*3600))
-	b.SetBytes(int64(len(stream) / 1000))
-	b.ReportAllocs()
-	defer cpuPerOp(b)()
-	for b.Loop() {
-		f, err := r.ReadFrame()
-		if err != nil {
-			b.Fatal(err)
-		}
-		m, err := dec.Decode(f.Data)
-		if err != nil {
-			b.Fatal(err)
-		}
-		br.HandleMessage(m)
+	for _, form := range []string{"literal", "dialect"} {
+		b.Run(form, func(b *testing.B) {
+			br := benchBridge(b, "tcp://127.0.0.1:1")
+			var stream []byte
+			for _, p := range benchFleet(b, 1000) {
+				if form == "literal" {
+					stream = exlive.AppendFrame(stream, &p)
+					stream = append(stream, '\r', '\n')
+				} else {
+					stream = exlivesim.Pretty(stream, exlive.AppendFrame(nil, &p))
+				}
+			}
+			if form == "dialect" {
+				gbk, err := simplifiedchinese.GB18030.NewEncoder().Bytes(stream)
+				if err != nil {
+					b.Fatal(err)
+				}
+				stream = gbk
+			}
+			r := exlive.NewReader(&benchStream{data: stream}, 0, exlive.EncodingAuto)
+			dec := exlive.NewDecoder(time.FixedZone("CST", 8*3600))
+			b.SetBytes(int64(len(stream) / 1000))
+			b.ReportAllocs()
+			defer cpuPerOp(b)()
+			for b.Loop() {
+				f, err := r.ReadFrame()
+				if err != nil {
+					b.Fatal(err)
+				}
+				m, err := dec.Decode(f.Data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				br.HandleMessage(m)
+			}
+		})
 	}
 }
 

@@ -57,7 +57,7 @@ func TestCommandAnsweredOnResult(t *testing.T) {
 		f.waitLoggedIn()
 		f.sub.WaitTopic(10*time.Second, f.topic("bridge/vehicles"))
 		r := f.request("vehicles/V1/command", `{"data":"STOP","request_id":"r1"}`)
-		if r["ok"] != true || r["request_id"] != "r1" || r["cmd"] != "1004" || r["result"] != "success" {
+		if r["ok"] != true || r["request_id"] != "r1" || r["cmd"] != "1004" || r["result"] != exlive.ResultSucceed {
 			t.Errorf("result = %v", r)
 		}
 		r = f.request("vehicles/V1/command", `RESTART`)

@@ -269,9 +269,11 @@ func TestPlatformDropsMidFrame(t *testing.T) {
 
 // TestPlatformFallsSilent: with EXLIVE_IDLE_TIMEOUT, a platform that sends
 // nothing more (a half-open connection) is given up after the timeout and
-// dialled again; when it speaks again, positions flow.
+// dialled again; when it speaks again, positions flow. The platform speaks
+// the specification's literal form, which never answers heartbeats: the
+// idle timeout is all there is to notice it.
 func TestPlatformFallsSilent(t *testing.T) {
-	f := newFixture(t, brokertest.Targets(t)[0], setup{noStart: true, sim: exlivesim.Config{Rate: 50}})
+	f := newFixture(t, brokertest.Targets(t)[0], setup{noStart: true, sim: exlivesim.Config{Rate: 50, Literal: true}})
 	f.opts.Exlive.Heartbeat = 100 * time.Millisecond
 	f.opts.Exlive.IdleTimeout = 400 * time.Millisecond
 	f.start()
@@ -298,6 +300,100 @@ func TestPlatformFallsSilent(t *testing.T) {
 	if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n < 1 {
 		t.Errorf("exlive_disconnects_total = %v", n)
 	}
+}
+
+// TestPlatformDeadLink: a platform that speaks the live dialect from login
+// to heartbeat loss. It logs the bridge in with "succeed", sends GBK,
+// multi-line positions back to back and answers every heartbeat; then the
+// link dies without a word (the connection stays open, nothing more comes).
+// With default settings but a short heartbeat, the bridge takes the link for
+// dead after three unanswered heartbeats, says so on the session topic,
+// dials again, logs in again, and positions flow again. Against the
+// embedded broker and Mosquitto.
+func TestPlatformDeadLink(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		f := newCT(t, target, setup{noStart: true, sim: exlivesim.Config{Rate: 50}})
+		f.opts.Exlive.Heartbeat = 100 * time.Millisecond
+		f.start()
+		f.waitLoggedIn()
+		first := decode(t, f.sub.WaitTopic(ftWait, f.topic("vehicles/V1/position")).Payload)
+		if first["code"] != "沪A10000" || first["posinfo"] == nil {
+			t.Errorf("position read from the GBK dialect: %v", first)
+		}
+		ftWaitFor(t, ftWait, "heartbeats answered", func() bool {
+			return ftMetric(t, f.bridge, `exlive_frames_received_total{cmd="8000"}`) >= 3
+		})
+		f.sim.Stall()
+		stalled := time.Now()
+		s := ftWaitSession(t, f.fixture, `"state":"disconnected"`, "heartbeats unanswered")
+		if d := time.Since(stalled); d < 2*f.opts.Exlive.Heartbeat {
+			t.Errorf("gave up %s after the link died, before three heartbeats could go unanswered", d)
+		}
+		ftWaitFor(t, ftWait, "a second login", func() bool { n, _ := f.sim.Logins(); return n >= 2 })
+		f.sub.Wait(ftWait, "logged_in after the drop", func(ms []brokertest.Msg) bool {
+			after := false
+			for _, m := range ms {
+				if m.Topic != f.topic("bridge/session") {
+					continue
+				}
+				if m.Payload == s {
+					after = true
+				} else if after && strings.Contains(m.Payload, `"state":"logged_in"`) {
+					return true
+				}
+			}
+			return false
+		})
+		before := len(f.sub.Messages())
+		f.sub.Wait(ftWait, "positions again", func(ms []brokertest.Msg) bool {
+			for _, m := range ms[before:] {
+				if strings.HasSuffix(m.Topic, "/position") {
+					return true
+				}
+			}
+			return false
+		})
+		if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n != 1 {
+			t.Errorf("exlive_disconnects_total = %v, want 1", n)
+		}
+		if strings.Contains(f.log.String(), "frame skipped") {
+			t.Error("frames of the dialect were skipped")
+		}
+		if !strings.Contains(f.log.String(), "platform answers heartbeats") {
+			t.Error("the log does not say the platform answers heartbeats")
+		}
+	})
+}
+
+// TestPlatformWithoutHeartbeatAnswers: a platform that speaks the
+// specification's literal form never answers heartbeats; when its link goes
+// dead, the bridge with default settings (no EXLIVE_IDLE_TIMEOUT) keeps the
+// session, as it always has: nothing tells it the link is dead. Against the
+// embedded broker and Mosquitto.
+func TestPlatformWithoutHeartbeatAnswers(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		f := newCT(t, target, setup{noStart: true, sim: exlivesim.Config{Rate: 50, Literal: true}})
+		f.opts.Exlive.Heartbeat = 20 * time.Millisecond
+		f.start()
+		f.waitLoggedIn()
+		f.sub.WaitTopic(ftWait, f.topic("vehicles/V1/position"))
+		f.sim.Stall()
+		ctx, cancel := context.WithTimeout(context.Background(), ftWait)
+		defer cancel()
+		n := f.sim.Count(exlive.CmdHeartbeat)
+		if err := f.sim.WaitCount(ctx, exlive.CmdHeartbeat, n+10*exlive.HeartbeatMisses); err != nil {
+			t.Fatal(err)
+		}
+		if d := ftMetric(t, f.bridge, "exlive_disconnects_total"); d != 0 {
+			t.Errorf("exlive_disconnects_total = %v: dropped by a platform that never answers heartbeats", d)
+		}
+		if m, ok := f.sub.Last(f.topic("bridge/session")); !ok || !strings.Contains(m.Payload, `"state":"logged_in"`) {
+			t.Errorf("session %v", m.Payload)
+		}
+		if logins, _ := f.sim.Logins(); logins != 1 {
+			t.Errorf("%d logins, want 1", logins)
+		}
+	})
 }
 
 // TestPlatformBadFrames sends, on one session, everything a platform can

@@ -30,10 +30,13 @@ func (b *Bridge) HandleMessage(m exlive.Message) {
 		b.metrics.frame(m.Cmd(), true)
 		b.publish(b.prefix+"/bridge/message", appendText(nil, m.Msg, time.Now()), false)
 	case *exlive.Answer:
-		// An answer no request awaits: to a heartbeat, say, or one that
-		// came after its request's timeout.
+		// An answer no request awaits: to a heartbeat (live servers
+		// answer every one; the session keeps the link by them), or one
+		// that came after its request's timeout.
 		b.metrics.frame(m.Cmd(), true)
-		b.log.Debug().Stringer("answers", m.Command).Str("result", m.Result).Msg("unmatched answer")
+		if m.Command != exlive.CmdHeartbeat {
+			b.log.Debug().Stringer("answers", m.Command).Str("result", m.Result).Msg("unmatched answer")
+		}
 	case *exlive.Unknown:
 		b.metrics.frame(m.Command, false)
 		b.log.Debug().Stringer("cmd", m.Command).Bytes("body", truncate(m.Body, 512)).Msg("unknown command")

@@ -160,7 +160,10 @@ func (b *Bridge) carryOut(r *request) {
 		b.metrics.requests.WithLabelValues(kd.cmd.String(), outcomeRepeated).Inc()
 		return
 	}
-	var v *vehicle
+	var (
+		v  *vehicle
+		id string // the vehicle's platform id
+	)
 	if kd.vehicle {
 		var ambiguous bool
 		v, ambiguous = b.reg.lookup(r.level)
@@ -168,18 +171,29 @@ func (b *Bridge) carryOut(r *request) {
 		case ambiguous:
 			b.finish(r, "", p.requestID, outcomeRefused, result{Error: "ambiguous vehicle: several ids share this topic level"})
 			return
-		case v == nil:
+		case v != nil:
+			id = v.id
+		case r.kind == kindPosition && r.level != "":
+			// The specification's third party uploads the positions of
+			// its own vehicles, which the platform may list to no
+			// account: an upload goes for any vehicle, its id the topic
+			// level. A command is an action on a device, and a level the
+			// bridge has never seen is likelier a typo than a device
+			// (nor can the bridge tell the real id behind a sanitised
+			// level it has not seen): those stay refused.
+			id = r.level
+		default:
 			b.finish(r, "", p.requestID, outcomeRefused, result{Error: "unknown vehicle"})
 			return
 		}
 	}
-	msg, err := b.message(r.kind, p, v)
+	msg, err := b.message(r.kind, p, v, id)
 	if err != nil {
-		b.finish(r, idOf(v), p.requestID, outcomeInvalid, result{Error: err.Error()})
+		b.finish(r, id, p.requestID, outcomeInvalid, result{Error: err.Error()})
 		return
 	}
 	err = b.session.RequestAsync(msg, func(a *exlive.Answer, err error) {
-		b.answered(r, idOf(v), p.requestID, a, err)
+		b.answered(r, id, p.requestID, a, err)
 	})
 	if err != nil {
 		outcome, text := outcomeRefused, err.Error()
@@ -188,7 +202,7 @@ func (b *Bridge) carryOut(r *request) {
 		} else if errors.Is(err, exlive.ErrTooManyPending) {
 			text = "busy: too many requests awaiting the platform's answer"
 		}
-		b.finish(r, idOf(v), p.requestID, outcome, result{Error: text})
+		b.finish(r, id, p.requestID, outcome, result{Error: text})
 	}
 }
 
@@ -262,8 +276,9 @@ func (b *Bridge) finish(r *request, id, requestID, outcome string, res result) {
 	b.publish(topic, appendResult(nil, res), false)
 }
 
-// message builds the frame a request becomes.
-func (b *Bridge) message(k kind, p parsed, v *vehicle) (exlive.Message, error) {
+// message builds the frame a request becomes. v is the vehicle, nil for an
+// upload for one the bridge does not know; id is its platform id.
+func (b *Bridge) message(k kind, p parsed, v *vehicle, id string) (exlive.Message, error) {
 	switch k {
 	case kindCommand:
 		return &exlive.VehicleCommand{ID: v.id, Data: p.data}, nil
@@ -280,11 +295,16 @@ func (b *Bridge) message(k kind, p parsed, v *vehicle) (exlive.Message, error) {
 		return m, nil
 	case kindPosition:
 		pos := p.pos
-		if pos.ID != "" && pos.ID != v.id {
+		switch {
+		case pos.ID == "" || pos.ID == id:
+			pos.ID = id
+		case v == nil && mqtt.Level(pos.ID) == id:
+			// A vehicle the bridge does not know, whose id needs
+			// sanitising to be a topic level: the payload names it.
+		default:
 			return nil, fmt.Errorf("id %q is not the vehicle of this topic", pos.ID)
 		}
-		pos.ID = v.id
-		if pos.Code == "" {
+		if pos.Code == "" && v != nil {
 			v.mu.Lock()
 			pos.Code = v.code
 			v.mu.Unlock()
@@ -306,13 +326,6 @@ func (b *Bridge) message(k kind, p parsed, v *vehicle) (exlive.Message, error) {
 		return &exlive.VehicleData{Data: p.data}, nil
 	}
 	return nil, fmt.Errorf("unknown request kind %d", k)
-}
-
-func idOf(v *vehicle) string {
-	if v == nil {
-		return ""
-	}
-	return v.id
 }
 
 // dedupe remembers request ids for a while, in bounded space.

@@ -77,11 +77,11 @@ func TestRequestsReachThePlatform(t *testing.T) {
 
 		// command/set: a JSON object, or any other bytes as data.
 		ctExpect(t, "command", f.ask("vehicles/V1/command", "c1", `{"data":"STOP","request_id":"c1"}`),
-			map[string]any{"request_id": "c1", "cmd": "1004", "ok": true, "result": "success"})
+			map[string]any{"request_id": "c1", "cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
 		ctExpect(t, "plain command", f.ask("vehicles/V2/command", "", "RESTART 1 2"),
-			map[string]any{"cmd": "1004", "ok": true, "result": "success"})
+			map[string]any{"cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
 		ctExpect(t, "JSON array command", f.ask("vehicles/V1/command", "", `[1,2]`),
-			map[string]any{"cmd": "1004", "ok": true, "result": "success"})
+			map[string]any{"cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
 		if got, want := ctReceived[*exlive.VehicleCommand](f.sim), []*exlive.VehicleCommand{
 			{ID: "V1", Data: "STOP"}, {ID: "V2", Data: "RESTART 1 2"}, {ID: "V1", Data: "[1,2]"},
 		}; !reflect.DeepEqual(got, want) {
@@ -95,7 +95,7 @@ func TestRequestsReachThePlatform(t *testing.T) {
 			{"vehicles/V2/passthrough", "p2", `{"data":"7E03","code":"X9","terminalid":"T-77","request_id":"p2"}`},
 			{"vehicles/V3/passthrough", "", `HELLO`},
 		} {
-			want := map[string]any{"cmd": "1012", "ok": true, "result": "success"}
+			want := map[string]any{"cmd": "1012", "ok": true, "result": exlive.ResultSucceed}
 			if c.id != "" {
 				want["request_id"] = c.id
 			}
@@ -225,7 +225,7 @@ func TestRequestsUploadsAnswered(t *testing.T) {
 			{"bridge/groups", "", `{"g":1}`, "1005"},
 			{"bridge/vehicles", "", `V1,V2`, "1006"},
 		} {
-			want := map[string]any{"cmd": c.cmd, "ok": true, "result": "success"}
+			want := map[string]any{"cmd": c.cmd, "ok": true, "result": exlive.ResultSucceed}
 			if c.id != "" {
 				want["request_id"] = c.id
 			}
@@ -242,7 +242,8 @@ func TestRequestsUploadsAnswered(t *testing.T) {
 	})
 }
 
-// TestRequestAnswers: success and the platform's refusal, for commands and
+// TestRequestAnswers: success, in the live dialect's word and in the
+// specification's, and the platform's refusal, for commands and
 // passthrough, each answered once with the caller's request_id.
 func TestRequestAnswers(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
@@ -250,18 +251,22 @@ func TestRequestAnswers(t *testing.T) {
 		f.ready()
 		for _, k := range ctAnswered {
 			rest := "vehicles/V1/" + k.name
-			ctExpect(t, k.name+" success", f.ask(rest, k.name+"-ok", `{"data":"A","request_id":"`+k.name+`-ok"}`),
-				map[string]any{"request_id": k.name + "-ok", "cmd": k.cmd, "ok": true, "result": "success"})
+			ctExpect(t, k.name+" succeed", f.ask(rest, k.name+"-ok", `{"data":"A","request_id":"`+k.name+`-ok"}`),
+				map[string]any{"request_id": k.name + "-ok", "cmd": k.cmd, "ok": true, "result": exlive.ResultSucceed})
 			f.sim.SetAnswer("设备不在线", 0, false)
 			ctExpect(t, k.name+" failure", f.ask(rest, k.name+"-no", `{"data":"B","request_id":"`+k.name+`-no"}`),
 				map[string]any{"request_id": k.name + "-no", "cmd": k.cmd, "ok": false, "result": "设备不在线"})
 			f.sim.SetAnswer(exlive.ResultSuccess, 0, false)
+			ctExpect(t, k.name+" success", f.ask(rest, k.name+"-spec", `{"data":"C","request_id":"`+k.name+`-spec"}`),
+				map[string]any{"request_id": k.name + "-spec", "cmd": k.cmd, "ok": true, "result": exlive.ResultSuccess})
+			f.sim.SetAnswer(f.sim.Succeed(), 0, false)
 		}
 		f.settle()
 		for _, k := range ctAnswered {
 			f.once("vehicles/V1/"+k.name, k.cmd, k.name+"-ok", "ok")
 			f.once("vehicles/V1/"+k.name, k.cmd, k.name+"-no", "rejected")
-			if got := ctPlatformData(f.sim, k.name); !slices.Equal(got, []string{"V1 A", "V1 B"}) {
+			f.once("vehicles/V1/"+k.name, k.cmd, k.name+"-spec", "ok")
+			if got := ctPlatformData(f.sim, k.name); !slices.Equal(got, []string{"V1 A", "V1 B", "V1 C"}) {
 				t.Errorf("platform received %s %v", k.name, got)
 			}
 		}
@@ -326,9 +331,9 @@ func TestRequestRefusals(t *testing.T) {
 					want: map[string]any{"request_id": "unknown", "cmd": k.cmd, "ok": false, "error": "unknown vehicle"}},
 				// Not expired yet: carried out.
 				{id: "fresh-rfc", payload: `{"data":"F1","request_id":"fresh-rfc","expires":"` + future.Format(time.RFC3339) + `"}`,
-					want: map[string]any{"request_id": "fresh-rfc", "cmd": k.cmd, "ok": true, "result": "success"}},
+					want: map[string]any{"request_id": "fresh-rfc", "cmd": k.cmd, "ok": true, "result": exlive.ResultSucceed}},
 				{id: "fresh-epoch", payload: fmt.Sprintf(`{"data":"F2","request_id":"fresh-epoch","expires":%d}`, future.Unix()),
-					want: map[string]any{"request_id": "fresh-epoch", "cmd": k.cmd, "ok": true, "result": "success"}},
+					want: map[string]any{"request_id": "fresh-epoch", "cmd": k.cmd, "ok": true, "result": exlive.ResultSucceed}},
 			} {
 				r := rest
 				if c.rest != "" {
@@ -387,7 +392,7 @@ func TestRequestRetainedRefused(t *testing.T) {
 			ctExpect(t, "retained "+k.name, f.resultAfter(0, "vehicles/V1/"+k.name, id),
 				map[string]any{"request_id": id, "cmd": k.cmd, "ok": false, "error": "retained requests are not carried out"})
 			ctExpect(t, k.name, f.ask("vehicles/V1/"+k.name, "new", `{"data":"NEW","request_id":"new"}`),
-				map[string]any{"request_id": "new", "cmd": k.cmd, "ok": true, "result": "success"})
+				map[string]any{"request_id": "new", "cmd": k.cmd, "ok": true, "result": exlive.ResultSucceed})
 		}
 		f.settle()
 		for _, k := range ctAnswered {
@@ -434,7 +439,7 @@ func TestRequestOffline(t *testing.T) {
 			ctExpect(t, k.name+" lost", f.resultAfter(before, "vehicles/V1/"+k.name, "lost"),
 				map[string]any{"request_id": "lost", "cmd": k.cmd, "ok": false, "error": "connection to the platform lost before it answered"})
 		}
-		f.sim.SetAnswer(exlive.ResultSuccess, 0, false)
+		f.sim.SetAnswer(f.sim.Succeed(), 0, false)
 		_, i := ctWaitSession(t, f, before, "disconnected")
 
 		// Not logged in: refused at once, every kind of request.
@@ -453,7 +458,7 @@ func TestRequestOffline(t *testing.T) {
 		ctWaitSession(t, f, i+1, "logged_in")
 		for _, k := range ctAnswered {
 			ctExpect(t, k.name+" after", f.ask("vehicles/V1/"+k.name, "after", `{"data":"AFTER","request_id":"after"}`),
-				map[string]any{"request_id": "after", "cmd": k.cmd, "ok": true, "result": "success"})
+				map[string]any{"request_id": "after", "cmd": k.cmd, "ok": true, "result": exlive.ResultSucceed})
 		}
 		f.settle()
 		for _, k := range ctAnswered {
@@ -471,6 +476,77 @@ func TestRequestOffline(t *testing.T) {
 			if _, ok := r.Msg.(*exlive.Position); ok {
 				t.Error("platform received a position refused while offline")
 			}
+		}
+	})
+}
+
+// TestPositionUploadForAnyVehicle: P/vehicles/V/position/set uploads for any
+// V, listed in the inventory or not, in both payloads (a level the bridge
+// knows maps back to its real id); commands and passthrough to a vehicle
+// the bridge does not know stay refused.
+func TestPositionUploadForAnyVehicle(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		f := newCT(t, target, setup{sim: exlivesim.Config{Vehicles: 2, IDPrefix: "a/b", AnswerUploads: true}})
+		f.ready()
+		tst := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Unix()
+		for _, c := range []struct{ rest, id, payload string }{
+			// Listed, under its sanitised level.
+			{"vehicles/a_b1/position", "known", `{"lat":31.2,"lng":121.4,"request_id":"known"}`},
+			// Not listed: the level is the id.
+			{"vehicles/EXT-1/position", "ext", `{"lat":22.5,"lng":114.1,"speed":10,"code":"外部1","request_id":"ext"}`},
+			// An OwnTracks phone the platform has never heard of.
+			{"vehicles/phone7/position", "", fmt.Sprintf(`{"_type":"location","lat":39.9,"lon":116.4,"tst":%d,"vel":36}`, tst)},
+			// Not listed, with an id that is not a topic level: the
+			// payload names it.
+			{"vehicles/粤B_123/position", "slash", `{"id":"粤B/123","lat":23.1,"lng":113.3,"request_id":"slash"}`},
+		} {
+			if r := f.ask(c.rest, c.id, c.payload); r["ok"] != true || r["cmd"] != "1007" {
+				t.Errorf("%s: result %v, want ok", c.rest, r)
+			}
+		}
+		ctWaitSim(t, f.sim, "four uploads", func(rs []exlivesim.Received) bool {
+			n := 0
+			for _, r := range rs {
+				if r.Msg.Cmd() == exlive.CmdPosition {
+					n++
+				}
+			}
+			return n == 4
+		})
+		got := map[string]*exlive.Position{}
+		for _, p := range ctReceived[*exlive.Position](f.sim) {
+			got[p.ID] = p
+		}
+		if p := got["a/b1"]; p == nil || p.Code != "沪A10000" || p.Lat != 31.2 {
+			t.Errorf("upload for the listed vehicle: %+v, want id a/b1 with its code", p)
+		}
+		if p := got["EXT-1"]; p == nil || p.Code != "外部1" || p.Lat != 22.5 || p.Speed != exlive.Some(10.0) {
+			t.Errorf("upload for EXT-1: %+v", p)
+		}
+		if p := got["phone7"]; p == nil || p.Lat != 39.9 || p.Lng != 116.4 || !p.Time.Valid || p.Time.V.Unix() != tst || p.Speed != exlive.Some(36.0) {
+			t.Errorf("OwnTracks upload for phone7: %+v", p)
+		}
+		if p := got["粤B/123"]; p == nil || p.Lat != 23.1 {
+			t.Errorf("upload for 粤B/123: %+v", p)
+		}
+
+		// Refused, and never sent: an id that is not the topic's, and
+		// commands and passthrough to vehicles the bridge does not know.
+		for _, c := range []struct{ rest, id, payload, want string }{
+			{"vehicles/EXT-2/position", "other", `{"id":"other","lat":1,"lng":2,"request_id":"other"}`, `id "other" is not the vehicle of this topic`},
+			{"vehicles/EXT-1/command", "cmd", `{"data":"STOP","request_id":"cmd"}`, "unknown vehicle"},
+			{"vehicles/EXT-1/passthrough", "pt", `{"data":"AA","request_id":"pt"}`, "unknown vehicle"},
+		} {
+			if r := f.ask(c.rest, c.id, c.payload); r["ok"] != false || r["error"] != c.want {
+				t.Errorf("%s: result %v, want ok:false %q", c.rest, r, c.want)
+			}
+		}
+		f.settle()
+		if n := len(ctReceived[*exlive.Position](f.sim)); n != 4 {
+			t.Errorf("platform received %d uploads, want 4", n)
+		}
+		if n := len(ctReceived[*exlive.VehicleCommand](f.sim)) + len(ctReceived[*exlive.Passthrough](f.sim)); n != 0 {
+			t.Errorf("platform received %d commands for an unknown vehicle", n)
 		}
 	})
 }

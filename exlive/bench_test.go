@@ -34,6 +34,11 @@ func BenchmarkReadFrame(b *testing.B) {
 		stream = append(stream, "\r\n"...)
 	}
 	gbk := toGBK(b, string(stream))
+	// The live dialect: GBK, laid out over lines, back to back.
+	var dialect []byte
+	for range 100 {
+		dialect = append(dialect, fixture(b, "dialect/09_position_json_common_gbk.json")...)
+	}
 	for _, c := range []struct {
 		name   string
 		stream []byte
@@ -43,6 +48,8 @@ func BenchmarkReadFrame(b *testing.B) {
 		{"auto", stream, EncodingAuto},
 		{"gbk", gbk, EncodingGBK},
 		{"auto-gbk", gbk, EncodingAuto},
+		{"gbk-dialect", dialect, EncodingGBK},
+		{"auto-dialect", dialect, EncodingAuto},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			r := NewReader(&cycle{data: c.stream}, 0, c.enc)

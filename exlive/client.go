@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -27,6 +28,10 @@ var (
 	ErrClosed = errors.New("exlive: connection closed")
 	// ErrIdleTimeout: nothing arrived for Config.IdleTimeout.
 	ErrIdleTimeout = errors.New("exlive: platform silent for too long")
+	// ErrHeartbeatLost: the platform, which had answered a heartbeat on
+	// this connection, left HeartbeatMisses of them in a row unanswered,
+	// and sent nothing else for an interval.
+	ErrHeartbeatLost = errors.New("exlive: heartbeats unanswered, link taken for dead")
 )
 
 // LoginError is the platform's refusal of a login. The platform closes the
@@ -64,6 +69,23 @@ type Handler interface {
 	HandleInventory(inv Inventory)
 	// HandleSkip gets every frame or run of bytes that was skipped.
 	HandleSkip(err *FrameError)
+}
+
+// Tap sees every frame of one connection as it crosses the wire, both ways:
+// what exlive2mqtt probe -capture records. Its methods run on the
+// connection's goroutines and must return quickly.
+type Tap interface {
+	// Sent is told of each frame as it is written (just before, so that no
+	// answer can be told of before its request). wire is every byte
+	// written, a login's password included; it is valid only during the
+	// call.
+	Sent(at time.Time, m Message, wire []byte)
+	// Received is told of each frame read, with the message it decoded to
+	// or the *FrameError it was skipped for, and of each run of bytes
+	// skipped between frames (f is then empty). f.Wire holds the bytes as
+	// they came, those skipped before the frame included; m and f are
+	// valid only during the call.
+	Received(at time.Time, f Frame, m Message, err error)
 }
 
 // Handlers adapts functions to a Handler; nil functions ignore their events.
@@ -119,6 +141,13 @@ type Client struct {
 	pend     pending
 	loggedIn atomic.Bool
 	gbk      atomic.Bool // the platform has spoken GBK (auto mode)
+	tap      Tap
+
+	// Heartbeats: a platform that answers them tells that the link is
+	// alive; one that never does is left to IdleTimeout.
+	beatAnswered atomic.Bool  // the platform has answered a heartbeat
+	unanswered   atomic.Int32 // heartbeats sent since the last answer
+	waiting      atomic.Int64 // Unix ns since which the reader waits on the socket; 0 while it works
 
 	collecting atomic.Bool   // an inventory is being collected
 	inv        chan Message  // its 1009 and 1011 frames
@@ -137,14 +166,35 @@ func NewClient(nc net.Conn, cfg Config, h Handler, log zerolog.Logger) *Client {
 		cfg:    cfg,
 		h:      h,
 		log:    log,
-		r:      NewReader(nc, cfg.MaxFrame, cfg.Encoding),
 		dec:    NewDecoder(cfg.Timezone.Location),
 		w:      NewWriter(nc, cfg.Encoding),
 		inv:    make(chan Message, 64),
 		closed: make(chan struct{}),
 	}
+	c.r = NewReader(waitWatch{nc, &c.waiting}, cfg.MaxFrame, cfg.Encoding)
 	c.pend.init(cfg.MaxPending)
 	return c
+}
+
+// waitWatch notes when the reader waits on the socket: an unanswered
+// heartbeat proves a dead link only if its answer is not sitting unread
+// behind a reader held up elsewhere (by a slow broker, say).
+type waitWatch struct {
+	r     io.Reader
+	since *atomic.Int64
+}
+
+func (w waitWatch) Read(p []byte) (int, error) {
+	w.since.Store(time.Now().UnixNano())
+	n, err := w.r.Read(p)
+	w.since.Store(0)
+	return n, err
+}
+
+// SetTap has every frame of the connection shown to t. Call it before Login.
+func (c *Client) SetTap(t Tap) {
+	c.tap = t
+	c.r.KeepWire(t != nil)
 }
 
 // Login sends 1000 and waits for the platform's answer, at most
@@ -226,7 +276,7 @@ func (c *Client) logout() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(min(c.cfg.WriteTimeout, 2*time.Second)))
-	if err := c.w.WriteMessage(&Logout{}); err != nil {
+	if err := c.writeFrame(&Logout{}); err != nil {
 		c.log.Debug().Err(err).Msg("logout not sent")
 		return
 	}
@@ -282,7 +332,7 @@ func (c *Client) writeLocked(m Message) error {
 		c.w.SetEncoding(EncodingGBK)
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-	if err := c.w.WriteMessage(m); err != nil {
+	if err := c.writeFrame(m); err != nil {
 		// A failed write leaves the stream in an unknown state.
 		c.Close()
 		return fmt.Errorf("exlive: write %s: %w", m.Cmd(), err)
@@ -291,12 +341,27 @@ func (c *Client) writeLocked(m Message) error {
 	return nil
 }
 
+// writeFrame encodes m, shows it to the tap, and writes it. c.wmu is held.
+func (c *Client) writeFrame(m Message) error {
+	wire, err := c.w.Encode(m)
+	if err != nil {
+		return err
+	}
+	if c.tap != nil {
+		c.tap.Sent(time.Now(), m, wire)
+	}
+	return c.w.WriteEncoded()
+}
+
 // read returns the next message, or nil after a skipped frame.
 func (c *Client) read() (Message, error) {
 	f, err := c.r.ReadFrame()
 	if err != nil {
 		var fe *FrameError
 		if errors.As(err, &fe) {
+			if c.tap != nil {
+				c.tap.Received(time.Now(), Frame{}, nil, fe)
+			}
 			c.h.HandleSkip(fe)
 			return nil, nil
 		}
@@ -310,6 +375,9 @@ func (c *Client) read() (Message, error) {
 		c.gbk.Store(true)
 	}
 	m, err := c.dec.Decode(f.Data)
+	if c.tap != nil {
+		c.tap.Received(time.Now(), f, m, err)
+	}
 	if err != nil {
 		var fe *FrameError
 		if errors.As(err, &fe) {
@@ -365,6 +433,14 @@ func (c *Client) dispatch(m Message) {
 		if c.pend.answer(m) {
 			return
 		}
+		if m.Command == CmdHeartbeat {
+			// Never a request's (heartbeats are sent, not requested), so
+			// it takes no one's place in the queues of pending.go.
+			c.unanswered.Store(0)
+			if !c.beatAnswered.Swap(true) {
+				c.log.Info().Str("result", m.Result).Msg("platform answers heartbeats; unanswered ones will end the session")
+			}
+		}
 	case *Group, *Vehicle:
 		if c.collecting.Load() {
 			select {
@@ -378,6 +454,15 @@ func (c *Client) dispatch(m Message) {
 	c.h.HandleMessage(m)
 }
 
+// heartbeatLoop sends a heartbeat every interval. Once the platform has
+// answered one, HeartbeatMisses unanswered in a row end the session, when
+// the reader has meanwhile waited a whole interval on a socket that brought
+// nothing: public clients of live servers take a link whose heartbeats go
+// unanswered for about two minutes for dead, and a half-open TCP connection
+// (a NAT that forgot it, a platform that hung) would otherwise look alive
+// forever. A reader busy with frames, or held up by the broker, may have the
+// answers still unread: that link is not dead. A platform that never
+// answers is left to IdleTimeout.
 func (c *Client) heartbeatLoop(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.Heartbeat)
 	defer t.Stop()
@@ -385,7 +470,13 @@ func (c *Client) heartbeatLoop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case now := <-t.C:
+			n := c.unanswered.Load()
+			waiting := c.waiting.Load()
+			if n >= HeartbeatMisses && c.beatAnswered.Load() && waiting != 0 && now.Sub(time.Unix(0, waiting)) >= c.cfg.Heartbeat {
+				return fmt.Errorf("%w (%d in a row, every %s)", ErrHeartbeatLost, n, c.cfg.Heartbeat)
+			}
+			c.unanswered.Add(1) // before the write: the answer may beat its return
 			if err := c.write(&Heartbeat{}); err != nil {
 				return err
 			}

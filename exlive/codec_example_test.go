@@ -11,10 +11,11 @@ import (
 )
 
 // A session reads frames off the socket and decodes each; here two frames
-// arrive on one line, the second with Chinese text and every value a string,
-// as the platform sends them.
+// arrive back to back, the first laid out over several lines and saying
+// "succeed" as live servers do, the second with Chinese text and every
+// value a string.
 func ExampleReader_ReadFrame() {
-	stream := `{"header":{"cmd":"8000"},"body":{"cmd":"1000","result":"success"}}` +
+	stream := "{\n\"header\":\n{\n\"cmd\":\"8000\"\n},\n\"body\":\n{\n\"cmd\":\"1000\",\n\"result\":\"succeed\"\n}\n}" +
 		`{"header":{"cmd":"1007"},"body":{"id":"10086","code":"沪A12345","lat":"31.230416","lng":"121.473701",` +
 		`"veo":"42.5","dir":"","gpstime":"2011-11-01 12:38:39","posinfo":"上海市黄浦区"}}` + "\r\n"
 

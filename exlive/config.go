@@ -25,6 +25,17 @@ const (
 	DefaultInventoryQuiet    = 2 * time.Second
 	DefaultMaxPending        = 1024
 	DefaultTimezone          = "Asia/Shanghai"
+	// DefaultLoginVer and DefaultLoginType are what public clients that
+	// work against live servers put in the login frame (the
+	// specification's example leaves them empty); type plausibly selects
+	// the JSON data format. docs/protocol.md has the evidence.
+	DefaultLoginVer  = "4.6936"
+	DefaultLoginType = "json_common"
+	// HeartbeatMisses is how many heartbeats in a row may go unanswered,
+	// on a connection where the platform has answered one, before the
+	// link is taken for dead and the session ends (if nothing else has come
+	// for an interval either).
+	HeartbeatMisses = 3
 )
 
 // Config holds the settings of a session. The env tags are read by
@@ -35,12 +46,12 @@ type Config struct {
 	Pass     secret.String `env:"PASS" help:"account password (or EXLIVE_PASS_FILE)"`
 	PassFile string        `env:"PASS_FILE" help:"file holding the account password"`
 
-	LoginVer  string `env:"LOGIN_VER" help:"the login frame's ver"`
-	LoginType string `env:"LOGIN_TYPE" help:"the login frame's type"`
+	LoginVer  string `env:"LOGIN_VER" envDefault:"4.6936" help:"the login frame's ver: what working clients send (set but empty: empty, as in the specification)"`
+	LoginType string `env:"LOGIN_TYPE" envDefault:"json_common" help:"the login frame's type: what working clients send (set but empty: empty, as in the specification)"`
 	LoginMode string `env:"LOGIN_MODE" help:"the login frame's mode"`
 
 	Heartbeat      time.Duration `env:"HEARTBEAT" envDefault:"30s" help:"heartbeat interval"`
-	IdleTimeout    time.Duration `env:"IDLE_TIMEOUT" envDefault:"0s" help:"reconnect when nothing arrives for this long (0: off)"`
+	IdleTimeout    time.Duration `env:"IDLE_TIMEOUT" envDefault:"0s" help:"reconnect when nothing arrives for this long (0: off); a platform that answers heartbeats is checked without it"`
 	RetryMin       time.Duration `env:"RETRY_MIN" envDefault:"1s" help:"first reconnect delay"`
 	RetryMax       time.Duration `env:"RETRY_MAX" envDefault:"60s" help:"longest reconnect delay; also the wait after a rejected login"`
 	CommandTimeout time.Duration `env:"COMMAND_TIMEOUT" envDefault:"10s" help:"how long a 1004/1012 waits for its 8000 answer"`
@@ -85,6 +96,8 @@ func (z Zone) MarshalText() ([]byte, error) {
 func Defaults() Config {
 	loc, _ := time.LoadLocation(DefaultTimezone)
 	return Config{
+		LoginVer:          DefaultLoginVer,
+		LoginType:         DefaultLoginType,
 		Heartbeat:         DefaultHeartbeat,
 		RetryMin:          DefaultRetryMin,
 		RetryMax:          DefaultRetryMax,
@@ -150,8 +163,8 @@ func (c *Config) Validate(readFile func(string) ([]byte, error)) error {
 	if c.IdleTimeout < 0 {
 		bad("IDLE_TIMEOUT", c.IdleTimeout.String(), "must be 0 (off) or more")
 	} else if c.IdleTimeout > 0 && c.IdleTimeout <= c.Heartbeat {
-		// The platform does not answer heartbeats, so a quiet platform
-		// is normal for at least this long.
+		// A platform that does not answer heartbeats may be quiet for at
+		// least this long.
 		bad("IDLE_TIMEOUT", c.IdleTimeout.String(), "must be longer than HEARTBEAT (%s)", c.Heartbeat)
 	}
 	if c.InventoryInterval < 0 {

@@ -6,12 +6,15 @@
 // heartbeat, requests matched to their answers, inventory), and a Session
 // that keeps one logged in forever with capped, jittered backoff.
 //
-// The specification (in Chinese, with an English rendering and the project's
-// decisions in protocol.md) is short and leaves gaps; the code takes the
-// decisions that document records: frames are split by brace depth and
-// string state, never by lines alone, and capped in size; text is UTF-8 or
-// GB18030; any field may be a string or a number; an empty string means the
-// field was not given; unknown commands are handed over, not refused.
+// The specification (in Chinese; docs/protocol.md renders it in English
+// beside what live servers are seen to do and the project's decisions) is
+// short and leaves gaps; the code takes the decisions that page records:
+// frames are split by brace depth and string state, never by lines alone,
+// and capped in size; text is UTF-8 or GB18030; any field may be a string or
+// a number; an empty string means the field was not given; "succeed" and
+// "success" both accept a command; a platform that answers heartbeats and
+// then falls silent is a dead link; unknown commands are handed over, not
+// refused.
 //
 // Nothing here knows about MQTT: package bridge joins a Session to a broker.
 package exlive

@@ -58,5 +58,5 @@ func ExampleSession() {
 	// Output:
 	// vehicles: 3
 	// position of a known vehicle: true
-	// answer: success <nil>
+	// answer: succeed <nil>
 }

@@ -72,6 +72,12 @@ type Frame struct {
 	// Replaced is set when bytes that were valid in no encoding were
 	// replaced by U+FFFD.
 	Replaced bool
+	// Wire is set when the Reader keeps the wire (Reader.KeepWire): the
+	// frame's bytes exactly as they came, before transcoding or repair,
+	// after every byte skipped since the frame before (line ends, junk,
+	// frames skipped by the Reader; at most the frame cap of them). It is
+	// only valid until the next call to ReadFrame.
+	Wire []byte
 }
 
 // Reader splits a TCP byte stream into frames. The stream has no delimiters
@@ -125,6 +131,36 @@ type Reader struct {
 	scratch  []byte // transcoded frames
 	repaired []byte // frames given their missing braces
 	gbk      transform.Transformer
+
+	keepWire bool
+	lead     []byte // bytes skipped since the last frame, when keepWire
+	wire     []byte // Frame.Wire
+}
+
+// KeepWire makes the Reader hand over, in Frame.Wire, the bytes of each
+// frame as they came off the wire, for a capture. It costs a copy of every
+// frame, so the hot path leaves it off.
+func (r *Reader) KeepWire(on bool) {
+	r.keepWire = on
+	r.lead = r.lead[:0]
+}
+
+// skipped notes bytes consumed outside any frame, for the next frame's Wire.
+func (r *Reader) skipped(b []byte) {
+	if r.keepWire && len(r.lead) < r.max {
+		r.lead = append(r.lead, b[:min(len(b), r.max-len(r.lead))]...)
+	}
+}
+
+// wireOf returns the Wire of a frame whose bytes are raw, and starts the
+// next lead.
+func (r *Reader) wireOf(raw []byte) []byte {
+	if !r.keepWire {
+		return nil
+	}
+	r.wire = append(append(r.wire[:0], r.lead...), raw...)
+	r.lead = r.lead[:0]
+	return r.wire
 }
 
 // NewReader returns a Reader of frames of at most max bytes (DefaultMaxFrame
@@ -144,9 +180,11 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	for {
 		if !r.inFrame {
 			// Between frames: skip whitespace, count anything else as junk.
+			from := r.start
 			for r.start < r.end {
 				c := r.buf[r.start]
 				if c == '{' {
+					r.skipped(r.buf[from:r.start])
 					if junk > 0 {
 						return Frame{}, &FrameError{Reason: ReasonJunk, Size: junk, Detail: "bytes outside a frame"}
 					}
@@ -157,6 +195,9 @@ func (r *Reader) ReadFrame() (Frame, error) {
 					junk++
 				}
 				r.start++
+			}
+			if !r.inFrame {
+				r.skipped(r.buf[from:r.start])
 			}
 		}
 		if r.inFrame {
@@ -230,6 +271,7 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 				// JSON strings cannot hold raw line breaks: the frame is
 				// broken. Drop it and go on after the break.
 				size := i - r.start
+				r.skipped(buf[r.start : i+1])
 				r.start = i + 1
 				r.inFrame = false
 				return Frame{}, &FrameError{Reason: ReasonInvalidJSON, Size: size, Detail: "line break inside a string"}, true
@@ -279,6 +321,11 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 				r.start = i + 1
 				r.inFrame = false
 				f, err := r.decode(data)
+				if err != nil {
+					r.skipped(data)
+				} else {
+					f.Wire = r.wireOf(data)
+				}
 				return f, err, true
 			}
 		case ' ', '\t', '\r', '\n':
@@ -351,7 +398,8 @@ func (r *Reader) multibyte(b []byte) int {
 // repair ends the frame in progress before buf[i], where the next frame
 // begins, adding the closing braces it lacks.
 func (r *Reader) repair(i int) (Frame, error) {
-	data := bytes.TrimRight(r.buf[r.start:i], " \t\r\n")
+	raw := r.buf[r.start:i]
+	data := bytes.TrimRight(raw, " \t\r\n")
 	r.repaired = append(r.repaired[:0], data...)
 	for range r.depth {
 		r.repaired = append(r.repaired, '}')
@@ -362,8 +410,13 @@ func (r *Reader) repair(i int) (Frame, error) {
 		return Frame{}, ErrFrameTooLarge
 	}
 	f, err := r.decode(r.repaired)
+	if err != nil {
+		r.skipped(raw)
+		return f, err
+	}
 	f.Repaired = true
-	return f, err
+	f.Wire = r.wireOf(raw)
+	return f, nil
 }
 
 // decode turns raw frame bytes into UTF-8.
@@ -461,18 +514,24 @@ func isASCII(b []byte) bool {
 
 // Writer writes frames: one compact JSON object followed by "\r\n" each.
 type Writer struct {
-	w   io.Writer
-	enc Encoding
-	buf []byte
-	out []byte
-	gbk transform.Transformer
+	w    io.Writer
+	enc  Encoding
+	end  string // written after each frame
+	buf  []byte
+	out  []byte
+	last []byte // the bytes of the last frame written
+	gbk  transform.Transformer
 }
 
 // NewWriter returns a Writer that writes text in the given encoding (auto
 // writes UTF-8 until SetEncoding says otherwise).
 func NewWriter(w io.Writer, enc Encoding) *Writer {
-	return &Writer{w: w, enc: enc}
+	return &Writer{w: w, enc: enc, end: "\r\n"}
 }
+
+// SetLineEnd changes what is written after each frame ("\r\n" unless
+// changed; "" writes frames back to back, as live servers do).
+func (w *Writer) SetLineEnd(end string) { w.end = end }
 
 // SetEncoding changes the encoding of the frames written from now on. A
 // session in auto mode calls it when the platform turns out to speak GBK.
@@ -480,32 +539,57 @@ func (w *Writer) SetEncoding(enc Encoding) { w.enc = enc }
 
 // WriteMessage encodes m as one frame and writes it with a single Write.
 func (w *Writer) WriteMessage(m Message) error {
+	if _, err := w.Encode(m); err != nil {
+		return err
+	}
+	return w.WriteEncoded()
+}
+
+// Encode encodes m as the next frame to write and returns its bytes as
+// they will be written (valid until the next call); WriteEncoded writes
+// them. A session that shows its frames to a Tap does so before they go,
+// so that no answer can be seen before its request.
+func (w *Writer) Encode(m Message) ([]byte, error) {
 	w.buf = AppendFrame(w.buf[:0], m)
-	return w.flush()
+	if err := w.encode(); err != nil {
+		return nil, err
+	}
+	return w.last, nil
+}
+
+// WriteEncoded writes the frame Encode prepared, with a single Write.
+func (w *Writer) WriteEncoded() error {
+	_, err := w.w.Write(w.last)
+	return err
 }
 
 // WriteFrame writes frame, which must be one JSON object in UTF-8, followed
-// by "\r\n", with a single Write.
+// by the line end, with a single Write.
 func (w *Writer) WriteFrame(frame []byte) error {
 	w.buf = append(w.buf[:0], frame...)
-	return w.flush()
+	if err := w.encode(); err != nil {
+		return err
+	}
+	return w.WriteEncoded()
 }
 
-func (w *Writer) flush() error {
-	out := w.buf
-	if w.enc == EncodingGBK && !isASCII(out) {
+// encode puts w.buf, transcoded and with the line end, in w.last.
+func (w *Writer) encode() error {
+	if w.enc == EncodingGBK && !isASCII(w.buf) {
 		if w.gbk == nil {
 			w.gbk = simplifiedchinese.GB18030.NewEncoder()
 		}
 		w.gbk.Reset()
 		var err error
-		w.out, _, err = transform.Append(w.gbk, w.out[:0], out)
+		w.out, _, err = transform.Append(w.gbk, w.out[:0], w.buf)
 		if err != nil {
 			return fmt.Errorf("exlive: encode GB18030: %w", err)
 		}
-		out = w.out
+		w.out = append(w.out, w.end...)
+		w.last = w.out
+	} else {
+		w.buf = append(w.buf, w.end...)
+		w.last = w.buf
 	}
-	out = append(out, '\r', '\n')
-	_, err := w.w.Write(out)
-	return err
+	return nil
 }

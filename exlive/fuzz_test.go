@@ -283,6 +283,20 @@ func corpusSeeds(t *testing.T) map[string]map[string]string {
 		all = append(all, raw...)
 		all = append(all, "\r\n"...)
 	}
+	var dialect []byte
+	for _, c := range dialectCases {
+		raw := fixture(t, c.file)
+		name := strings.TrimSuffix(strings.ReplaceAll(c.file, "/", "_"), ".json")
+		enc := EncodingAuto
+		if c.gbk {
+			enc = EncodingGBK
+		}
+		reader[name] = entry(raw, uint16(len(raw)), uint8(enc), uint8(0))
+		dialect = append(dialect, raw...)
+	}
+	// The dialect as a live server sends it: back to back, nothing between.
+	reader["stream_dialect_gbk"] = entry(dialect, uint16(2047), uint8(EncodingGBK), uint8(3))
+	reader["stream_dialect_auto"] = entry(dialect, uint16(600), uint8(EncodingAuto), uint8(1))
 	gbk := toGBK(t, string(all))
 	reader["stream_all_auto"] = entry(all, uint16(2047), uint8(EncodingAuto), uint8(7))
 	reader["stream_all_utf8_small_cap"] = entry(all, uint16(120), uint8(EncodingUTF8), uint8(1))

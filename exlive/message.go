@@ -3,6 +3,7 @@ package exlive
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/exlive2mqtt/exlive2mqtt/internal/jsonw"
 	"github.com/exlive2mqtt/exlive2mqtt/secret"
@@ -69,17 +70,31 @@ type Login struct {
 }
 
 // Answer is command 8000, the platform's answer to a command: Command names
-// the command answered and Result is "success" or what went wrong.
+// the command answered and Result is "succeed" (or "success") or what went
+// wrong.
 type Answer struct {
 	Command Cmd
 	Result  string
 }
 
-// OK reports whether the platform accepted the command.
-func (a *Answer) OK() bool { return a.Result == ResultSuccess }
+// OK reports whether the platform accepted the command: its result is
+// ResultSucceed or ResultSuccess, in any case and with any spaces around.
+func (a *Answer) OK() bool { return IsSuccess(a.Result) }
 
-// ResultSuccess is the Result of an Answer that accepts a command.
-const ResultSuccess = "success"
+// The results of an Answer that accepts a command. The specification writes
+// "success"; live servers answer a login "succeed" (docs/protocol.md has the
+// evidence), and no one knows which word the other answers use, so both
+// mean success everywhere.
+const (
+	ResultSucceed = "succeed"
+	ResultSuccess = "success"
+)
+
+// IsSuccess reports whether an 8000 result accepts its command.
+func IsSuccess(result string) bool {
+	r := strings.TrimSpace(result)
+	return strings.EqualFold(r, ResultSucceed) || strings.EqualFold(r, ResultSuccess)
+}
 
 // Logout is command 1001, sent before the client closes the connection.
 type Logout struct{ Data string }

@@ -159,14 +159,20 @@ func TestFixturesAreInTheTable(t *testing.T) {
 			t.Errorf("%s: want exactly one of a message and a reason", c.file)
 		}
 	}
-	for _, dir := range []string{"spec", "frames"} {
+	for _, c := range dialectCases {
+		if inTable[c.file] {
+			t.Errorf("%s is in the tables twice", c.file)
+		}
+		inTable[c.file] = true
+	}
+	for _, dir := range []string{"spec", "frames", "dialect"} {
 		files, err := filepath.Glob(filepath.Join("testdata", dir, "*.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, f := range files {
 			if name := dir + "/" + filepath.Base(f); !inTable[name] {
-				t.Errorf("testdata/%s is not in codecCases", name)
+				t.Errorf("testdata/%s is in neither codecCases nor dialectCases", name)
 			}
 		}
 	}

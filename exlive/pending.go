@@ -14,6 +14,14 @@ import (
 // late answer comes, the ghost takes it, and the next request is not handed
 // an answer that was meant for the one before. A false timeout is better than
 // a false success.
+//
+// Queues are per command, so the answers a live server sends to every
+// heartbeat (8000 with cmd 1002) never reach the queue of a 1004 or 1012:
+// heartbeats are written, never requested, so no queue for 1002 exists and
+// the session takes those answers as signs of life (Client.dispatch). An
+// answer whose cmd is missing or unreadable (Command 0) finds no queue
+// either: it is handed over as unmatched, never given to a request by
+// guess.
 type pending struct {
 	mu     sync.Mutex
 	queues map[Cmd][]*waiter

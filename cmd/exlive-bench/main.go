@@ -74,6 +74,7 @@ type options struct {
 	waitMax       time.Duration
 	keepTemp      bool
 	bridgeEnv     []string
+	literal       bool
 }
 
 // bench is what every run shares.
@@ -113,6 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.waitLoad, "wait-load", 0, "before each run, wait until the 1-minute load average is below this (0: do not wait)")
 	fs.DurationVar(&o.waitMax, "wait-max", time.Hour, "longest to wait for -wait-load")
 	fs.BoolVar(&o.keepTemp, "keep", false, "keep the temporary directory (bridge logs, pairs files)")
+	fs.BoolVar(&o.literal, "literal", false, "the platform speaks the specification's literal form (compact UTF-8 frames, one a line) instead of the live dialect (GBK, multi-line frames back to back)")
 	fs.Func("bridge-env", "`KEY=VALUE` to add to the bridge's environment (repeatable), e.g. GOMEMLIMIT=48MiB", func(kv string) error {
 		if !strings.Contains(kv, "=") {
 			return errors.New("want KEY=VALUE")
@@ -370,6 +372,7 @@ func (b *bench) paced(ctx context.Context, run string, qos, vehicles int, rate f
 func (b *bench) bridgeRun(ctx context.Context, run string, qos, vehicles int, rate float64, n int, sample time.Duration, keep bool) (*result, *phase, error) {
 	sim := exlivesim.New(exlivesim.Config{
 		Vehicles: vehicles, Rate: rate, Count: n, StampSent: true, Paused: true, Seed: 1,
+		Literal: b.o.literal,
 	})
 	if err := sim.Start("127.0.0.1:0"); err != nil {
 		return nil, nil, err

@@ -42,8 +42,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		count     = fs.Int("count", 0, "stop sending positions on a connection after this many (0: never)")
 		user      = fs.String("user", exlivesim.DefaultUser, "account name to accept")
 		pass      = fs.String("pass", exlivesim.DefaultPass, "account password to accept")
-		encoding  = fs.String("encoding", "utf-8", "text encoding of the frames sent: utf-8 or gbk")
-		answer    = fs.String("answer", exlive.ResultSuccess, "the result 1004 and 1012 are answered with")
+		literal   = fs.Bool("literal", false, "speak the specification's literal form (\"success\", heartbeats unanswered, compact UTF-8 frames one a line) instead of the live dialect")
+		encoding  = fs.String("encoding", "", "text encoding of the frames sent: utf-8 or gbk (default: gbk, or utf-8 with -literal)")
+		answer    = fs.String("answer", "", "the result 1004 and 1012 are answered with (default: succeed, or success with -literal)")
 		uploads   = fs.Bool("answer-uploads", false, "answer 1003, 1005, 1006 and 1007 uploads with 8000 too")
 		stamp     = fs.Bool("stamp", false, "put the send time (Unix ns) in each position's wstate, for latency measurement")
 		split     = fs.Bool("split", false, "write frames in pieces of 1-7 bytes")
@@ -52,15 +53,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		logFormat = fs.String("log-format", "console", "log format: console or json")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: exlive-sim [flags]\n\nA simulated EXLIVE platform (TCP JSON, as on port 1502): it accepts the account\ngiven, lists its groups and vehicles, sends moving positions and answers commands.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: exlive-sim [flags]\n\nA simulated EXLIVE platform (TCP JSON, as on port 1502): it accepts the account\ngiven, lists its groups and vehicles, sends moving positions and answers commands.\nIt speaks the dialect live servers are seen to speak (\"succeed\", heartbeats\nanswered, GBK, multi-line frames back to back); -literal speaks the specification.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	enc, err := exlive.ParseEncoding(*encoding)
-	if err != nil {
-		return err
+	enc := exlive.EncodingAuto // the form's
+	if *encoding != "" {
+		e, err := exlive.ParseEncoding(*encoding)
+		if err != nil || e == exlive.EncodingAuto {
+			return fmt.Errorf("-encoding %q: want utf-8 or gbk", *encoding)
+		}
+		enc = e
 	}
 	var log zerolog.Logger
 	switch strings.ToLower(*logFormat) {
@@ -78,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		IDPrefix:      *idPrefix,
 		Rate:          *rate,
 		Count:         *count,
+		Literal:       *literal,
 		Encoding:      enc,
 		StampSent:     *stamp,
 		AnswerUploads: *uploads,
@@ -85,11 +91,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Log:           &log,
 	})
 	srv.SetSplit(*split)
-	srv.SetAnswer(*answer, 0, false)
+	if *answer != "" {
+		srv.SetAnswer(*answer, 0, false)
+	}
 	if err := srv.Listen(*listen); err != nil {
 		return err
 	}
-	log.Info().Str("addr", srv.Addr()).Int("vehicles", *vehicles).Float64("rate", *rate).Msg("simulated platform listening")
+	form := "live dialect"
+	if *literal {
+		form = "specification's literal form"
+	}
+	log.Info().Str("addr", srv.Addr()).Int("vehicles", *vehicles).Float64("rate", *rate).Str("form", form).Msg("simulated platform listening")
 	fmt.Fprintf(stdout, "exlive-sim listening on %s (account %s)\n", srv.Addr(), *user)
 	go func() {
 		<-ctx.Done()

@@ -3,9 +3,13 @@
 // starts the simulated platform, sending positions at a steady rate, each
 // numbered per vehicle; a private Mosquitto (the mosquitto program, with its
 // own port, directory and persistence); the real bridge between them; and a
-// counting subscriber with a persistent session. Every -fault-every it
-// injects a fault, in turn: the platform drops the connection, or the
-// broker restarts (SIGTERM, or SIGKILL with -kill). At the end it stops the
+// counting subscriber with a persistent session. The platform speaks the
+// live dialect (GBK, multi-line frames, heartbeats answered). Every
+// -fault-every it injects a fault, in turn: the platform drops the
+// connection, the broker restarts (SIGTERM, or SIGKILL with -kill), or the
+// platform link dies without a word (the connection stays open and silent,
+// which the bridge notices when its heartbeats, every -heartbeat, go
+// unanswered). At the end it stops the
 // positions, lets the bridge deliver what it holds, and reports positions
 // sent, read by the bridge and delivered, where any were lost, and the
 // process's resident memory and goroutines at the start and the end.
@@ -71,6 +75,7 @@ type options struct {
 	sample     time.Duration
 	warmup     time.Duration
 	keep       bool
+	heartbeat  time.Duration
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -79,7 +84,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&o.duration, "duration", 10*time.Minute, "how long positions flow")
 	fs.Float64Var(&o.rate, "rate", 2000, "positions a second over the whole fleet")
 	fs.IntVar(&o.vehicles, "vehicles", 200, "fleet size")
-	fs.DurationVar(&o.faultEvery, "fault-every", 30*time.Second, "how often each fault comes: a platform drop and a broker restart, half a period apart")
+	fs.DurationVar(&o.faultEvery, "fault-every", 30*time.Second, "how often a fault comes: a platform drop, a broker restart or a dead platform link, in turn, a third of a period apart")
+	fs.DurationVar(&o.heartbeat, "heartbeat", 2*time.Second, "the bridge's EXLIVE_HEARTBEAT: a dead link is noticed after three unanswered")
 	fs.DurationVar(&o.brokerDown, "broker-down", 2*time.Second, "how long the broker stays down at each restart")
 	fs.BoolVar(&o.kill, "kill", false, "restart the broker with SIGKILL, not SIGTERM (Mosquitto then loses what it had not saved: expect broker-side loss)")
 	fs.StringVar(&o.mosquitto, "mosquitto", "mosquitto", "the mosquitto program")
@@ -89,8 +95,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.rate <= 0 || o.vehicles < 1 || o.duration <= 0 || o.faultEvery <= 0 {
-		return errors.New("-rate, -vehicles, -duration and -fault-every must be more than 0")
+	if o.rate <= 0 || o.vehicles < 1 || o.duration <= 0 || o.faultEvery <= 0 || o.heartbeat <= 0 {
+		return errors.New("-rate, -vehicles, -duration, -fault-every and -heartbeat must be more than 0")
+	}
+	if o.faultEvery/3 <= 4*o.heartbeat {
+		// Else the next fault comes before a dead link is noticed.
+		return fmt.Errorf("-fault-every %s: want more than 12 heartbeats (-heartbeat %s)", o.faultEvery, o.heartbeat)
 	}
 	bin, err := exec.LookPath(o.mosquitto)
 	if err != nil {
@@ -120,8 +130,8 @@ type soak struct {
 	sub    *counter
 	begin  time.Time
 
-	drops, restarts int
-	reconnects      []time.Duration // broker link back after each broker start
+	drops, restarts, stalls int
+	reconnects              []time.Duration // broker link back after each broker start
 }
 
 // sample is one look at the run.
@@ -162,6 +172,7 @@ func (s *soak) run(ctx context.Context, bin string) error {
 	ex := exlive.Defaults()
 	ex.Addr, ex.User, ex.Pass = s.sim.Addr(), exlivesim.DefaultUser, exlivesim.DefaultPass
 	ex.RetryMax = 5 * time.Second
+	ex.Heartbeat = s.o.heartbeat
 	mq := mqtt.Defaults()
 	mq.URL, mq.ClientID, mq.TopicPrefix = s.broker.url(), "exlive-soak-bridge", prefix
 	if err := ex.Validate(nil); err != nil {
@@ -191,8 +202,8 @@ func (s *soak) run(ctx context.Context, bin string) error {
 		return fmt.Errorf("bridge not ready: %w", err)
 	}
 
-	fmt.Fprintf(s.out, "soak: %s at %.0f positions/s over %d vehicles; a platform drop and a broker restart (%s, down %s) every %s\n",
-		o.duration, o.rate, o.vehicles, s.signalName(), o.brokerDown, o.faultEvery)
+	fmt.Fprintf(s.out, "soak: %s at %.0f positions/s over %d vehicles; a platform drop, a broker restart (%s, down %s) and a dead platform link (heartbeat %s) every %s\n",
+		o.duration, o.rate, o.vehicles, s.signalName(), o.brokerDown, o.heartbeat, o.faultEvery)
 	fmt.Fprintf(s.out, "%8s %9s %9s %9s %6s %7s %8s %8s %8s %5s\n", "t", "sent", "read", "delivered", "dupes", "queued", "inflight", "rss_MiB", "heap_MiB", "gor")
 	s.sim.SetPaused(false)
 	s.begin = time.Now()
@@ -201,7 +212,7 @@ func (s *soak) run(ctx context.Context, bin string) error {
 	var samples []sample
 	sampleT := time.NewTicker(o.sample)
 	defer sampleT.Stop()
-	faultT := time.NewTicker(o.faultEvery / 2)
+	faultT := time.NewTicker(o.faultEvery / 3)
 	defer faultT.Stop()
 	end := time.NewTimer(o.duration)
 	defer end.Stop()
@@ -236,13 +247,17 @@ loop:
 		case <-faultT.C:
 			lastFault = time.Now()
 			fault++
-			if fault%2 == 1 {
+			switch fault % 3 {
+			case 1:
 				s.sim.DropAll()
 				s.drops++
-				continue
-			}
-			if err := s.restartBroker(ctx); err != nil {
-				return err
+			case 2:
+				if err := s.restartBroker(ctx); err != nil {
+					return err
+				}
+			case 0:
+				s.sim.Stall()
+				s.stalls++
 			}
 		}
 	}
@@ -373,11 +388,11 @@ func (s *soak) report(first, warm, last sample, samples []sample, drained time.D
 
 	w := s.out
 	fmt.Fprintf(w, "\nresult after %s of positions (drained in %s):\n", s.o.duration, drained.Round(time.Millisecond))
-	fmt.Fprintf(w, "  faults: %d platform drops, %d broker restarts (%s); platform sessions lost %.0f, broker reconnects %.0f\n",
-		s.drops, s.restarts, s.signalName(), m["exlive_disconnects_total"], m["mqtt_reconnects_total"])
+	fmt.Fprintf(w, "  faults: %d platform drops, %d broker restarts (%s), %d dead platform links; platform sessions lost %.0f, broker reconnects %.0f\n",
+		s.drops, s.restarts, s.signalName(), s.stalls, m["exlive_disconnects_total"], m["mqtt_reconnects_total"])
 	fmt.Fprintf(w, "  broker link back after a restart: at most %s (%d measured)\n", worstReconnect.Round(time.Millisecond), nReconnects)
 	fmt.Fprintf(w, "  positions sent by the platform:   %d\n", last.sent)
-	fmt.Fprintf(w, "  read by the bridge:               %d (platform-side loss, written into connections as they dropped: %d)\n", last.read, platformLoss)
+	fmt.Fprintf(w, "  read by the bridge:               %d (platform-side loss, written into connections as they dropped or died: %d)\n", last.read, platformLoss)
 	fmt.Fprintf(w, "  delivered to the subscriber:      %d distinct, %d duplicates\n", last.delivered, last.dupes)
 	if s.o.kill {
 		fmt.Fprintf(w, "  lost after the bridge read them:  %d (with -kill this includes what Mosquitto acknowledged and lost unsaved)\n", bridgeLoss)

@@ -64,8 +64,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return healthcheck(ctx, environMap(environ), stderr)
 	case "demo":
 		return demo(ctx, args[1:], environMap(environ), stdout, stderr)
+	case "probe":
+		return probe(ctx, args[1:], environMap(environ), stdout, stderr)
 	default:
-		return &ConfigError{[]string{fmt.Sprintf("unknown command %q (want demo, healthcheck, version or nothing)", cmd)}}
+		return &ConfigError{[]string{fmt.Sprintf("unknown command %q (want probe, demo, healthcheck, version or nothing)", cmd)}}
 	}
 	envs := environMap(environ)
 	s, err := loadSettings(envs, os.ReadFile, os.Hostname)

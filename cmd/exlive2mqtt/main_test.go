@@ -185,7 +185,7 @@ func mtNoSecret(t *testing.T, where, s string) {
 // -h shows none).
 var mtDesignDefaults = []struct{ name, def string }{
 	{"EXLIVE_ADDR", "required"}, {"EXLIVE_USER", "required"}, {"EXLIVE_PASS", "required"}, {"EXLIVE_PASS_FILE", "empty"},
-	{"EXLIVE_LOGIN_VER", "empty"}, {"EXLIVE_LOGIN_TYPE", "empty"}, {"EXLIVE_LOGIN_MODE", "empty"},
+	{"EXLIVE_LOGIN_VER", "4.6936"}, {"EXLIVE_LOGIN_TYPE", "json_common"}, {"EXLIVE_LOGIN_MODE", "empty"},
 	{"EXLIVE_HEARTBEAT", "30s"}, {"EXLIVE_IDLE_TIMEOUT", "0 (off)"},
 	{"EXLIVE_RETRY_MIN", "1s"}, {"EXLIVE_RETRY_MAX", "60s"}, {"EXLIVE_COMMAND_TIMEOUT", "10s"},
 	{"EXLIVE_MAX_FRAME", "1048576"}, {"EXLIVE_ENCODING", "auto"}, {"EXLIVE_TIMEZONE", "Asia/Shanghai"},
@@ -261,7 +261,8 @@ func TestVersionAndUnknownCommand(t *testing.T) {
 }
 
 // TestBinaryExitStatus runs the built program: bad settings and an unknown
-// command exit 2 having connected nowhere; version and -h exit 0.
+// command exit 2 having connected nowhere; version and -h exit 0; probe
+// exits 0 when the login held and 1 when the platform refused it.
 func TestBinaryExitStatus(t *testing.T) {
 	bin := mtBuild(t, "-ldflags", "-X main.version=1.2.3-test")
 	platform, broker := mtListen(t), mtListen(t)
@@ -301,6 +302,28 @@ func TestBinaryExitStatus(t *testing.T) {
 	}
 	if n := broker.dialled(t); n != 0 {
 		t.Errorf("the broker was dialled %d times", n)
+	}
+
+	// probe: 0 when the login held, 1 when it did not.
+	sim := ptStartSim(t, exlivesim.Config{Rate: 10})
+	for _, c := range []struct {
+		pass   string
+		status int
+		out    string
+	}{
+		{mtExlivePass, 0, "OK: the login held for the whole 1s"},
+		{mtWrongPass, 1, `probe: the platform refused the login: "` + exlivesim.LoginRefused + `"`},
+	} {
+		cmd := exec.Command(bin, "probe", "-wait", "1s")
+		cmd.Env = append(ptEnv(sim.Addr(), c.pass), "GORACE=atexit_sleep_ms=0")
+		out, err := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != c.status {
+			t.Errorf("probe: exit status %d (%v), want %d; output:\n%s", code, err, c.status, out)
+		}
+		if !strings.Contains(string(out), c.out) {
+			t.Errorf("probe output lacks %q:\n%s", c.out, out)
+		}
+		mtNoSecret(t, "the probe's output", string(out))
 	}
 }
 

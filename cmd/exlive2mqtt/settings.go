@@ -63,10 +63,25 @@ func (s *settings) sections() []section {
 // loadSettings reads and checks every setting from environ. It returns a
 // *ConfigError naming every bad variable and its value (never a secret's).
 func loadSettings(environ map[string]string, readFile func(string) ([]byte, error), hostname func() (string, error)) (*settings, error) {
+	return loadSections(environ, readFile, hostname, nil)
+}
+
+// loadPlatformSettings reads and checks only the EXLIVE_ and LOG_ settings:
+// what a command that talks to the platform and to no broker needs (probe).
+func loadPlatformSettings(environ map[string]string, readFile func(string) ([]byte, error)) (*settings, error) {
+	return loadSections(environ, readFile, nil, map[string]bool{"EXLIVE_": true, "LOG_": true})
+}
+
+// loadSections reads and checks the sections whose prefixes only lists
+// (every section when only is nil); the others are left zero.
+func loadSections(environ map[string]string, readFile func(string) ([]byte, error), hostname func() (string, error), only map[string]bool) (*settings, error) {
 	s := &settings{}
 	var problems []string
 	unparsed := make(map[string]bool) // variables named by a parse error
 	for _, sec := range s.sections() {
+		if only != nil && !only[sec.prefix] {
+			continue
+		}
 		err := env.ParseWithOptions(sec.ptr, env.Options{Environment: environ, Prefix: sec.prefix})
 		var agg env.AggregateError
 		if errors.As(err, &agg) {
@@ -84,31 +99,36 @@ func loadSettings(environ map[string]string, readFile func(string) ([]byte, erro
 		}
 	}
 	// caarlos0/env gives a variable that is set but empty its envDefault.
-	// For these, empty means something (HTTP off, a blank map), so a
-	// variable set to "" must stay "".
-	for name, field := range map[string]*string{"HTTP_ADDR": &s.HTTP.Addr, "HTTP_TILE_URL": &s.HTTP.TileURL} {
+	// For these, empty means something (HTTP off, a blank map, a login
+	// field sent empty as in the specification's example), so a variable
+	// set to "" must stay "".
+	for name, field := range map[string]*string{
+		"HTTP_ADDR": &s.HTTP.Addr, "HTTP_TILE_URL": &s.HTTP.TileURL,
+		"EXLIVE_LOGIN_VER": &s.Exlive.LoginVer, "EXLIVE_LOGIN_TYPE": &s.Exlive.LoginType,
+	} {
 		if v, ok := environ[name]; ok && v == "" {
 			*field = ""
 		}
 	}
-	validations := []struct {
+	type validation struct {
 		prefix string
-		err    error
-	}{
-		{"EXLIVE_", s.Exlive.Validate(readFile)},
-		{"MQTT_", s.MQTT.Validate(readFile, hostname)},
-		{"BRIDGE_", s.Bridge.Validate()},
-		{"OWNTRACKS_", s.OwnTracks.Validate()},
-		{"LOG_", s.Log.validate()},
+		check  func() error
+	}
+	validations := []validation{
+		{"EXLIVE_", func() error { return s.Exlive.Validate(readFile) }},
+		{"MQTT_", func() error { return s.MQTT.Validate(readFile, hostname) }},
+		{"BRIDGE_", s.Bridge.Validate},
+		{"OWNTRACKS_", s.OwnTracks.Validate},
+		{"LOG_", s.Log.validate},
 	}
 	if s.Hass.Discovery {
-		validations = append(validations, struct {
-			prefix string
-			err    error
-		}{"HASS_", s.Hass.Validate()})
+		validations = append(validations, validation{"HASS_", s.Hass.Validate})
 	}
 	for _, v := range validations {
-		for _, e := range unjoin(v.err) {
+		if only != nil && !only[v.prefix] {
+			continue
+		}
+		for _, e := range unjoin(v.check()) {
 			p := v.prefix + e.Error()
 			// A variable that failed to parse is read as zero: its
 			// parse error says what is wrong, validation would only add
@@ -211,6 +231,7 @@ func printHelp(w io.Writer) {
 
 Usage:
   exlive2mqtt                 run the bridge; settings come from the environment (below)
+  exlive2mqtt probe [flags]   log in with the EXLIVE_* settings alone and report what the platform says and does
   exlive2mqtt demo [flags]    an embedded broker, a simulated platform and the bridge between them
   exlive2mqtt healthcheck     exit 0 when the running bridge is ready (for container health checks)
   exlive2mqtt version         print the version

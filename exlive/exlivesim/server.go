@@ -1,11 +1,17 @@
 // Package exlivesim is a simulated EXLIVE platform: a real TCP server that
 // speaks the protocol of package exlive. It logs accounts in (and refuses a
-// wrong password as the platform does: an 8000 that is not success, then the
-// connection closed), answers the inventory requests from a configurable
+// wrong password as the platform does: an 8000 that is not a success, then
+// the connection closed), answers the inventory requests from a configurable
 // fleet, moves the fleet along plausible routes and sends 1007 positions at
 // a configurable rate, up to flat out, answers commands, records everything
 // it receives, and can be told to misbehave. The tests, the demo and the load
 // tool all use it.
+//
+// By default it speaks the dialect that public clients of live servers show
+// (docs/protocol.md): answers say "succeed", every heartbeat is answered,
+// text is GBK, frames are pretty-printed over several lines and sent back to
+// back with nothing between them. Config.Literal makes it speak the
+// specification's literal form instead.
 package exlivesim
 
 import (
@@ -21,6 +27,8 @@ import (
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/rs/zerolog"
+	"golang.org/x/text/encoding/simplifiedchinese"
+	"golang.org/x/text/transform"
 )
 
 // Defaults of Config.
@@ -47,9 +55,15 @@ type Config struct {
 	Rate float64
 	// Count stops the positions of a connection after this many (0: never).
 	Count int
-	// Encoding of the frames sent: UTF-8 unless EncodingGBK, which also
-	// reads every frame received as GBK (otherwise they are read in auto
-	// mode).
+	// Literal speaks the specification's literal form: answers say
+	// "success", heartbeats go unanswered, frames are compact UTF-8, one a
+	// line. By default the server speaks the live dialect: "succeed", an
+	// answer to every heartbeat, GBK, pretty-printed frames with nothing
+	// between them.
+	Literal bool
+	// Encoding of the frames sent: the form's (GBK, or UTF-8 when Literal)
+	// when left zero (EncodingAuto). Set to GBK, it also reads every frame
+	// received as GBK; otherwise they are read in auto mode.
 	Encoding exlive.Encoding
 	// Timezone of gpstime; Asia/Shanghai by default.
 	Timezone *time.Location
@@ -102,8 +116,11 @@ type Server struct {
 	logins   int
 	refused  int
 
+	enc           exlive.Encoding // of the frames sent
+	ok            string          // the word of a success
 	silent        atomic.Bool
 	split         atomic.Bool
+	beats         atomic.Bool // answer heartbeats
 	paused        atomic.Bool
 	seqs          []atomic.Uint64 // per vehicle, for Config.Sequence
 	answerResult  atomic.Pointer[string]
@@ -150,8 +167,16 @@ func New(cfg Config) *Server {
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	ok := exlive.ResultSuccess
+	s.enc, s.ok = exlive.EncodingGBK, exlive.ResultSucceed
+	if cfg.Literal {
+		s.enc, s.ok = exlive.EncodingUTF8, exlive.ResultSuccess
+	}
+	if cfg.Encoding != exlive.EncodingAuto {
+		s.enc = cfg.Encoding
+	}
+	ok := s.ok
 	s.answerResult.Store(&ok)
+	s.beats.Store(!cfg.Literal)
 	s.paused.Store(cfg.Paused)
 	s.seqs = make([]atomic.Uint64, len(s.fleet.vehicles))
 	return s
@@ -244,6 +269,26 @@ func (s *Server) DropAll() {
 // answers and inventory. It keeps reading.
 func (s *Server) SetSilent(v bool) { s.silent.Store(v) }
 
+// SetHeartbeatAnswers starts or stops the answers to heartbeats (on by
+// default, off in the literal form).
+func (s *Server) SetHeartbeatAnswers(v bool) { s.beats.Store(v) }
+
+// Stall makes every connection open now a dead link: nothing more is sent
+// on it, not even the last bytes of a frame, but it stays open and keeps
+// reading, as a connection does when a NAT on the way forgets it or the
+// platform hangs. Connections made afterwards are served as usual.
+func (s *Server) Stall() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.stalled.Store(true)
+	}
+}
+
+// Succeed returns the word the server answers a success with: "succeed",
+// or "success" in the literal form.
+func (s *Server) Succeed() string { return s.ok }
+
 // SetPaused holds positions back (true) or lets them flow (false). A paced
 // rate counts from when positions flow, so resuming sends no burst.
 func (s *Server) SetPaused(v bool) { s.paused.Store(v) }
@@ -253,7 +298,7 @@ func (s *Server) SetPaused(v bool) { s.paused.Store(v) }
 func (s *Server) SetSplit(v bool) { s.split.Store(v) }
 
 // SetAnswer sets what 1004 and 1012 are answered with: the 8000 result
-// (success by default), after delay. drop stops answering them at all.
+// (Succeed by default), after delay. drop stops answering them at all.
 func (s *Server) SetAnswer(result string, delay time.Duration, drop bool) {
 	s.answerResult.Store(&result)
 	s.answerDelay.Store(int64(delay))
@@ -268,12 +313,30 @@ func (s *Server) SendRaw(b []byte) {
 	}
 }
 
-// Send writes m as a frame to every logged-in connection.
+// Send writes m as a frame, in the server's form, to every logged-in
+// connection.
 func (s *Server) Send(m exlive.Message) {
-	frame := exlive.AppendFrame(nil, m)
+	frame := s.format(nil, m)
 	for _, c := range s.loggedIn() {
 		c.writeFrame(frame)
 	}
+}
+
+// format appends m as a frame in the server's form, in UTF-8, without the
+// line end.
+func (s *Server) format(dst []byte, m exlive.Message) []byte {
+	if s.cfg.Literal {
+		return exlive.AppendFrame(dst, m)
+	}
+	return Pretty(dst, exlive.AppendFrame(nil, m))
+}
+
+// lineEnd is what the server writes after each frame.
+func (s *Server) lineEnd() string {
+	if s.cfg.Literal {
+		return "\r\n"
+	}
+	return ""
 }
 
 func (s *Server) loggedIn() []*conn {
@@ -381,19 +444,19 @@ type conn struct {
 	nc       net.Conn
 	n        int
 	loggedIn atomic.Bool
+	stalled  atomic.Bool
 	wmu      sync.Mutex
 	w        *exlive.Writer
+	gbk      transform.Transformer // for batches of positions
+	out      []byte
 	rng      *rand.Rand
 	stop     chan struct{}
 }
 
 func newConn(s *Server, nc net.Conn, n int) *conn {
-	enc := exlive.EncodingUTF8
-	if s.cfg.Encoding == exlive.EncodingGBK {
-		enc = exlive.EncodingGBK
-	}
 	c := &conn{s: s, nc: nc, n: n, stop: make(chan struct{}), rng: rand.New(rand.NewPCG(uint64(n), s.cfg.Seed))}
-	c.w = exlive.NewWriter(splitter{c}, enc)
+	c.w = exlive.NewWriter(splitter{c}, s.enc)
+	c.w.SetLineEnd(s.lineEnd())
 	return c
 }
 
@@ -401,6 +464,9 @@ func newConn(s *Server, nc net.Conn, n int) *conn {
 type splitter struct{ c *conn }
 
 func (w splitter) Write(b []byte) (int, error) {
+	if w.c.stalled.Load() {
+		return len(b), nil // a dead link: the bytes go nowhere
+	}
 	if !w.c.s.split.Load() {
 		return w.c.nc.Write(b)
 	}
@@ -422,8 +488,11 @@ func (c *conn) serve() {
 	defer c.nc.Close()
 	log := c.s.log.With().Int("conn", c.n).Str("remote", c.nc.RemoteAddr().String()).Logger()
 	log.Info().Msg("connection accepted")
-	// A platform that speaks GBK reads GBK: a client that wrote UTF-8 to
-	// it would be misread here as it would be there.
+	// Told to speak GBK, the server reads GBK too: a client that wrote
+	// UTF-8 to it would be misread here as it would be on such a
+	// platform. Left to the dialect, it reads both: the public clients
+	// of live servers write UTF-8 to a server that writes GBK, and what
+	// the server makes of non-ASCII text from them is not known.
 	enc := exlive.EncodingAuto
 	if c.s.cfg.Encoding == exlive.EncodingGBK {
 		enc = exlive.EncodingGBK
@@ -469,8 +538,11 @@ func (c *conn) handle(m exlive.Message, log zerolog.Logger) bool {
 		c.s.mu.Lock()
 		c.s.logins++
 		c.s.mu.Unlock()
-		c.send(&exlive.Answer{Command: exlive.CmdLogin, Result: exlive.ResultSuccess})
-		if c.loggedIn.CompareAndSwap(false, true) {
+		// Logged in before the answer goes: a client that has the answer
+		// must find the connection logged in (Send, SendRaw).
+		first := c.loggedIn.CompareAndSwap(false, true)
+		c.send(&exlive.Answer{Command: exlive.CmdLogin, Result: c.s.ok})
+		if first {
 			log.Info().Str("user", m.Name).Msg("logged in")
 			c.s.wg.Add(1)
 			go func() {
@@ -481,6 +553,10 @@ func (c *conn) handle(m exlive.Message, log zerolog.Logger) bool {
 	case *exlive.Logout:
 		log.Info().Msg("logged out")
 		return false
+	case *exlive.Heartbeat:
+		if c.loggedIn.Load() && c.s.beats.Load() && !c.s.silent.Load() {
+			c.send(&exlive.Answer{Command: exlive.CmdHeartbeat, Result: c.s.ok})
+		}
 	case *exlive.GroupsRequest:
 		if c.loggedIn.Load() && !c.s.silent.Load() {
 			for i := range c.s.fleet.groups {
@@ -502,7 +578,7 @@ func (c *conn) handle(m exlive.Message, log zerolog.Logger) bool {
 		c.answer(m.Cmd(), reply)
 	case *exlive.TextMessage, *exlive.GroupData, *exlive.VehicleData, *exlive.Position:
 		if c.s.cfg.AnswerUploads && !c.s.silent.Load() {
-			c.send(&exlive.Answer{Command: m.Cmd(), Result: exlive.ResultSuccess})
+			c.send(&exlive.Answer{Command: m.Cmd(), Result: c.s.ok})
 		}
 	}
 	return true
@@ -532,10 +608,11 @@ func (c *conn) answer(cmd exlive.Cmd, then exlive.Message) {
 }
 
 func (c *conn) send(m exlive.Message) {
+	frame := c.s.format(nil, m)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	c.w.WriteMessage(m)
+	c.w.WriteFrame(frame)
 }
 
 func (c *conn) writeFrame(frame []byte) {
@@ -623,8 +700,8 @@ func (c *conn) positions() {
 					p.WState = stamp
 				}
 			}
-			buf = exlive.AppendFrame(buf, &p)
-			buf = append(buf, '\r', '\n')
+			buf = c.s.format(buf, &p)
+			buf = append(buf, c.s.lineEnd()...)
 		}
 		sent += due
 		if err := c.writeBatch(buf); err != nil {
@@ -633,27 +710,73 @@ func (c *conn) positions() {
 	}
 }
 
-// writeBatch writes several frames at once (each already ends in "\r\n").
+// writeBatch writes several frames at once (each already followed by its
+// line end), in the server's encoding.
 func (c *conn) writeBatch(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.s.cfg.Encoding == exlive.EncodingGBK || c.s.split.Load() {
-		// Frame by frame through the writer, which transcodes and splits.
-		for len(b) > 0 {
-			i := 0
-			for i < len(b) && b[i] != '\n' {
-				i++
-			}
-			frame := b[:i-1]
-			b = b[i+1:]
-			c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if err := c.w.WriteFrame(frame); err != nil {
-				return err
-			}
+	if c.s.enc == exlive.EncodingGBK {
+		if c.gbk == nil {
+			c.gbk = simplifiedchinese.GB18030.NewEncoder()
 		}
-		return nil
+		c.gbk.Reset()
+		var err error
+		if c.out, _, err = transform.Append(c.gbk, c.out[:0], b); err != nil {
+			return err
+		}
+		b = c.out
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	_, err := c.nc.Write(b)
+	_, err := splitter{c}.Write(b)
 	return err
+}
+
+// Pretty appends frame, compact JSON as exlive.AppendFrame writes it, laid
+// out over several lines as live servers and their clients write frames: a
+// line break after every '{' and ',' and before every '}', and after a key
+// whose value is an object. The last two braces come on lines of their own,
+// so a client that joins lines finds the "}}" it looks for.
+func Pretty(dst, frame []byte) []byte {
+	inString, escape := false, false
+	for i, c := range frame {
+		if inString {
+			dst = append(dst, c)
+			switch {
+			case escape:
+				escape = false
+			case c == '\\':
+				escape = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+			dst = append(dst, c)
+		case '{':
+			if i+1 < len(frame) && frame[i+1] == '}' {
+				dst = append(dst, c) // {} stays on its line
+			} else {
+				dst = append(dst, c, '\n')
+			}
+		case '}':
+			if i > 0 && frame[i-1] == '{' {
+				dst = append(dst, c)
+			} else {
+				dst = append(dst, '\n', c)
+			}
+		case ',':
+			dst = append(dst, c, '\n')
+		case ':':
+			dst = append(dst, c)
+			if i+1 < len(frame) && frame[i+1] == '{' {
+				dst = append(dst, '\n')
+			}
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
