@@ -12,7 +12,10 @@
 #     and we are root, the broker starts from that config and script, lets
 #     the stack's account in and refuses anonymous clients;
 #  6. then exlive2mqtt, with the environment compose gives its container,
-#     becomes ready against exlive-sim and that broker, and stops cleanly.
+#     becomes ready against exlive-sim and that broker, and stops cleanly;
+#  7. deploy/prometheus: promtool checks the scrape config and the alerting
+#     rules and runs their unit tests (the Go tests in cmd/exlive2mqtt check
+#     their metric names and the Grafana dashboard against a running bridge).
 # Exits non-zero on the first broken file. Called from .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -320,5 +323,24 @@ $(tail -20 "$tmp/bridge.log")"
 else
 	step "mosquitto not run (needs root, mosquitto, its user and mosquitto_sub)"
 fi
+
+# --- 7. deploy/prometheus ----------------------------------------------------
+# promtool comes from Debian's prometheus package. Only the package's files
+# are unpacked, not installed: installing it would start a Prometheus server.
+promtool=$(command -v promtool || true)
+if [[ -z $promtool ]]; then
+	step "fetching promtool (Debian's prometheus package, unpacked, no server)"
+	export DEBIAN_FRONTEND=noninteractive
+	(cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 ||
+		{ apt-get update -qq && apt-get download prometheus >/dev/null; }; }) ||
+		fail "could not download Debian's prometheus package for promtool"
+	dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/prometheus"
+	promtool=$tmp/prometheus/usr/bin/promtool
+fi
+step "promtool: $("$promtool" --version 2>&1 | head -1)"
+"$promtool" check config deploy/prometheus/prometheus.yml || fail "deploy/prometheus/prometheus.yml: promtool check config failed"
+"$promtool" check rules deploy/prometheus/alerts.yml || fail "deploy/prometheus/alerts.yml: promtool check rules failed"
+"$promtool" test rules deploy/prometheus/alerts_test.yml || fail "deploy/prometheus/alerts_test.yml: the alerts' unit tests failed"
+python3 -m json.tool deploy/grafana/exlive2mqtt.json >/dev/null || fail "deploy/grafana/exlive2mqtt.json is not JSON"
 
 step "ok"
