@@ -68,6 +68,7 @@ func TestDeployQueriesNameExportedMetrics(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d expressions (dashboard and alerts) name %d metrics; the bridge exports %d series names", len(queries), len(named), len(exported))
 	// The dashboard shows every part of the bridge: a metric family added
 	// later without a panel is worth a look, not a failure; the ones the
 	// issue asked for must be there.
