@@ -4,15 +4,23 @@
 #     binaries that report the injected version;
 #  2. the Dockerfile follows the rules a container needs (hadolint-style),
 #     and parses (dockerfile-utils lint, where npm is at hand);
-#  3. docker-compose.yml is valid, with and without the demo profile, when
-#     set up exactly as docs/deployment.md says (cp .env.example .env and
-#     the secret files), and wires what it must;
+#  3. the compose files: the demo (docker compose --profile demo up) is
+#     valid in a fresh clone, with no .env and no secrets/; the production
+#     files (docker-compose.production.yml over docker-compose.yml) refuse
+#     without a .env, and with .env.example not filled in, saying what to
+#     set, and are valid when set up as docs/deployment.md says; both wire
+#     what they must;
 #  4. .env.example names only real settings;
 #  5. deploy/mosquitto: the scripts parse, and where mosquitto is installed
-#     and we are root, the broker starts from that config and script, lets
-#     the stack's account in and refuses anonymous clients;
-#  6. then exlive2mqtt, with the environment compose gives its container,
-#     becomes ready against exlive-sim and that broker, and stops cleanly.
+#     and we are root, the production broker starts from that config and
+#     script, lets the stack's account in and refuses anonymous clients, and
+#     the demo's broker starts from demo.conf and passes its health check;
+#  6. then exlive2mqtt, with the environment compose gives its container in
+#     each stack, becomes ready against exlive-sim and that stack's broker,
+#     and stops cleanly;
+#  7. deploy/prometheus: promtool checks the scrape config and the alerting
+#     rules and runs their unit tests (the Go tests in cmd/exlive2mqtt check
+#     their metric names and the Grafana dashboard against a running bridge).
 # Exits non-zero on the first broken file. Called from .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -105,22 +113,18 @@ for p in .env secrets .git; do
 	grep -qx "$p" .dockerignore || fail ".dockerignore does not exclude $p"
 done
 
-# --- 3. docker-compose.yml ---------------------------------------------------
+# --- 3. the compose files ----------------------------------------------------
 if ! command -v docker-compose >/dev/null 2>&1; then
 	step "installing docker-compose"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq docker-compose >/dev/null
 fi
-# The user's first steps, in a copy of what they clone.
+# A copy of what a user clones: no .env and no secrets/.
 stack=$tmp/stack
 mkdir -p "$stack"
-cp -r docker-compose.yml .env.example Dockerfile deploy "$stack/"
-cp "$stack/.env.example" "$stack/.env"
-mkdir -m 700 "$stack/secrets"
-printf 000000 >"$stack/secrets/exlive_password"
-printf 'check-%s\n' "$RANDOM" >"$stack/secrets/mqtt_password"
-chmod 644 "$stack/secrets/"*
+cp -r docker-compose.yml docker-compose.production.yml .env.example Dockerfile deploy "$stack/"
+production_files=docker-compose.yml:docker-compose.production.yml
 
 composers=("docker-compose")
 if docker compose version >/dev/null 2>&1; then
@@ -128,60 +132,120 @@ if docker compose version >/dev/null 2>&1; then
 fi
 for dc in "${composers[@]}"; do
 	step "$dc: $($dc version 2>/dev/null | head -1)"
-	(cd "$stack" && $dc config -q) || fail "$dc config: docker-compose.yml is not valid"
-	(cd "$stack" && $dc --profile demo config -q) || fail "$dc --profile demo config: not valid"
-	services=$(cd "$stack" && $dc --profile demo config --services | sort | tr '\n' ' ')
-	[[ $services == "exlive-sim exlive2mqtt mosquitto " ]] ||
-		fail "$dc --profile demo: services are '$services', want exlive-sim exlive2mqtt mosquitto"
+	# The demo: one command in a fresh clone.
+	(cd "$stack" && $dc --profile demo config -q) ||
+		fail "$dc --profile demo config: the demo needs set-up, or docker-compose.yml is not valid"
+	# The production files refuse without a .env, and with .env.example
+	# copied but not filled in, saying what to set.
+	if out=$(cd "$stack" && COMPOSE_FILE=$production_files COMPOSE_PATH_SEPARATOR=: $dc config -q 2>&1); then
+		fail "$dc: the production files were accepted with no .env"
+	fi
+	[[ $out == *"in .env (cp .env.example .env; see docs/deployment.md)"* ]] ||
+		fail "$dc: with no .env the production files refuse without saying what to do: $out"
+	cp "$stack/.env.example" "$stack/.env"
+	if out=$(cd "$stack" && $dc config -q 2>&1); then
+		fail "$dc: .env.example copied and not filled in was accepted"
+	fi
+	[[ $out == *"set EXLIVE_ADDR in .env to your platform's host:port"* ]] ||
+		fail "$dc: with .env.example as it is, compose does not ask for EXLIVE_ADDR: $out"
+	rm "$stack/.env"
 done
-# The resolved file, in docker-compose v1's layout.
+(cd "$stack" && docker-compose --profile demo config) >"$tmp/demo.yml"
+
+# The user's first steps for a platform of theirs, as docs/deployment.md
+# says; the platform here is the demo's simulator, for step 6.
+sed -e 's/^EXLIVE_ADDR=$/EXLIVE_ADDR=exlive-sim:1502/' -e 's/^EXLIVE_USER=$/EXLIVE_USER=exlive/' \
+	"$stack/.env.example" >"$stack/.env"
+mkdir -m 700 "$stack/secrets"
+printf 000000 >"$stack/secrets/exlive_password"
+printf 'check-%s\n' "$RANDOM" >"$stack/secrets/mqtt_password"
+chmod 644 "$stack/secrets/"*
+for dc in "${composers[@]}"; do
+	(cd "$stack" && $dc config -q) ||
+		fail "$dc config: the production stack, set up as docs/deployment.md says, is not valid"
+	(cd "$stack" && $dc --profile demo config -q) || fail "$dc --profile demo config with a .env: not valid"
+done
+# The resolved production files, in docker-compose v1's layout.
 (cd "$stack" && docker-compose config) >"$tmp/config.yml"
 
-# What the stack must wire, read from the resolved file (docker-compose
-# depends on python3-yaml, so it is here).
-step "compose wiring"
-python3 - "$tmp/config.yml" "$root/Dockerfile" <<'EOF' || fail "docker-compose.yml does not wire the stack as it must"
-import re, sys, yaml
+# What each stack must wire, read from the resolved files (docker-compose
+# depends on python3-yaml, so it is here). docker-compose v1 lists every
+# service whatever the profile: which ones each path starts is worked out
+# here, as compose v2 does.
+step "compose wiring, demo and production"
+python3 - "$tmp/demo.yml" "$tmp/config.yml" "$root/Dockerfile" "$stack" <<'EOF' || fail "the compose files do not wire the stacks as they must"
+import os, re, sys, yaml
 
-cfg = yaml.safe_load(open(sys.argv[1]))
-targets = set(re.findall(r"^FROM .* AS ([a-z0-9_-]+)$", open(sys.argv[2]).read(), re.M))
-svc = cfg["services"]
+demo = yaml.safe_load(open(sys.argv[1]))
+prod = yaml.safe_load(open(sys.argv[2]))
+targets = set(re.findall(r"^FROM .* AS ([a-z0-9_-]+)$", open(sys.argv[3]).read(), re.M))
+stack = sys.argv[4]
 problems = []
 
 def want(cond, msg):
     if not cond:
         problems.append(msg)
 
-for name, s in svc.items():
-    want(s.get("restart") in ("unless-stopped", "always"), f"{name}: no restart policy")
-    b = s.get("build")
-    if b:
-        want(b.get("target") in targets, f"{name}: build target {b.get('target')} is not a stage of the Dockerfile")
-    for sec in s.get("secrets", []):
-        src = sec["source"] if isinstance(sec, dict) else sec
-        want(src in cfg.get("secrets", {}), f"{name}: secret {src} is not defined")
+def source(sec):
+    return sec["source"] if isinstance(sec, dict) else sec
 
-m = svc["mosquitto"]
-want(m["image"].startswith("eclipse-mosquitto:2"), "mosquitto: not eclipse-mosquitto:2")
-want("mosquitto_sub" in open("deploy/mosquitto/healthcheck.sh").read(), "mosquitto: health check is not mosquitto_sub")
-want(any("healthcheck.sh" in t for t in m["healthcheck"]["test"]), "mosquitto: no healthcheck")
-want(any(v.endswith(":/mosquitto/config:ro") for v in m["volumes"]), "mosquitto: config not mounted read-only")
-want(any(v.endswith(":/mosquitto/data:rw") or v.endswith(":/mosquitto/data") for v in m["volumes"]), "mosquitto: no persistence volume")
+def started(cfg, profiles):
+    return {n for n, s in cfg["services"].items() if not s.get("profiles") or set(s["profiles"]) & profiles}
 
-e = svc["exlive2mqtt"]
-env = e["environment"]
-want(env.get("EXLIVE_PASS_FILE") == "/run/secrets/exlive_password", "exlive2mqtt: EXLIVE_PASS_FILE is not the secret")
-want(env.get("MQTT_PASSWORD_FILE") == "/run/secrets/mqtt_password", "exlive2mqtt: MQTT_PASSWORD_FILE is not the secret")
-want("EXLIVE_PASS" not in env and "MQTT_PASSWORD" not in env, "exlive2mqtt: a password in the environment")
-want(env.get("HTTP_ADDR") == ":9883", "exlive2mqtt: HTTP_ADDR is not :9883 (the port mapping and health check use it)")
-want(env.get("MQTT_URL", "").startswith("tcp://mosquitto:"), "exlive2mqtt: MQTT_URL does not point at mosquitto by default")
-want(env.get("EXLIVE_ADDR", "").startswith("exlive-sim:"), "exlive2mqtt: .env.example does not point at the demo's simulator")
-want("healthcheck" not in e, "exlive2mqtt: the image's HEALTHCHECK is overridden")
-want(any(str(p).endswith(":9883/tcp") or str(p).endswith(":9883") for p in e.get("ports", [])), "exlive2mqtt: port 9883 not published")
+def secret_files(cfg, name):
+    return {source(sec): cfg["secrets"][source(sec)]["file"] for sec in cfg["services"][name].get("secrets", [])}
 
-sim = svc["exlive-sim"]
-want(sim.get("profiles") == ["demo"], "exlive-sim: not only in the demo profile")
-want("profiles" not in e and "profiles" not in m, "the bridge and the broker must run without a profile")
+for label, cfg in (("demo", demo), ("production", prod)):
+    for name, s in cfg["services"].items():
+        want(s.get("restart") in ("unless-stopped", "always"), f"{label} {name}: no restart policy")
+        b = s.get("build")
+        if b:
+            want(b.get("target") in targets, f"{label} {name}: build target {b.get('target')} is not a stage of the Dockerfile")
+        for sec in s.get("secrets", []):
+            want(source(sec) in cfg.get("secrets", {}), f"{label} {name}: secret {source(sec)} is not defined")
+    m = cfg["services"]["mosquitto"]
+    want(m["image"].startswith("eclipse-mosquitto:2"), f"{label} mosquitto: not eclipse-mosquitto:2")
+    want(any("healthcheck.sh" in t for t in m["healthcheck"]["test"]), f"{label} mosquitto: no healthcheck")
+    want(any(v.endswith(":/mosquitto/config:ro") for v in m["volumes"]), f"{label} mosquitto: config not mounted read-only")
+    want(any(v.endswith(":/mosquitto/data:rw") or v.endswith(":/mosquitto/data") for v in m["volumes"]), f"{label} mosquitto: no persistence volume")
+    e = cfg["services"]["exlive2mqtt"]
+    env = e["environment"]
+    want(env.get("EXLIVE_PASS_FILE") == "/run/secrets/exlive_password", f"{label} exlive2mqtt: EXLIVE_PASS_FILE is not the secret")
+    want("EXLIVE_PASS" not in env and "MQTT_PASSWORD" not in env, f"{label} exlive2mqtt: a password in the environment")
+    want(env.get("HTTP_ADDR") == ":9883", f"{label} exlive2mqtt: HTTP_ADDR is not :9883 (the port mapping and health check use it)")
+    want(env.get("MQTT_STORE_DIR") == "/data/mqtt", f"{label} exlive2mqtt: MQTT_STORE_DIR is not in the volume")
+    want(env.get("MQTT_URL", "").startswith("tcp://mosquitto:"), f"{label} exlive2mqtt: MQTT_URL does not point at mosquitto by default")
+    want("healthcheck" not in e, f"{label} exlive2mqtt: the image's HEALTHCHECK is overridden")
+    want(any(str(p).endswith(":9883/tcp") or str(p).endswith(":9883") for p in e.get("ports", [])), f"{label} exlive2mqtt: port 9883 not published")
+    want(cfg["services"]["exlive-sim"].get("profiles") == ["demo"], f"{label} exlive-sim: not only in the demo profile")
+want("mosquitto_sub" in open(os.path.join(stack, "deploy/mosquitto/healthcheck.sh")).read(), "mosquitto: health check is not mosquitto_sub")
+
+# The demo: no .env, no secrets/, nothing to set up.
+want(started(demo, {"demo"}) == {"exlive-sim", "exlive2mqtt", "mosquitto"}, f"demo: --profile demo starts {sorted(started(demo, {'demo'}))}")
+want(started(demo, set()) == set(), f"demo: with no profile and no .env, {sorted(started(demo, set()))} would start (a half demo)")
+for name in started(demo, {"demo"}):
+    for src, f in secret_files(demo, name).items():
+        # Compose does not check that a secret's file exists: the demo
+        # must not need one the user has to write.
+        want(os.path.isfile(f) and not f.startswith(os.path.join(stack, "secrets")), f"demo {name}: secret {src} is {f}, which a fresh clone does not have")
+dm, de = demo["services"]["mosquitto"], demo["services"]["exlive2mqtt"]
+want(dm["entrypoint"] == ["mosquitto", "-c", "/mosquitto/config/demo.conf"], f"demo mosquitto: entrypoint {dm['entrypoint']}, want demo.conf")
+want(all(str(p).startswith("127.0.0.1:") for p in dm["ports"] + de["ports"]), "demo: a port published beyond 127.0.0.1 (the demo broker has no accounts)")
+want(de["environment"].get("EXLIVE_ADDR", "").startswith("exlive-sim:"), "demo exlive2mqtt: EXLIVE_ADDR is not the simulator")
+want("MQTT_PASSWORD_FILE" not in de["environment"] and "MQTT_USERNAME" not in de["environment"], "demo exlive2mqtt: logs in to a broker with no accounts")
+want(open(os.path.join(stack, "deploy/demo/exlive_password")).read().strip() == "000000", "demo: deploy/demo/exlive_password is not the simulator's password")
+
+# Production: passwords from secrets/, settings from .env.
+want(started(prod, {"production"}) == {"exlive2mqtt", "mosquitto"}, f"production: starts {sorted(started(prod, {'production'}))}")
+pm, pe = prod["services"]["mosquitto"], prod["services"]["exlive2mqtt"]
+want(pm["entrypoint"] == ["/bin/sh", "/mosquitto/config/start.sh"], f"production mosquitto: entrypoint {pm['entrypoint']}, want start.sh")
+want(pe["environment"].get("MQTT_PASSWORD_FILE") == "/run/secrets/mqtt_password", "production exlive2mqtt: MQTT_PASSWORD_FILE is not the secret")
+want(pe["environment"].get("MQTT_USERNAME") == pm["environment"].get("MQTT_USERNAME"), "production: the bridge and the broker have different accounts")
+for name in ("mosquitto", "exlive2mqtt"):
+    for src, f in secret_files(prod, name).items():
+        want(f == os.path.join(stack, "secrets", src), f"production {name}: secret {src} is {f}, not secrets/{src}")
+want(pe["environment"].get("EXLIVE_ADDR") == "exlive-sim:1502" and pe["environment"].get("EXLIVE_USER") == "exlive",
+     "production exlive2mqtt: EXLIVE_ADDR and EXLIVE_USER are not .env's")
 
 for p in problems:
     print("  " + p, file=sys.stderr)
@@ -196,7 +260,7 @@ while IFS= read -r line; do
 	[[ $line =~ ^([A-Z][A-Z0-9_]*)= ]] || continue
 	name=${BASH_REMATCH[1]}
 	case $name in
-	PUBLISH_* | EXLIVE2MQTT_*) continue ;; # docker-compose.yml's own
+	PUBLISH_* | EXLIVE2MQTT_* | COMPOSE_*) continue ;; # compose's own
 	esac
 	grep -qE "^  $name " <<<"$help" || fail ".env.example: $name is not a setting (exlive2mqtt -h)"
 done <.env.example
@@ -209,17 +273,31 @@ done
 if command -v shellcheck >/dev/null 2>&1; then
 	shellcheck -s sh deploy/mosquitto/*.sh
 fi
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# wait_healthy DIR PID [ACCOUNT]: waits for the broker PID to pass the health
+# check as it was copied into DIR.
+wait_healthy() {
+	for _ in $(seq 100); do
+		if MQTT_USERNAME=${3:-} sh "$1/mosquitto/config/healthcheck.sh" 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.1
+	done
+	fail "mosquitto from $1 did not become healthy:
+$(cat "$1/log")"
+}
 mosquitto=$(command -v mosquitto || true)
 [[ -z $mosquitto && -x /usr/sbin/mosquitto ]] && mosquitto=/usr/sbin/mosquitto
 if [[ -n $mosquitto && $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1 && command -v mosquitto_sub >/dev/null 2>&1; then
-	step "mosquitto from deploy/mosquitto ($($mosquitto -h 2>&1 | head -1))"
+	step "mosquitto from deploy/mosquitto, as the production stack runs it ($($mosquitto -h 2>&1 | head -1))"
 	# The container's paths moved under a temporary directory, the port to
 	# a free one on the loopback address.
 	m=$tmp/mosquitto
 	mkdir -p "$m/mosquitto/config" "$m/secrets"
 	# mosquitto reads its password file after dropping root for its user.
 	chmod 711 "$tmp"
-	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	port=$(free_port)
 	for f in mosquitto.conf start.sh healthcheck.sh; do
 		sed -e "s|/mosquitto/|$m/mosquitto/|g; s|/run/secrets/|$m/secrets/|g" \
 			-e "s|^listener 1883\$|listener $port 127.0.0.1|; s|-p 1883|-p $port|; s|exec mosquitto |exec $mosquitto |" \
@@ -227,22 +305,12 @@ if [[ -n $mosquitto && $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1 && comma
 	done
 	grep -q "^listener $port 127.0.0.1\$" "$m/mosquitto/config/mosquitto.conf" || fail "mosquitto.conf: no 'listener 1883' line"
 	printf 's3cret\r\n' >"$m/secrets/mqtt_password"
-	# The account is the one the compose file gives the broker.
+	# The account is the one the compose files give the broker.
 	mqtt_user=$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["services"]["mosquitto"]["environment"]["MQTT_USERNAME"])' "$tmp/config.yml")
 	MQTT_USERNAME=$mqtt_user sh "$m/mosquitto/config/start.sh" >"$m/log" 2>&1 &
 	broker=$!
 	pids+=("$broker")
-	up=""
-	for _ in $(seq 100); do
-		if MQTT_USERNAME=$mqtt_user sh "$m/mosquitto/config/healthcheck.sh" 2>/dev/null; then
-			up=1
-			break
-		fi
-		kill -0 "$broker" 2>/dev/null || break
-		sleep 0.1
-	done
-	[[ -n $up ]] || fail "mosquitto did not become healthy:
-$(cat "$m/log")"
+	wait_healthy "$m" "$broker" "$mqtt_user"
 	# The account is the one exlive2mqtt uses: the password without its line end.
 	# shellcheck disable=SC2016 # $SYS is a topic
 	mosquitto_sub -h 127.0.0.1 -p "$port" -u "$mqtt_user" -P s3cret -t '$SYS/broker/version' -C 1 -W 5 >/dev/null ||
@@ -255,30 +323,58 @@ $(cat "$m/log")"
 		fail "mosquitto: the health check passed for an unknown account"
 	fi
 
-	# --- 6. the stack's settings, end to end, without containers ---------
-	# exlive2mqtt with exactly the environment compose gives it (.env.example
-	# and docker-compose.yml), the container's names and paths swapped for
-	# this machine's, against the simulator and this broker: it must become
-	# ready, and stop cleanly on SIGTERM.
-	step "the stack's settings: exlive2mqtt against exlive-sim and this mosquitto"
-	free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+	# The demo's broker: the demo's entrypoint and demo.conf, no accounts,
+	# no secret. Its health check passes as an anonymous client.
+	step "mosquitto from deploy/mosquitto, as the demo stack runs it"
+	d=$tmp/demo-mosquitto
+	mkdir -p "$d/mosquitto/config" "$d/mosquitto/data"
+	chown mosquitto: "$d/mosquitto/data" # as the image's volume is
+	demo_port=$(free_port)
+	for f in demo.conf healthcheck.sh; do
+		sed -e "s|/mosquitto/|$d/mosquitto/|g; s|/run/secrets/|$d/secrets/|g" \
+			-e "s|^listener 1883\$|listener $demo_port 127.0.0.1|; s|-p 1883|-p $demo_port|" \
+			"deploy/mosquitto/$f" >"$d/mosquitto/config/$f"
+	done
+	grep -q "^listener $demo_port 127.0.0.1\$" "$d/mosquitto/config/demo.conf" || fail "demo.conf: no 'listener 1883' line"
+	mapfile -t entrypoint < <(python3 -c 'import sys, yaml; print("\n".join(yaml.safe_load(open(sys.argv[1]))["services"]["mosquitto"]["entrypoint"]))' "$tmp/demo.yml")
+	[[ ${entrypoint[0]} == mosquitto ]] || fail "the demo's mosquitto entrypoint is '${entrypoint[*]}', want mosquitto -c …"
+	entrypoint[0]=$mosquitto
+	"${entrypoint[@]//\/mosquitto\//$d/mosquitto/}" >"$d/log" 2>&1 &
+	demo_broker=$!
+	pids+=("$demo_broker")
+	wait_healthy "$d" "$demo_broker"
+
+	# --- 6. the stacks' settings, end to end, without containers ---------
+	# exlive2mqtt with exactly the environment compose gives it, demo and
+	# production, the container's names and paths swapped for this
+	# machine's, against the simulator and that stack's broker: it must
+	# become ready, warn of nothing, and stop cleanly on SIGTERM.
 	sim_port=$(free_port)
-	http_port=$(free_port)
 	sim_args=$(python3 -c 'import sys, yaml; print(" ".join(yaml.safe_load(open(sys.argv[1]))["services"]["exlive-sim"]["command"]))' "$tmp/config.yml")
 	# shellcheck disable=SC2086 # the compose command's words
 	"$tmp/bin/exlive-sim" ${sim_args/-listen :1502/-listen 127.0.0.1:$sim_port} >"$tmp/sim.log" 2>&1 &
 	pids+=($!)
-	# The container's names and paths, swapped for this machine's.
-	mapfile -t bridge_env < <(python3 - "$tmp/config.yml" <<PY
+	# bridge_ready STACK CONFIG BROKER_PORT MQTT_PASSWORD_FILE
+	bridge_ready() {
+		local stack_name=$1 config=$2 broker_port=$3 mqtt_pass_file=$4
+		local http_port data=$tmp/data-$1 log=$tmp/bridge-$1.log bridge ready=""
+		step "the $stack_name stack's settings: exlive2mqtt against exlive-sim and its mosquitto"
+		http_port=$(free_port)
+		# The container's names and paths, swapped for this machine's; a
+		# secret is the file compose would mount.
+		local bridge_env
+		mapfile -t bridge_env < <(python3 - "$config" "$sim_port" "$broker_port" "$mqtt_pass_file" "$data" "$http_port" <<'PY'
 import sys, yaml
-env = yaml.safe_load(open(sys.argv[1]))["services"]["exlive2mqtt"]["environment"]
+config, sim_port, broker_port, mqtt_pass_file, data, http_port = sys.argv[1:]
+cfg = yaml.safe_load(open(config))
+env = cfg["services"]["exlive2mqtt"]["environment"]
 here = {
-    "EXLIVE_ADDR": ("exlive-sim:1502", "127.0.0.1:$sim_port"),
-    "MQTT_URL": ("tcp://mosquitto:1883", "tcp://127.0.0.1:$port"),
-    "EXLIVE_PASS_FILE": ("/run/secrets/exlive_password", "$stack/secrets/exlive_password"),
-    "MQTT_PASSWORD_FILE": ("/run/secrets/mqtt_password", "$m/secrets/mqtt_password"),
-    "MQTT_STORE_DIR": ("/data/mqtt", "$tmp/data/mqtt"),
-    "HTTP_ADDR": (":9883", "127.0.0.1:$http_port"),
+    "EXLIVE_ADDR": ("exlive-sim:1502", "127.0.0.1:" + sim_port),
+    "MQTT_URL": ("tcp://mosquitto:1883", "tcp://127.0.0.1:" + broker_port),
+    "EXLIVE_PASS_FILE": ("/run/secrets/exlive_password", cfg["secrets"]["exlive_password"]["file"]),
+    "MQTT_PASSWORD_FILE": ("/run/secrets/mqtt_password", mqtt_pass_file),
+    "MQTT_STORE_DIR": ("/data/mqtt", data + "/mqtt"),
+    "HTTP_ADDR": (":9883", "127.0.0.1:" + http_port),
 }
 out = []
 for k, v in sorted(env.items()):
@@ -289,36 +385,59 @@ for k, v in sorted(env.items()):
     out.append(f"{k}={v}")
 print("\n".join(out))
 PY
-	)
-	[[ ${#bridge_env[@]} -gt 6 ]] || fail "exlive2mqtt's environment could not be read from the compose file"
-	env -i "${bridge_env[@]}" "$tmp/bin/exlive2mqtt" >"$tmp/bridge.log" 2>&1 &
-	bridge=$!
-	pids+=("$bridge")
-	ready=""
-	for _ in $(seq 150); do
-		if env -i "HTTP_ADDR=127.0.0.1:$http_port" "$tmp/bin/exlive2mqtt" healthcheck >/dev/null 2>&1; then
-			ready=1
-			break
+		)
+		[[ ${#bridge_env[@]} -gt 5 ]] || fail "$stack_name: exlive2mqtt's environment could not be read from the compose file"
+		env -i "${bridge_env[@]}" "$tmp/bin/exlive2mqtt" >"$log" 2>&1 &
+		bridge=$!
+		pids+=("$bridge")
+		for _ in $(seq 150); do
+			if env -i "HTTP_ADDR=127.0.0.1:$http_port" "$tmp/bin/exlive2mqtt" healthcheck >/dev/null 2>&1; then
+				ready=1
+				break
+			fi
+			kill -0 "$bridge" 2>/dev/null || break
+			sleep 0.1
+		done
+		[[ -n $ready ]] || fail "$stack_name: exlive2mqtt with the stack's settings did not become ready:
+$(tail -20 "$log")"
+		if grep -q '"level":"warn"' "$log"; then
+			fail "$stack_name: exlive2mqtt warned with the stack's settings:
+$(grep '"level":"warn"' "$log")"
 		fi
-		kill -0 "$bridge" 2>/dev/null || break
-		sleep 0.1
-	done
-	[[ -n $ready ]] || fail "exlive2mqtt with the stack's settings did not become ready:
-$(tail -20 "$tmp/bridge.log")"
-	if grep -q '"level":"warn"' "$tmp/bridge.log"; then
-		fail "exlive2mqtt warned with the stack's settings:
-$(grep '"level":"warn"' "$tmp/bridge.log")"
-	fi
-	[[ -d $tmp/data/mqtt ]] || fail "exlive2mqtt did not create MQTT_STORE_DIR"
-	kill -TERM "$bridge"
-	wait "$bridge" || fail "exlive2mqtt exited $? on SIGTERM:
-$(tail -20 "$tmp/bridge.log")"
+		[[ -d $data/mqtt ]] || fail "$stack_name: exlive2mqtt did not create MQTT_STORE_DIR"
+		kill -TERM "$bridge"
+		wait "$bridge" || fail "$stack_name: exlive2mqtt exited $? on SIGTERM:
+$(tail -20 "$log")"
+	}
+	bridge_ready production "$tmp/config.yml" "$port" "$m/secrets/mqtt_password"
+	bridge_ready demo "$tmp/demo.yml" "$demo_port" ""
 
-	kill "$broker"
-	wait "$broker" || true
-	[[ -s $m/mosquitto/data/mosquitto.db ]] || fail "mosquitto: nothing persisted in its data directory"
+	for b in "$broker:$m" "$demo_broker:$d"; do
+		kill "${b%%:*}"
+		wait "${b%%:*}" || true
+		[[ -s ${b#*:}/mosquitto/data/mosquitto.db ]] || fail "mosquitto from ${b#*:}: nothing persisted in its data directory"
+	done
 else
 	step "mosquitto not run (needs root, mosquitto, its user and mosquitto_sub)"
 fi
+
+# --- 7. deploy/prometheus ----------------------------------------------------
+# promtool comes from Debian's prometheus package. Only the package's files
+# are unpacked, not installed: installing it would start a Prometheus server.
+promtool=$(command -v promtool || true)
+if [[ -z $promtool ]]; then
+	step "fetching promtool (Debian's prometheus package, unpacked, no server)"
+	export DEBIAN_FRONTEND=noninteractive
+	(cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 ||
+		{ apt-get update -qq && apt-get download prometheus >/dev/null; }; }) ||
+		fail "could not download Debian's prometheus package for promtool"
+	dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/prometheus"
+	promtool=$tmp/prometheus/usr/bin/promtool
+fi
+step "promtool: $("$promtool" --version 2>&1 | head -1)"
+"$promtool" check config deploy/prometheus/prometheus.yml || fail "deploy/prometheus/prometheus.yml: promtool check config failed"
+"$promtool" check rules deploy/prometheus/alerts.yml || fail "deploy/prometheus/alerts.yml: promtool check rules failed"
+"$promtool" test rules deploy/prometheus/alerts_test.yml || fail "deploy/prometheus/alerts_test.yml: the alerts' unit tests failed"
+python3 -m json.tool deploy/grafana/exlive2mqtt.json >/dev/null || fail "deploy/grafana/exlive2mqtt.json is not JSON"
 
 step "ok"

@@ -98,7 +98,7 @@ func New(o Options) (*Bridge, error) {
 	if o.Dial != nil {
 		b.session.SetDialer(o.Dial)
 	}
-	b.metrics = newMetrics(o.Version, mq, b.session.Pending, func() int { return len(b.requests) })
+	b.metrics = newMetrics(o.Version, mq, o.MQTT.QueueLimit, b.session.Pending, func() int { return len(b.requests) })
 	b.subscribe()
 	return b, nil
 }

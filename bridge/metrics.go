@@ -37,6 +37,12 @@ type metrics struct {
 	newest        atomic.Int64 // Unix ns of the newest position
 }
 
+// The reasons a position is dropped for.
+const (
+	dropNoID    = "no_id"   // the platform sent it without a vehicle id
+	dropRefused = "refused" // the MQTT client refused it (an invalid topic, or stopping)
+)
+
 // The outcomes a request is counted under.
 const (
 	outcomeOK       = "ok"
@@ -50,7 +56,7 @@ const (
 	outcomeRepeated = "repeated" // not sent again: a request_id seen before
 )
 
-func newMetrics(version string, mq *mqtt.Client, pending func() int, queued func() int) *metrics {
+func newMetrics(version string, mq *mqtt.Client, queueLimit int, pending func() int, queued func() int) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	f := m.reg
 	counter := func(name, help string) prometheus.Counter {
@@ -80,9 +86,18 @@ func newMetrics(version string, mq *mqtt.Client, pending func() int, queued func
 		m.skipped.WithLabelValues(string(r))
 	}
 	m.fieldsIgnored = counterVec("exlive_fields_ignored_total", "Optional position fields that were present but unreadable, and left out.", "field")
+	every := exlive.FieldSpeed | exlive.FieldDirection | exlive.FieldFuel | exlive.FieldMileage | exlive.FieldTime | exlive.FieldValid | exlive.FieldAlarm
+	for _, name := range every.Names() {
+		m.fieldsIgnored.WithLabelValues(name)
+	}
 	m.received = counter("exlive_positions_received_total", "Positions received from the platform.")
 	m.published = counter("bridge_positions_published_total", "Positions handed to the MQTT client for publishing.")
 	m.dropped = counterVec("bridge_positions_dropped_total", "Positions not published, by reason.", "reason")
+	// Every reason has a series from the start, so that an alert on its
+	// increase sees the first drop too.
+	for _, r := range []string{dropNoID, dropRefused} {
+		m.dropped.WithLabelValues(r)
+	}
 	m.collisions = counter("bridge_topic_collisions_total", "Vehicle ids whose topic level another id already had.")
 	m.requests = counterVec("bridge_requests_total", "Requests from MQTT, by command and outcome.", "cmd", "outcome")
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -111,7 +126,7 @@ func newMetrics(version string, mq *mqtt.Client, pending func() int, queued func
 	}, []string{"version", "goversion"})
 	info.WithLabelValues(version, runtime.Version()).Set(1)
 	f.MustRegister(info)
-	f.MustRegister(mqttCollector{mq})
+	f.MustRegister(mqttCollector{mq, queueLimit})
 	f.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -144,7 +159,10 @@ func (m *metrics) state(s exlive.StateKind) {
 
 // mqttCollector turns the MQTT client's counters into metrics at scrape
 // time, so the client itself needs to know nothing of Prometheus.
-type mqttCollector struct{ c *mqtt.Client }
+type mqttCollector struct {
+	c     *mqtt.Client
+	limit int // MQTT_QUEUE_LIMIT
+}
 
 var (
 	descMQTTPublished  = prometheus.NewDesc("mqtt_messages_published_total", "Messages the broker acknowledged (QoS 1) or that were written (QoS 0).", nil, nil)
@@ -156,13 +174,14 @@ var (
 	descMQTTReceived   = prometheus.NewDesc("mqtt_messages_received_total", "Messages received on the bridge's subscriptions.", nil, nil)
 	descMQTTReconnects = prometheus.NewDesc("mqtt_reconnects_total", "Connections to the broker after the first.", nil, nil)
 	descMQTTQueued     = prometheus.NewDesc("mqtt_queue_depth", "Messages waiting for the broker.", nil, nil)
+	descMQTTLimit      = prometheus.NewDesc("mqtt_queue_limit", "Most messages the outage queue holds (MQTT_QUEUE_LIMIT); beyond it the oldest are dropped.", nil, nil)
 	descMQTTInFlight   = prometheus.NewDesc("mqtt_inflight", "Messages handed to the broker and not yet acknowledged.", nil, nil)
 	descMQTTConnected  = prometheus.NewDesc("mqtt_connected", "1 while the broker connection is up.", nil, nil)
 )
 
 func (mqttCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMQTTPublished, descMQTTFailed, descMQTTLate, descMQTTDropped, descMQTTInvalid,
-		descMQTTSpilled, descMQTTReceived, descMQTTReconnects, descMQTTQueued, descMQTTInFlight, descMQTTConnected} {
+		descMQTTSpilled, descMQTTReceived, descMQTTReconnects, descMQTTQueued, descMQTTLimit, descMQTTInFlight, descMQTTConnected} {
 		ch <- d
 	}
 }
@@ -184,6 +203,7 @@ func (c mqttCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descMQTTReceived, s.Received)
 	counter(descMQTTReconnects, s.Reconnects)
 	gauge(descMQTTQueued, float64(s.Queued))
+	gauge(descMQTTLimit, float64(c.limit))
 	gauge(descMQTTInFlight, float64(s.InFlight))
 	connected := 0.0
 	if c.c.Link().Connected {

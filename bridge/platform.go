@@ -61,7 +61,7 @@ func (b *Bridge) position(p *exlive.Position) {
 		}
 	}
 	if p.ID == "" {
-		b.metrics.dropped.WithLabelValues("no_id").Inc()
+		b.metrics.dropped.WithLabelValues(dropNoID).Inc()
 		b.log.Warn().Msg("position without a vehicle id: not published")
 		return
 	}
@@ -93,7 +93,7 @@ func (b *Bridge) position(p *exlive.Position) {
 	if b.publish(topic, bytes.Clone(b.scratch), b.opts.MQTT.Retain) {
 		b.metrics.published.Inc()
 	} else {
-		b.metrics.dropped.WithLabelValues("refused").Inc()
+		b.metrics.dropped.WithLabelValues(dropRefused).Inc()
 	}
 	if e := b.log.Debug(); e.Enabled() {
 		e.Str("vehicle", p.ID).Str("topic", topic).Msg("position published")

@@ -1,9 +1,9 @@
 #!/bin/sh
-# Entrypoint of the mosquitto service in docker-compose.yml. It replaces the
-# image's own entrypoint, which would try to chown the read-only config
-# mount. It writes the password file from the mqtt_password secret, so that
-# the broker and exlive2mqtt read the same one file, then runs mosquitto,
-# which drops root for its own user.
+# Entrypoint of the mosquitto service in docker-compose.production.yml. It
+# replaces the image's own entrypoint, which would try to chown the read-only
+# config mount. It writes the password file from the mqtt_password secret, so
+# that the broker and exlive2mqtt read the same one file, then runs
+# mosquitto, which drops root for its own user.
 set -eu
 
 secret=/run/secrets/mqtt_password
