@@ -66,7 +66,7 @@ func benchBridge(b *testing.B, url string) *Bridge {
 	b.Helper()
 	ex := exlive.Defaults()
 	ex.Addr, ex.User, ex.Pass = "127.0.0.1:1", "u", "p"
-	if err := ex.Validate(nil); err != nil {
+	if err := ex.Validate(); err != nil {
 		b.Fatal(err)
 	}
 	mq := mqtt.Defaults()
@@ -74,7 +74,7 @@ func benchBridge(b *testing.B, url string) *Bridge {
 	mq.ClientID = brokertest.ClientID(b)
 	mq.TopicPrefix = brokertest.Prefix(b)
 	mq.QueueLimit = 4096
-	if err := mq.Validate(nil, nil); err != nil {
+	if err := mq.Validate(nil); err != nil {
 		b.Fatal(err)
 	}
 	br, err := New(Options{Bridge: Defaults(), Exlive: ex, MQTT: mq, Log: zerolog.Nop(), Version: "bench",
@@ -299,7 +299,7 @@ func newStartedClient(b *testing.B, url string, qos byte) *mqtt.Client {
 	cfg.ClientID = brokertest.ClientID(b)
 	cfg.TopicPrefix = brokertest.Prefix(b)
 	cfg.QoS = qos
-	if err := cfg.Validate(nil, nil); err != nil {
+	if err := cfg.Validate(nil); err != nil {
 		b.Fatal(err)
 	}
 	up := make(chan struct{}, 1)

@@ -82,10 +82,10 @@ func newFixture(t *testing.T, target brokertest.Target, s setup) *fixture {
 	if s.edit != nil {
 		s.edit(&f.opts)
 	}
-	if err := f.opts.Exlive.Validate(nil); err != nil {
+	if err := f.opts.Exlive.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.opts.MQTT.Validate(nil, nil); err != nil {
+	if err := f.opts.MQTT.Validate(nil); err != nil {
 		t.Fatal(err)
 	}
 	f.sub = brokertest.Subscribe(t, target.URL, f.prefix+"/#")

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http/httptest"
@@ -122,7 +123,7 @@ func TestBridgeOverTLSWithSecretsFromFiles(t *testing.T) {
 	ex := exlive.Defaults()
 	ex.Addr, ex.User, ex.PassFile = f.sim.Addr(), "fleet", scSecretFile(t, "exlive_pass", scExlivePass)
 	ex.RetryMin, ex.RetryMax, ex.InventoryQuiet = f.opts.Exlive.RetryMin, f.opts.Exlive.RetryMax, f.opts.Exlive.InventoryQuiet
-	if err := ex.Validate(os.ReadFile); err != nil {
+	if err := errors.Join(ex.Validate(), ex.ReadFiles(os.ReadFile)); err != nil {
 		t.Fatal(err)
 	}
 	mq := mqtt.Defaults()
@@ -130,7 +131,7 @@ func TestBridgeOverTLSWithSecretsFromFiles(t *testing.T) {
 	mq.Username, mq.PasswordFile = "bridge", scSecretFile(t, "mqtt_password", scMQTTPass)
 	mq.CAFile, mq.CertFile, mq.KeyFile = ca.File, client.CertFile, client.KeyFile
 	mq.RetryMax = f.opts.MQTT.RetryMax
-	if err := mq.Validate(os.ReadFile, os.Hostname); err != nil {
+	if err := errors.Join(mq.Validate(os.Hostname), mq.ReadFiles(os.ReadFile)); err != nil {
 		t.Fatal(err)
 	}
 	if ex.Pass.Reveal() != scExlivePass || mq.Password.Reveal() != scMQTTPass {
@@ -175,11 +176,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// Settings errors name the variable, never the secret.
 	ex := f.opts.Exlive
 	ex.PassFile = "/run/secrets/x"
-	outputs["exlive Validate"] = fmt.Sprint(ex.Validate(os.ReadFile))
+	outputs["exlive Validate"] = fmt.Sprint(errors.Join(ex.Validate(), ex.ReadFiles(os.ReadFile)))
 	mq := f.opts.MQTT
 	mq.URL = "tcp://bridge:" + scMQTTPass + "@127.0.0.1:1883"
 	mq.PasswordFile = "/run/secrets/y"
-	outputs["mqtt Validate"] = fmt.Sprint(mq.Validate(os.ReadFile, os.Hostname))
+	outputs["mqtt Validate"] = fmt.Sprint(errors.Join(mq.Validate(os.Hostname), mq.ReadFiles(os.ReadFile)))
 	if _, err := mqtt.New(mq, f.opts.Log, nil); err != nil {
 		outputs["mqtt New"] = err.Error()
 	}

@@ -501,10 +501,10 @@ func startStack(t *testing.T) *stack {
 	mq.URL = b.URL()
 	mq.ClientID = brokertest.ClientID(t)
 	mq.TopicPrefix = "exlive"
-	if err := ex.Validate(nil); err != nil {
+	if err := ex.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := mq.Validate(nil, nil); err != nil {
+	if err := mq.Validate(nil); err != nil {
 		t.Fatal(err)
 	}
 	br, err := bridge.New(bridge.Options{Bridge: bridge.Defaults(), Exlive: ex, MQTT: mq, Version: "test", Log: zerolog.Nop()})

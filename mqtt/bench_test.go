@@ -109,7 +109,7 @@ func BenchmarkPublish(b *testing.B) {
 				cfg.ClientID = brokertest.ClientID(b)
 				cfg.TopicPrefix = brokertest.Prefix(b)
 				cfg.QoS = qos
-				if err := cfg.Validate(nil, nil); err != nil {
+				if err := cfg.Validate(nil); err != nil {
 					b.Fatal(err)
 				}
 				up := make(chan struct{}, 1)

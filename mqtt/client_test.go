@@ -25,7 +25,7 @@ func config(t *testing.T, url string) mqtt.Config {
 	cfg.TopicPrefix = brokertest.Prefix(t)
 	cfg.RetryMax = 200 * time.Millisecond
 	cfg.WriteTimeout = 2 * time.Second
-	if err := cfg.Validate(nil, nil); err != nil {
+	if err := cfg.Validate(nil); err != nil {
 		t.Fatal(err)
 	}
 	return cfg
@@ -297,7 +297,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := mqtt.Defaults()
 			tc.edit(&cfg)
-			err := cfg.Validate(read, host)
+			err := errors.Join(cfg.Validate(host), cfg.ReadFiles(read))
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -326,8 +326,18 @@ func TestValidate(t *testing.T) {
 	}
 	cfg := mqtt.Defaults()
 	cfg.PasswordFile = "/run/secrets/mqtt"
-	if err := cfg.Validate(read, host); err != nil || cfg.Password.Reveal() != "s3cret" {
+	if err := cfg.Validate(host); err != nil || cfg.Password != "" {
+		t.Fatalf("Validate read the password file: %v, %q", err, cfg.Password.Reveal())
+	}
+	if err := cfg.ReadFiles(read); err != nil || cfg.Password.Reveal() != "s3cret" {
 		t.Fatalf("password file: %v, %q", err, cfg.Password.Reveal())
+	}
+	// Validate reads no file: a CA file that cannot be read is ReadFiles'
+	// error alone.
+	cfg = mqtt.Defaults()
+	cfg.CAFile = "/nope.pem"
+	if err := cfg.Validate(host); err != nil {
+		t.Fatalf("Validate = %v, want nil: it reads no file", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package mqtt_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -256,7 +257,7 @@ func TestPasswordAuth(t *testing.T) {
 		cfg.TopicPrefix = brokertest.Prefix(t)
 		cfg.RetryMax = 200 * time.Millisecond
 		cfg.Username, cfg.PasswordFile = user, file
-		if err := cfg.Validate(os.ReadFile, os.Hostname); err != nil {
+		if err := errors.Join(cfg.Validate(os.Hostname), cfg.ReadFiles(os.ReadFile)); err != nil {
 			t.Fatal(err)
 		}
 		cnt := brokertest.NewCounter(t, m.URL(), cfg.TopicPrefix+"/#", auth)

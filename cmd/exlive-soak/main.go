@@ -164,10 +164,10 @@ func (s *soak) run(ctx context.Context, bin string) error {
 	ex.RetryMax = 5 * time.Second
 	mq := mqtt.Defaults()
 	mq.URL, mq.ClientID, mq.TopicPrefix = s.broker.url(), "exlive-soak-bridge", prefix
-	if err := ex.Validate(nil); err != nil {
+	if err := ex.Validate(); err != nil {
 		return err
 	}
-	if err := mq.Validate(nil, nil); err != nil {
+	if err := mq.Validate(nil); err != nil {
 		return err
 	}
 	s.bridge, err = bridge.New(bridge.Options{

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -91,12 +90,15 @@ func loadSettings(environ map[string]string, readFile func(string) ([]byte, erro
 			*field = ""
 		}
 	}
+	// Two steps: every section is checked, then what the settings keep in
+	// files (passwords, certificates) is read. Both steps' problems are
+	// listed together, so one message names every bad variable.
 	validations := []struct {
 		prefix string
 		err    error
 	}{
-		{"EXLIVE_", s.Exlive.Validate(readFile)},
-		{"MQTT_", s.MQTT.Validate(readFile, hostname)},
+		{"EXLIVE_", s.Exlive.Validate()},
+		{"MQTT_", s.MQTT.Validate(hostname)},
 		{"BRIDGE_", s.Bridge.Validate()},
 		{"OWNTRACKS_", s.OwnTracks.Validate()},
 		{"LOG_", s.Log.validate()},
@@ -107,6 +109,13 @@ func loadSettings(environ map[string]string, readFile func(string) ([]byte, erro
 			err    error
 		}{"HASS_", s.Hass.Validate()})
 	}
+	validations = append(validations, []struct {
+		prefix string
+		err    error
+	}{
+		{"EXLIVE_", s.Exlive.ReadFiles(readFile)},
+		{"MQTT_", s.MQTT.ReadFiles(readFile)},
+	}...)
 	for _, v := range validations {
 		for _, e := range unjoin(v.err) {
 			p := v.prefix + e.Error()
@@ -249,5 +258,3 @@ func environMap(environ []string) map[string]string {
 	}
 	return m
 }
-
-var _ = os.ReadFile
