@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"slices"
 	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
@@ -64,7 +63,8 @@ func (b *Bridge) Status() web.Status {
 	return web.Status{Version: b.opts.Version, Session: session, Broker: broker, Counters: counters, Vehicles: b.reg.len()}
 }
 
-// Vehicles returns every vehicle's latest state, for the status page.
+// Vehicles returns every vehicle's latest state, for the status page, in
+// no particular order: the page sorts them the way people count.
 func (b *Bridge) Vehicles() []web.Vehicle {
 	vs := b.reg.all()
 	out := make([]web.Vehicle, 0, len(vs))
@@ -92,15 +92,6 @@ func (b *Bridge) Vehicles() []web.Vehicle {
 		v.mu.Unlock()
 		out = append(out, wv)
 	}
-	slices.SortFunc(out, func(a, b web.Vehicle) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
 	return out
 }
 
