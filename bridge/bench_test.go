@@ -13,6 +13,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"github.com/rs/zerolog"
 )
 
@@ -48,10 +49,10 @@ func benchFleet(b *testing.B, n int) []exlive.Position {
 		ps[i] = exlive.Position{
 			ID: "V" + strconv.Itoa(i+1), Code: "沪A" + strconv.Itoa(10000+i),
 			Lat: 31.230416 + float64(i)*1e-4, Lng: 121.473701 - float64(i)*1e-4,
-			Speed: exlive.Some(42.5), Direction: exlive.Some(270.0),
-			Time:  exlive.Some(time.Date(2011, 11, 1, 12, 38, 39, 0, loc)),
-			Valid: exlive.Some(true), Alarm: exlive.Some(false),
-			Fuel: exlive.Some(35.2), Mileage: exlive.Some(123456.7),
+			Speed: opt.Some(42.5), Direction: opt.Some(270.0),
+			Time:  opt.Some(time.Date(2011, 11, 1, 12, 38, 39, 0, loc)),
+			Valid: opt.Some(true), Alarm: opt.Some(false),
+			Fuel: opt.Some(35.2), Mileage: opt.Some(123456.7),
 			WState: "1700000000123456789", CState: "ACC开",
 			PosInfo: "上海市黄浦区人民大道",
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
 
 // Faults injected against real sockets and real brokers: the simulated
@@ -71,7 +72,7 @@ func ftMetric(t testing.TB, b *bridge.Bridge, series string) float64 {
 func ftPosition(id string, seq int) *exlive.Position {
 	return &exlive.Position{
 		ID: id, Code: "沪A" + id, Lat: 31.2 + float64(seq%1000)*1e-5, Lng: 121.4,
-		Speed: exlive.Some(42.5), Time: exlive.Some(time.Now().Truncate(time.Second)),
+		Speed: opt.Some(42.5), Time: opt.Some(time.Now().Truncate(time.Second)),
 		WState: "seq" + strconv.Itoa(seq),
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/hass"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"github.com/exlive2mqtt/exlive2mqtt/owntracks"
 )
 
@@ -66,7 +67,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		igWaitPayloads(t, f.sub, 0, want, "the discovery configs of every vehicle")
 		for i, v := range fleet {
 			f.sim.Send(&exlive.Position{ID: v.ID, Code: v.Code, Lat: 31.23 + float64(i)/100, Lng: 121.47,
-				Speed: exlive.Some(40.0), Time: exlive.Some(time.Now().Truncate(time.Second))})
+				Speed: opt.Some(40.0), Time: opt.Some(time.Now().Truncate(time.Second))})
 			f.sub.WaitTopic(10*time.Second, f.topic("vehicles/"+v.ID+"/position"))
 		}
 
@@ -261,8 +262,8 @@ func TestOwnTracksLocations(t *testing.T) {
 
 				fix := time.Date(2011, 11, 1, 12, 38, 39, 0, igShanghai)
 				f.sim.Send(&exlive.Position{ID: "V1", Code: "沪A10000", Lat: 31.230416, Lng: 121.473701,
-					Speed: exlive.Some(42.6), Direction: exlive.Some(359.6), Time: exlive.Some(fix),
-					Valid: exlive.Some(true), Mileage: exlive.Some(12345.6), PosInfo: "上海市黄浦区人民大道"})
+					Speed: opt.Some(42.6), Direction: opt.Some(359.6), Time: opt.Some(fix),
+					Valid: opt.Some(true), Mileage: opt.Some(12345.6), PosInfo: "上海市黄浦区人民大道"})
 				m := sub.WaitTopic(10*time.Second, base+"/V1")
 				if !strings.HasPrefix(m.Payload, `{"_type":"location"`) {
 					t.Errorf("location = %s", m.Payload)
@@ -271,10 +272,10 @@ func TestOwnTracksLocations(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", m.Payload, err)
 				}
-				want := owntracks.Location{Lat: 31.230416, Lon: 121.473701, Tst: fix.Unix(), Vel: owntracks.Some(43),
-					Cog: owntracks.Some(0), Tid: "00", Odometer: owntracks.Some(12345.6), Addr: "上海市黄浦区人民大道"}
+				want := owntracks.Location{Lat: 31.230416, Lon: 121.473701, Tst: fix.Unix(), Vel: opt.Some(43),
+					Cog: opt.Some(0), Tid: "00", Odometer: opt.Some(12345.6), Addr: "上海市黄浦区人民大道"}
 				if acc > 0 {
-					want.Acc = owntracks.Some(acc)
+					want.Acc = opt.Some(acc)
 				}
 				if l != want {
 					t.Errorf("location\n%+v\nwant\n%+v", l, want)
@@ -336,7 +337,7 @@ func TestOwnTracksLocationUpload(t *testing.T) {
 		if p.ID != "V1" || p.Code != "沪A10000" || p.Lat != 31.2304 || p.Lng != 121.4737 {
 			t.Errorf("platform got %+v", p)
 		}
-		if p.Speed != exlive.Some(36.0) || p.Direction != exlive.Some(91.0) || p.Valid != exlive.Some(true) {
+		if p.Speed != opt.Some(36.0) || p.Direction != opt.Some(91.0) || p.Valid != opt.Some(true) {
 			t.Errorf("platform got speed %v, direction %v, valid %v", p.Speed, p.Direction, p.Valid)
 		}
 		// gpstime is tst in the platform's zone: 1700000000 is
@@ -391,7 +392,7 @@ func TestDatums(t *testing.T) {
 				f.sub.WaitTopic(10*time.Second, f.topic("bridge/vehicles"))
 
 				f.sim.Send(&exlive.Position{ID: "V1", Code: "沪A10000", Lat: c.platLat, Lng: c.platLng,
-					Time: exlive.Some(time.Date(2023, 11, 15, 6, 13, 20, 0, igShanghai))})
+					Time: opt.Some(time.Date(2023, 11, 15, 6, 13, 20, 0, igShanghai))})
 				p := decode(t, f.sub.WaitTopic(10*time.Second, f.topic("vehicles/V1/position")).Payload)
 				if d := igMetres(igNum(t, p, "lat"), igNum(t, p, "lng"), c.wgsLat, c.wgsLng); d > 1 {
 					t.Errorf("published %v,%v: %.2f m from the WGS-84 %v,%v", p["lat"], p["lng"], d, c.wgsLat, c.wgsLng)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"github.com/exlive2mqtt/exlive2mqtt/owntracks"
 )
 
@@ -112,10 +113,10 @@ func (b *Bridge) ownTracks(v *vehicle, p *exlive.Position, lat, lng float64) {
 		l.Cog = owntracks.RoundCourse(p.Direction.V)
 	}
 	if b.opts.OwnTracks.Acc > 0 {
-		l.Acc = owntracks.Some(b.opts.OwnTracks.Acc)
+		l.Acc = opt.Some(b.opts.OwnTracks.Acc)
 	}
 	if p.Mileage.Valid {
-		l.Odometer = owntracks.Some(p.Mileage.V)
+		l.Odometer = opt.Some(p.Mileage.V)
 	}
 	l.Addr = p.PosInfo
 	b.publish(b.ownTracksTopic(v, p.ID), owntracks.Encode(nil, l), true)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
 
 // kind is what a /set topic asks for.
@@ -294,7 +295,7 @@ func (b *Bridge) message(k kind, p parsed, v *vehicle) (exlive.Message, error) {
 			pos.Lat, pos.Lng = round7(pos.Lat), round7(pos.Lng)
 		}
 		if !pos.Time.Valid {
-			pos.Time = exlive.Some(time.Now())
+			pos.Time = opt.Some(time.Now())
 		}
 		pos.Time.V = pos.Time.V.In(b.opts.Exlive.Timezone.Location).Truncate(time.Second)
 		return &pos, nil

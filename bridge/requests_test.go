@@ -16,6 +16,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
 
 // ctAnswered are the requests the platform answers with 8000 by protocol.
@@ -130,8 +131,8 @@ func TestRequestsReachThePlatform(t *testing.T) {
 		slices.SortFunc(ups, func(a, b *exlive.Position) int { return strings.Compare(a.ID, b.ID) })
 		u := ups[0]
 		if u.ID != "V1" || u.Code != "沪A10000" || u.Lat != 31.230416 || u.Lng != 121.473701 ||
-			u.Speed != exlive.Some(42.5) || u.Direction != exlive.Some(180.0) || u.Valid != exlive.Some(true) ||
-			u.Alarm != exlive.Some(false) || u.Fuel != exlive.Some(37.2) || u.Mileage != exlive.Some(12345.6) ||
+			u.Speed != opt.Some(42.5) || u.Direction != opt.Some(180.0) || u.Valid != opt.Some(true) ||
+			u.Alarm != opt.Some(false) || u.Fuel != opt.Some(37.2) || u.Mileage != opt.Some(12345.6) ||
 			u.WState != "W1" || u.CState != "ACC开" || u.PosInfo != "上海市黄浦区人民大道" {
 			t.Errorf("platform received position %+v", *u)
 		}
