@@ -14,6 +14,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/exlive2mqtt/exlive2mqtt/opt"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/rs/zerolog"
 )
 
@@ -160,7 +161,7 @@ func BenchmarkVehicle(b *testing.B) {
 // BenchmarkNewVehicleTopic is what the first position of a vehicle costs
 // on top: its topic level and topics, and its registry entry.
 func BenchmarkNewVehicleTopic(b *testing.B) {
-	r := newRegistry("exlive", 1<<30)
+	r := newRegistry(topic.Layout{Prefix: "exlive"}, 1<<30)
 	ids := make([]string, 1<<16)
 	for i := range ids {
 		ids[i] = "V" + strconv.Itoa(i)
@@ -171,7 +172,7 @@ func BenchmarkNewVehicleTopic(b *testing.B) {
 	for b.Loop() {
 		if i == len(ids) {
 			b.StopTimer()
-			r, i = newRegistry("exlive", 1<<30), 0
+			r, i = newRegistry(topic.Layout{Prefix: "exlive"}, 1<<30), 0
 			b.StartTimer()
 		}
 		r.get(ids[i])
@@ -304,7 +305,8 @@ func newStartedClient(b *testing.B, url string, qos byte) *mqtt.Client {
 		b.Fatal(err)
 	}
 	up := make(chan struct{}, 1)
-	c, err := mqtt.New(cfg, zerolog.Nop(), func(l mqtt.Link) {
+	state := mqtt.State{Topic: topic.Layout{Prefix: cfg.TopicPrefix}.State(), Online: topic.Online, Offline: topic.Offline}
+	c, err := mqtt.New(cfg, state, zerolog.Nop(), func(l mqtt.Link) {
 		if l.Connected {
 			select {
 			case up <- struct{}{}:

@@ -18,6 +18,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/ratelimit"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 )
@@ -46,7 +47,7 @@ type Bridge struct {
 	opts    Options
 	log     zerolog.Logger
 	audit   zerolog.Logger
-	prefix  string
+	topics  topic.Layout
 	datum   datum.Datum
 	session *exlive.Session
 	mq      *mqtt.Client
@@ -77,10 +78,14 @@ type Bridge struct {
 // nowhere until Run.
 func New(o Options) (*Bridge, error) {
 	b := &Bridge{
-		opts:        o,
-		log:         o.Log.With().Str("component", "bridge").Logger(),
-		audit:       o.Log.With().Str("component", "audit").Logger(),
-		prefix:      o.MQTT.TopicPrefix,
+		opts:  o,
+		log:   o.Log.With().Str("component", "bridge").Logger(),
+		audit: o.Log.With().Str("component", "audit").Logger(),
+		topics: topic.Layout{
+			Prefix:          o.MQTT.TopicPrefix,
+			DiscoveryPrefix: o.Hass.Prefix,
+			OwnTracksUser:   o.OwnTracks.User,
+		},
 		datum:       o.Exlive.Datum,
 		requests:    make(chan *request, o.Bridge.RequestQueue),
 		seen:        newDedupe(4096, requestDedupeWindow),
@@ -88,8 +93,9 @@ func New(o Options) (*Bridge, error) {
 		hassRefresh: make(chan struct{}, 1),
 		state:       exlive.State{State: exlive.StateDisconnected, Since: time.Now()},
 	}
-	b.reg = newRegistry(b.prefix, o.Bridge.MaxVehicles)
-	mq, err := mqtt.New(o.MQTT, o.Log.With().Str("component", "mqtt").Logger(), b.onLink)
+	b.reg = newRegistry(b.topics, o.Bridge.MaxVehicles)
+	state := mqtt.State{Topic: b.topics.State(), Online: topic.Online, Offline: topic.Offline}
+	mq, err := mqtt.New(o.MQTT, state, o.Log.With().Str("component", "mqtt").Logger(), b.onLink)
 	if err != nil {
 		return nil, err
 	}

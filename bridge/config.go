@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 // Config holds the bridge's own settings. The env tags are read by
@@ -76,7 +77,7 @@ func (c *HassConfig) Validate() error {
 // variable's name without the OWNTRACKS_ prefix.
 func (c *OwnTracksConfig) Validate() error {
 	var errs []error
-	if c.User == "" || mqtt.Level(c.User) != c.User {
+	if c.User == "" || (topic.Layout{}).Level(c.User) != c.User {
 		errs = append(errs, fmt.Errorf("USER=%q: must be one topic level without / + #", c.User))
 	}
 	if c.Acc < 0 || c.Acc > 100_000 {

@@ -10,7 +10,7 @@ import (
 )
 
 func (b *Bridge) hassConfig() hass.Config {
-	return hass.Config{DiscoveryPrefix: b.opts.Hass.Prefix, TopicPrefix: b.prefix, Version: b.opts.Version}
+	return hass.Config{Topics: b.topics, Version: b.opts.Version}
 }
 
 // announce publishes the discovery configs of v, once per code it has.
@@ -30,7 +30,7 @@ func (b *Bridge) sendConfigs(v *vehicle, again bool) {
 		return
 	}
 	v.announce = true
-	hv := hass.Vehicle{ID: v.id, Code: v.code, Level: v.level()}
+	hv := hass.Vehicle{ID: v.id, Code: v.code, Level: b.reg.level(v)}
 	v.mu.Unlock()
 	for _, m := range hass.Configs(b.hassConfig(), hv) {
 		b.publish(m.Topic, m.Payload, m.Retain)
@@ -44,7 +44,7 @@ func (b *Bridge) unannounce(v *vehicle) {
 	defer b.hassMu.Unlock()
 	v.mu.Lock()
 	v.announce = false
-	hv := hass.Vehicle{ID: v.id, Code: v.code, Level: v.level()}
+	hv := hass.Vehicle{ID: v.id, Code: v.code, Level: b.reg.level(v)}
 	v.mu.Unlock()
 	for _, m := range hass.Remove(b.hassConfig(), hv) {
 		b.publish(m.Topic, m.Payload, m.Retain)

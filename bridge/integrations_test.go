@@ -22,6 +22,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"github.com/exlive2mqtt/exlive2mqtt/owntracks"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 // igShanghai is the platform's zone for gpstime.
@@ -43,7 +44,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		})
 		haPrefix := f.opts.Hass.Prefix
 		igClearRetainedAtEnd(t, target.URL, haPrefix+"/#", f.stop)
-		hcfg := hass.Config{DiscoveryPrefix: haPrefix, TopicPrefix: f.prefix, Version: f.opts.Version}
+		hcfg := hass.Config{Topics: topic.Layout{Prefix: f.prefix, DiscoveryPrefix: haPrefix}, Version: f.opts.Version}
 		_, fleet := f.sim.Fleet()
 		want := map[string]string{} // every config: topic → payload
 		byVehicle := map[string]map[string]string{}

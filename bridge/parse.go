@@ -16,6 +16,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"github.com/exlive2mqtt/exlive2mqtt/owntracks"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 // parsed is a request payload read.
@@ -31,20 +32,20 @@ type parsed struct {
 // parseRequest reads a request payload. A JSON object is read for its
 // fields; for commands, passthrough and messages any other payload is the
 // data itself. It never panics, whatever the bytes.
-func parseRequest(k kind, payload []byte) (parsed, error) {
+func parseRequest(k topic.Kind, payload []byte) (parsed, error) {
 	var p parsed
 	if !utf8.Valid(payload) {
 		return p, errors.New("payload is not valid UTF-8")
 	}
 	switch k {
-	case kindGroups, kindVehicles:
+	case topic.KindGroups, topic.KindVehicles:
 		// The payload is the data, JSON or not, as docs/topics.md says.
 		if len(payload) == 0 {
 			return p, errors.New("empty payload")
 		}
 		p.data = string(payload)
 		return p, nil
-	case kindPosition:
+	case topic.KindPosition:
 		return parsePosition(payload)
 	}
 	obj, isObject := object(payload)
@@ -59,7 +60,7 @@ func parseRequest(k kind, payload []byte) (parsed, error) {
 		return p, err
 	}
 	key := "data"
-	if k == kindMessage {
+	if k == topic.KindMessage {
 		key = "msg"
 	}
 	data, ok, err := text(obj, key)
@@ -70,7 +71,7 @@ func parseRequest(k kind, payload []byte) (parsed, error) {
 		return p, fmt.Errorf("missing %q", key)
 	}
 	p.data = data
-	if k == kindPassthrough {
+	if k == topic.KindPassthrough {
 		if p.code, _, err = text(obj, "code"); err != nil {
 			return p, err
 		}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
-	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"github.com/exlive2mqtt/exlive2mqtt/owntracks"
 )
@@ -26,10 +25,10 @@ func (b *Bridge) HandleMessage(m exlive.Message) {
 			b.log.Warn().Str("terminalid", m.TerminalID).Msg("passthrough reply without a terminal id: not published")
 			return
 		}
-		b.publish(b.prefix+"/vehicles/"+level+"/passthrough", appendPassthrough(nil, m, time.Now()), false)
+		b.publish(b.topics.Passthrough(level), appendPassthrough(nil, m, time.Now()), false)
 	case *exlive.TextMessage:
 		b.metrics.frame(m.Cmd(), true)
-		b.publish(b.prefix+"/bridge/message", appendText(nil, m.Msg, time.Now()), false)
+		b.publish(b.topics.Message(), appendText(nil, m.Msg, time.Now()), false)
 	case *exlive.Answer:
 		// An answer no request awaits: to a heartbeat, say, or one that
 		// came after its request's timeout.
@@ -85,7 +84,7 @@ func (b *Bridge) position(p *exlive.Position) {
 		}
 		v.mu.Unlock()
 	} else {
-		topic = b.prefix + "/vehicles/" + mqtt.Level(p.ID) + "/position"
+		topic = b.topics.Position(b.topics.Level(p.ID))
 	}
 	b.scratch = appendPosition(b.scratch[:0], p, lat, lng)
 	if b.publish(topic, bytes.Clone(b.scratch), b.opts.MQTT.Retain) {
@@ -119,18 +118,7 @@ func (b *Bridge) ownTracks(v *vehicle, p *exlive.Position, lat, lng float64) {
 		l.Odometer = opt.Some(p.Mileage.V)
 	}
 	l.Addr = p.PosInfo
-	b.publish(b.ownTracksTopic(v, p.ID), owntracks.Encode(nil, l), true)
-}
-
-// ownTracksTopic returns owntracks/USER/V.
-func (b *Bridge) ownTracksTopic(v *vehicle, id string) string {
-	level := ""
-	if v != nil {
-		level = v.level()
-	} else {
-		level = mqtt.Level(id)
-	}
-	return "owntracks/" + b.opts.OwnTracks.User + "/" + level
+	b.publish(b.topics.OwnTracks(b.topics.Level(p.ID)), owntracks.Encode(nil, l), true)
 }
 
 // vehicle returns the registry's entry for id, noting its code, and
@@ -146,7 +134,7 @@ func (b *Bridge) vehicle(id, code string) *vehicle {
 	}
 	if collision {
 		b.metrics.collisions.Inc()
-		b.log.Warn().Str("vehicle", id).Str("level", v.level()).Msg("two vehicle ids share one topic level; requests to it are refused as ambiguous")
+		b.log.Warn().Str("vehicle", id).Str("level", b.reg.level(v)).Msg("two vehicle ids share one topic level; requests to it are refused as ambiguous")
 	}
 	changed := created
 	if code != "" {
@@ -162,20 +150,19 @@ func (b *Bridge) vehicle(id, code string) *vehicle {
 		b.announce(v)
 	}
 	if created && b.opts.OwnTracks.Enable && code != "" {
-		b.publish(b.ownTracksTopic(v, id)+"/info", owntracks.EncodeCard(nil, code, ""), true)
+		b.publish(b.topics.OwnTracksCard(b.reg.level(v)), owntracks.EncodeCard(nil, code, ""), true)
 	}
 	return v
 }
 
-// levelOf returns the topic level of a vehicle id.
+// levelOf returns the topic level of a vehicle id, which the registry knows
+// from now on (unless it is full).
 func (b *Bridge) levelOf(id string) string {
 	if id == "" {
 		return ""
 	}
-	if v, _, _ := b.reg.get(id); v != nil {
-		return v.level()
-	}
-	return mqtt.Level(id)
+	b.reg.get(id)
+	return b.topics.Level(id)
 }
 
 // HandleState publishes the session's state.
@@ -204,7 +191,7 @@ func (b *Bridge) HandleState(s exlive.State) {
 }
 
 func (b *Bridge) publishSession(s exlive.State) {
-	b.publish(b.prefix+"/bridge/session", appendSession(nil, s), true)
+	b.publish(b.topics.Session(), appendSession(nil, s), true)
 }
 
 // HandleInventory publishes the account's groups and vehicles, and updates
@@ -238,8 +225,8 @@ func (b *Bridge) HandleInventory(inv exlive.Inventory) {
 	}
 	// Published once the vehicles are known, so that a request made on
 	// seeing the list finds its vehicle.
-	b.publish(b.prefix+"/bridge/groups", appendGroups(nil, inv.Groups), true)
-	b.publish(b.prefix+"/bridge/vehicles", appendVehicles(nil, inv.Vehicles), true)
+	b.publish(b.topics.Groups(), appendGroups(nil, inv.Groups), true)
+	b.publish(b.topics.Vehicles(), appendVehicles(nil, inv.Vehicles), true)
 	// A truncated list cannot tell which vehicles left.
 	var gone []*vehicle
 	for _, v := range b.reg.all() {

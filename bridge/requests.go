@@ -4,42 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/exlive2mqtt/exlive2mqtt/opt"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
-// kind is what a /set topic asks for.
-type kind uint8
-
-const (
-	kindCommand     kind = iota // P/vehicles/V/command/set → 1004
-	kindPassthrough             // P/vehicles/V/passthrough/set → 1012
-	kindPosition                // P/vehicles/V/position/set → 1007
-	kindMessage                 // P/bridge/message/set → 1003
-	kindGroups                  // P/bridge/groups/set → 1005
-	kindVehicles                // P/bridge/vehicles/set → 1006
-)
-
-var kinds = [...]struct {
-	name    string // the topic level before /set
-	cmd     exlive.Cmd
-	vehicle bool // under P/vehicles/V/
-}{
-	kindCommand:     {"command", exlive.CmdVehicleCommand, true},
-	kindPassthrough: {"passthrough", exlive.CmdPassthrough, true},
-	kindPosition:    {"position", exlive.CmdPosition, true},
-	kindMessage:     {"message", exlive.CmdText, false},
-	kindGroups:      {"groups", exlive.CmdGroupData, false},
-	kindVehicles:    {"vehicles", exlive.CmdVehicleData, false},
+// commands are the platform commands the kinds of request become.
+var commands = [topic.NumKinds]exlive.Cmd{
+	topic.KindCommand:     exlive.CmdVehicleCommand, // 1004
+	topic.KindPassthrough: exlive.CmdPassthrough,    // 1012
+	topic.KindPosition:    exlive.CmdPosition,       // 1007
+	topic.KindMessage:     exlive.CmdText,           // 1003
+	topic.KindGroups:      exlive.CmdGroupData,      // 1005
+	topic.KindVehicles:    exlive.CmdVehicleData,    // 1006
 }
 
 // request is one message received on a /set topic.
 type request struct {
-	kind     kind
+	kind     topic.Kind
 	level    string // V, for vehicle requests
 	payload  []byte
 	retained bool
@@ -49,32 +34,25 @@ type request struct {
 // subscribe registers the /set topics, unless the bridge is read-only.
 func (b *Bridge) subscribe() {
 	if b.opts.Hass.Discovery {
-		b.mq.Subscribe(b.opts.Hass.Prefix+"/status", b.onHassStatus)
+		b.mq.Subscribe(b.topics.DiscoveryStatus(), b.onHassStatus)
 	}
-	for k, kd := range kinds {
-		filter := b.prefix + "/bridge/" + kd.name + "/set"
-		if kd.vehicle {
-			filter = b.prefix + "/vehicles/+/" + kd.name + "/set"
-		}
+	for k := range topic.NumKinds {
+		filter := b.topics.SetFilter(k)
 		if b.opts.Bridge.ReadOnly {
 			// A read-write run under the same client id left these
 			// subscriptions in the persistent session: drop them, and
 			// refuse what the broker had queued, so that nothing is
 			// carried out later by surprise.
-			b.mq.Unsubscribe(filter, func(in mqtt.Incoming) { b.refuseReadOnly(kind(k), in) })
+			b.mq.Unsubscribe(filter, func(in mqtt.Incoming) { b.refuseReadOnly(k, in) })
 			continue
 		}
-		b.mq.Subscribe(filter, func(in mqtt.Incoming) { b.onRequest(kind(k), in) })
+		b.mq.Subscribe(filter, func(in mqtt.Incoming) { b.onRequest(k, in) })
 	}
 }
 
 // refuseReadOnly answers a request that reached a read-only bridge.
-func (b *Bridge) refuseReadOnly(k kind, in mqtt.Incoming) {
-	r := &request{kind: k, payload: in.Payload, retained: in.Retained, arrived: time.Now()}
-	if kinds[k].vehicle {
-		rest := strings.TrimPrefix(in.Topic, b.prefix+"/vehicles/")
-		r.level, _, _ = strings.Cut(rest, "/")
-	}
+func (b *Bridge) refuseReadOnly(k topic.Kind, in mqtt.Incoming) {
+	r := b.newRequest(k, in)
 	var id string
 	if len(in.Payload) <= b.opts.Bridge.MaxRequest {
 		p, _ := parseRequest(k, in.Payload)
@@ -83,15 +61,20 @@ func (b *Bridge) refuseReadOnly(k kind, in mqtt.Incoming) {
 	b.finish(r, "", id, outcomeRefused, result{Error: "read-only: requests are not carried out"})
 }
 
+// newRequest reads a message received on the subscription of kind k: for
+// a vehicle's request, V is the level the topic names.
+func (b *Bridge) newRequest(k topic.Kind, in mqtt.Incoming) *request {
+	r := &request{kind: k, payload: in.Payload, retained: in.Retained, arrived: time.Now()}
+	if k.Vehicle() {
+		r.level, _, _ = b.topics.ParseSet(in.Topic)
+	}
+	return r
+}
+
 // onRequest runs on paho's goroutine for the message: it only checks the
 // size and queues, so it never blocks paho.
-func (b *Bridge) onRequest(k kind, in mqtt.Incoming) {
-	r := &request{kind: k, payload: in.Payload, retained: in.Retained, arrived: time.Now()}
-	if kinds[k].vehicle {
-		// P/vehicles/V/<kind>/set: V is the level after "vehicles/".
-		rest := strings.TrimPrefix(in.Topic, b.prefix+"/vehicles/")
-		r.level, _, _ = strings.Cut(rest, "/")
-	}
+func (b *Bridge) onRequest(k topic.Kind, in mqtt.Incoming) {
+	r := b.newRequest(k, in)
 	if len(in.Payload) > b.opts.Bridge.MaxRequest {
 		b.finish(r, "", "", outcomeInvalid, result{Error: fmt.Sprintf("payload too large: %d bytes, at most %d", len(in.Payload), b.opts.Bridge.MaxRequest)})
 		return
@@ -138,7 +121,7 @@ func (b *Bridge) serveRequests(ctx context.Context) {
 }
 
 func (b *Bridge) carryOut(r *request) {
-	kd := kinds[r.kind]
+	cmd := commands[r.kind]
 	p, err := parseRequest(r.kind, r.payload)
 	if err != nil {
 		b.finish(r, "", p.requestID, outcomeInvalid, result{Error: err.Error()})
@@ -153,16 +136,16 @@ func (b *Bridge) carryOut(r *request) {
 		b.finish(r, "", p.requestID, outcomeExpired, result{Error: "expired"})
 		return
 	}
-	if p.requestID != "" && b.seen.add(kd.name+"\x00"+r.level+"\x00"+p.requestID, r.arrived) {
+	if p.requestID != "" && b.seen.add(r.kind.String()+"\x00"+r.level+"\x00"+p.requestID, r.arrived) {
 		// The broker delivered it again (QoS 1 is at least once); it has
 		// been answered already.
-		b.audit.Info().Str("cmd", kd.cmd.String()).Str("vehicle", r.level).Str("request_id", p.requestID).
+		b.audit.Info().Str("cmd", cmd.String()).Str("vehicle", r.level).Str("request_id", p.requestID).
 			Str("outcome", outcomeRepeated).Msg("request")
-		b.metrics.requests.WithLabelValues(kd.cmd.String(), outcomeRepeated).Inc()
+		b.metrics.requests.WithLabelValues(cmd.String(), outcomeRepeated).Inc()
 		return
 	}
 	var v *vehicle
-	if kd.vehicle {
+	if r.kind.Vehicle() {
 		var ambiguous bool
 		v, ambiguous = b.reg.lookup(r.level)
 		switch {
@@ -202,9 +185,9 @@ func (b *Bridge) settle() { b.settleOnce.Do(func() { close(b.settled) }) }
 
 // answered reports the platform's answer, or the lack of one.
 func (b *Bridge) answered(r *request, id, requestID string, a *exlive.Answer, err error) {
-	kd := kinds[r.kind]
+	cmd := commands[r.kind]
 	if a != nil {
-		b.metrics.latency.WithLabelValues(kd.cmd.String()).Observe(time.Since(r.arrived).Seconds())
+		b.metrics.latency.WithLabelValues(cmd.String()).Observe(time.Since(r.arrived).Seconds())
 		outcome := outcomeOK
 		if !a.OK() {
 			outcome = outcomeRejected
@@ -216,12 +199,12 @@ func (b *Bridge) answered(r *request, id, requestID string, a *exlive.Answer, er
 	if errors.Is(err, exlive.ErrTimeout) {
 		outcome, text = outcomeTimeout, "timeout"
 	}
-	if kd.cmd != exlive.CmdVehicleCommand && kd.cmd != exlive.CmdPassthrough {
+	if cmd != exlive.CmdVehicleCommand && cmd != exlive.CmdPassthrough {
 		// Whether the platform answers these at all is unknown: no answer
 		// is not a failure, and nothing is published.
-		b.audit.Info().Str("cmd", kd.cmd.String()).Str("vehicle", id).Str("request_id", requestID).
+		b.audit.Info().Str("cmd", cmd.String()).Str("vehicle", id).Str("request_id", requestID).
 			Str("outcome", outcomeSent).Msg("request")
-		b.metrics.requests.WithLabelValues(kd.cmd.String(), outcomeSent).Inc()
+		b.metrics.requests.WithLabelValues(cmd.String(), outcomeSent).Inc()
 		return
 	}
 	b.finish(r, id, requestID, outcome, result{Error: text})
@@ -230,10 +213,10 @@ func (b *Bridge) answered(r *request, id, requestID string, a *exlive.Answer, er
 // finish publishes a request's one answer, counts it and writes the audit
 // line.
 func (b *Bridge) finish(r *request, id, requestID, outcome string, res result) {
-	kd := kinds[r.kind]
-	res.RequestID, res.Cmd = requestID, kd.cmd
-	ev := b.audit.Info().Str("cmd", kd.cmd.String())
-	if kd.vehicle {
+	cmd := commands[r.kind]
+	res.RequestID, res.Cmd = requestID, cmd
+	ev := b.audit.Info().Str("cmd", cmd.String())
+	if r.kind.Vehicle() {
 		if id == "" {
 			// Refused before the vehicle was looked up (invalid,
 			// expired, busy): the audit line still names it.
@@ -251,24 +234,20 @@ func (b *Bridge) finish(r *request, id, requestID, outcome string, res result) {
 		ev = ev.Str("error", res.Error)
 	}
 	ev.Msg("request")
-	b.metrics.requests.WithLabelValues(kd.cmd.String(), outcome).Inc()
+	b.metrics.requests.WithLabelValues(cmd.String(), outcome).Inc()
 
-	topic := b.prefix + "/bridge/" + kd.name + "/result"
-	if kd.vehicle {
-		if mqtt.ValidTopic(r.level) != nil {
-			return // a level with a wildcard cannot have come from a subscription
-		}
-		topic = b.prefix + "/vehicles/" + r.level + "/" + kd.name + "/result"
+	if r.kind.Vehicle() && mqtt.ValidTopic(r.level) != nil {
+		return // a level with a wildcard cannot have come from a subscription
 	}
-	b.publish(topic, appendResult(nil, res), false)
+	b.publish(b.topics.Result(r.kind, r.level), appendResult(nil, res), false)
 }
 
 // message builds the frame a request becomes.
-func (b *Bridge) message(k kind, p parsed, v *vehicle) (exlive.Message, error) {
+func (b *Bridge) message(k topic.Kind, p parsed, v *vehicle) (exlive.Message, error) {
 	switch k {
-	case kindCommand:
+	case topic.KindCommand:
 		return &exlive.VehicleCommand{ID: v.id, Data: p.data}, nil
-	case kindPassthrough:
+	case topic.KindPassthrough:
 		m := &exlive.Passthrough{TerminalID: p.terminalID, Code: p.code, Data: p.data}
 		if m.TerminalID == "" {
 			m.TerminalID = v.id
@@ -279,7 +258,7 @@ func (b *Bridge) message(k kind, p parsed, v *vehicle) (exlive.Message, error) {
 			v.mu.Unlock()
 		}
 		return m, nil
-	case kindPosition:
+	case topic.KindPosition:
 		pos := p.pos
 		if pos.ID != "" && pos.ID != v.id {
 			return nil, fmt.Errorf("id %q is not the vehicle of this topic", pos.ID)
@@ -299,11 +278,11 @@ func (b *Bridge) message(k kind, p parsed, v *vehicle) (exlive.Message, error) {
 		}
 		pos.Time.V = pos.Time.V.In(b.opts.Exlive.Timezone.Location).Truncate(time.Second)
 		return &pos, nil
-	case kindMessage:
+	case topic.KindMessage:
 		return &exlive.TextMessage{Msg: p.data}, nil
-	case kindGroups:
+	case topic.KindGroups:
 		return &exlive.GroupData{Data: p.data}, nil
-	case kindVehicles:
+	case topic.KindVehicles:
 		return &exlive.VehicleData{Data: p.data}, nil
 	}
 	return nil, fmt.Errorf("unknown request kind %d", k)

@@ -181,7 +181,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	mq.URL = "tcp://bridge:" + scMQTTPass + "@127.0.0.1:1883"
 	mq.PasswordFile = "/run/secrets/y"
 	outputs["mqtt Validate"] = fmt.Sprint(errors.Join(mq.Validate(os.Hostname), mq.ReadFiles(os.ReadFile)))
-	if _, err := mqtt.New(mq, f.opts.Log, nil); err != nil {
+	if _, err := mqtt.New(mq, mqtt.State{}, f.opts.Log, nil); err != nil {
 		outputs["mqtt New"] = err.Error()
 	}
 

@@ -14,7 +14,9 @@ import (
 )
 
 // Config holds the broker settings. The env tags are read by caarlos0/env
-// with the prefix MQTT_.
+// with the prefix MQTT_. TopicPrefix is read and checked here, with the
+// broker's settings, but the client builds no topic from it: package topic
+// does.
 type Config struct {
 	URL          string        `env:"URL" envDefault:"tcp://localhost:1883" help:"broker; ssl:// or mqtts:// for TLS, ws:// or wss:// for websockets"`
 	Username     string        `env:"USERNAME" help:"broker user name"`

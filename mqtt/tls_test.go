@@ -116,7 +116,7 @@ func startLogged(t *testing.T, cfg mqtt.Config) (*mqtt.Client, *links, *logBuffe
 	t.Helper()
 	logs := &logBuffer{}
 	l := &links{changed: make(chan struct{})}
-	c, err := mqtt.New(cfg, zerolog.New(logs).Level(zerolog.DebugLevel), l.add)
+	c, err := mqtt.New(cfg, bridgeState(cfg), zerolog.New(logs).Level(zerolog.DebugLevel), l.add)
 	if err != nil {
 		t.Fatal(err)
 	}

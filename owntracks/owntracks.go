@@ -147,21 +147,13 @@ func Encode(dst []byte, l Location) []byte {
 // EncodeCard appends an OwnTracks card message to dst: the display name (the
 // plate, for a vehicle) and, when face is not empty, the base64 PNG or JPEG
 // avatar. Cards are published retained on the device's topic plus "/info"
-// (see [InfoTopic]).
+// (the bridge's topic.Layout.OwnTracksCard).
 func EncodeCard(dst []byte, name, face string) []byte {
 	dst = append(dst, `{"_type":"card"`...)
 	dst = appendString(dst, `,"name":`, name)
 	dst = appendString(dst, `,"face":`, face)
 	return append(dst, '}')
 }
-
-// Topic returns the topic a device publishes its locations on,
-// owntracks/<user>/<device>. Both must be single topic levels (no '/', '+'
-// or '#'), as the bridge's V already is.
-func Topic(user, device string) string { return "owntracks/" + user + "/" + device }
-
-// InfoTopic returns the topic of a device's card, owntracks/<user>/<device>/info.
-func InfoTopic(user, device string) string { return Topic(user, device) + "/info" }
 
 func appendInt(dst []byte, key string, v opt.Opt[int]) []byte {
 	if !v.Valid {

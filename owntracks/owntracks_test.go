@@ -292,9 +292,6 @@ func TestEncodeCard(t *testing.T) {
 	if got := string(EncodeCard(nil, "Jane Jolie", "iV1CFEVk==")); got != `{"_type":"card","name":"Jane Jolie","face":"iV1CFEVk=="}` {
 		t.Errorf("EncodeCard = %s", got)
 	}
-	if Topic("fleet", "V1") != "owntracks/fleet/V1" || InfoTopic("fleet", "V1") != "owntracks/fleet/V1/info" {
-		t.Error("wrong topics")
-	}
 }
 
 func TestTrackerID(t *testing.T) {

@@ -375,7 +375,7 @@ func (b *bench) bridgeRun(ctx context.Context, run string, qos, vehicles int, ra
 		return nil, nil, err
 	}
 	defer sim.Close()
-	since := b.sub.mark("vehicles")
+	since := b.sub.mark(b.sub.topics.Vehicles())
 	name := fmt.Sprintf("%s-qos%d", run, qos)
 	p, err := b.startBridge(ctx, name, sim.Addr(), qos)
 	if err != nil {
@@ -384,7 +384,7 @@ func (b *bench) bridgeRun(ctx context.Context, run string, qos, vehicles int, ra
 	defer p.stop()
 	// The inventory is published once the session is logged in; it reaches
 	// the subscriber once the bridge has connected to the broker.
-	if err := b.sub.waitBridge("vehicles", since, 2*time.Minute); err != nil {
+	if err := b.sub.waitBridge(b.sub.topics.Vehicles(), since, 2*time.Minute); err != nil {
 		return nil, nil, fmt.Errorf("%s: bridge not ready: %w\n%s", name, err, p.logTail())
 	}
 	if sim.Connections() != 1 {

@@ -45,6 +45,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/rs/zerolog"
 )
 
@@ -149,7 +150,7 @@ func (s *soak) run(ctx context.Context, bin string) error {
 	defer s.sim.Close()
 
 	prefix := fmt.Sprintf("soak-%d", rand.Uint32())
-	if s.sub, err = newCounter(s.broker.url(), prefix+"/vehicles/+/position"); err != nil {
+	if s.sub, err = newCounter(s.broker.url(), topic.Layout{Prefix: prefix}.PositionFilter()); err != nil {
 		return err
 	}
 	defer s.sub.close()
