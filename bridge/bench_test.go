@@ -97,13 +97,13 @@ func BenchmarkPosition(b *testing.B) {
 			br := benchBridge(b, "tcp://127.0.0.1:1")
 			ps := benchFleet(b, vehicles)
 			for i := range ps {
-				br.position(&ps[i]) // registered; measure the steady state
+				br.feed.position(&ps[i]) // registered; measure the steady state
 			}
 			b.ReportAllocs()
 			i := 0
 			defer cpuPerOp(b)()
 			for b.Loop() {
-				br.position(&ps[i])
+				br.feed.position(&ps[i])
 				if i++; i == len(ps) {
 					i = 0
 				}
@@ -145,13 +145,13 @@ func BenchmarkVehicle(b *testing.B) {
 	br := benchBridge(b, "tcp://127.0.0.1:1")
 	ps := benchFleet(b, 1000)
 	for i := range ps {
-		br.vehicle(ps[i].ID, ps[i].Code)
+		br.feed.vehicle(ps[i].ID, ps[i].Code)
 	}
 	b.ReportAllocs()
 	i := 0
 	defer cpuPerOp(b)()
 	for b.Loop() {
-		br.vehicle(ps[i].ID, ps[i].Code)
+		br.feed.vehicle(ps[i].ID, ps[i].Code)
 		if i++; i == len(ps) {
 			i = 0
 		}
@@ -204,7 +204,7 @@ func BenchmarkPlatformToQueue(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		br.HandleMessage(m)
+		br.feed.message(m)
 	}
 }
 
@@ -240,7 +240,7 @@ func BenchmarkDecodeToQueue(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				br.HandleMessage(m)
+				br.feed.message(m)
 				if i++; i == len(frames) {
 					i = 0
 				}
@@ -271,21 +271,22 @@ func BenchmarkPositionBroker(b *testing.B) {
 		for _, qos := range []byte{0, 1} {
 			b.Run(target.Name+"/qos"+strconv.Itoa(int(qos)), func(b *testing.B) {
 				br := benchBridge(b, target.URL)
-				br.opts.MQTT.Retain = false // nothing left behind on a shared broker
-				br.mq = newStartedClient(b, target.URL, qos)
+				br.feed.retain = false // nothing left behind on a shared broker
+				mq := newStartedClient(b, target.URL, qos)
+				br.feed.pub.mq = mq
 				ps := benchFleet(b, 1000)
 				b.ReportAllocs()
 				i := 0
 				defer cpuPerOp(b)()
 				for b.Loop() {
-					br.position(&ps[i])
+					br.feed.position(&ps[i])
 					if i++; i == len(ps) {
 						i = 0
 					}
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				if lost := br.mq.Stop(ctx); lost > 0 {
+				if lost := mq.Stop(ctx); lost > 0 {
 					b.Fatalf("%d messages not delivered", lost)
 				}
 			})

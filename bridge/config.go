@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
@@ -85,7 +84,3 @@ func (c *OwnTracksConfig) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// requestDedupeWindow is how long a request_id is remembered, so a request
-// the broker delivers twice (QoS 1 is at least once) is carried out once.
-const requestDedupeWindow = 10 * time.Minute
