@@ -64,7 +64,7 @@ func benchFleet(b *testing.B, n int) []exlive.Position {
 // benchBridge is a Bridge whose MQTT client is never started: Publish
 // queues, and the queue drops its oldest message once full, so position()
 // is measured up to the client's queue and nothing else runs.
-func benchBridge(b *testing.B, url string) *Bridge {
+func benchBridge(b testing.TB, url string) *Bridge {
 	b.Helper()
 	ex := exlive.Defaults()
 	ex.Addr, ex.User, ex.Pass = "127.0.0.1:1", "u", "p"

@@ -2,21 +2,19 @@
 // (package mqtt), which know nothing of each other: it publishes what the
 // platform says on per-vehicle topics, carries requests published on /set
 // topics to the platform, and answers each one on its /result topic. It also
-// serves the status the HTTP page shows and the Prometheus metrics.
+// tells its state and its Prometheus metrics, which the program serves.
 package bridge
 
 import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 )
 
@@ -120,11 +118,6 @@ func New(o Options) (*Bridge, error) {
 	}
 	b.requests.subscribe(mq)
 	return b, nil
-}
-
-// Metrics returns the handler of /metrics.
-func (b *Bridge) Metrics() http.Handler {
-	return promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{})
 }
 
 // Run runs the bridge until ctx is done, then shuts down in order: the

@@ -379,7 +379,7 @@ func TestContractPlatformTraffic(t *testing.T) {
 		if ps := ctAfter(f.sub.Messages(), 0, f.topic("vehicles/V3/position")); len(ps) != 1 || !strings.Contains(ps[0].Payload, `"lat":31.3`) {
 			t.Errorf("positions of V3 = %v, want only the good one", ps)
 		}
-		if n := f.metric("exlive_frames_skipped_total", `reason="bad_field"`); n != 1 {
+		if n := metric(t, f.bridge, `exlive_frames_skipped_total{reason="bad_field"}`); n != 1 {
 			t.Errorf("bad_field frames counted %v, want 1", n)
 		}
 		f.log.waitText(t, `lat is not a number`)
@@ -466,7 +466,7 @@ func TestContractTopicSafety(t *testing.T) {
 		// to the level are refused, since they could be meant for either.
 		f.sim.Send(&exlive.Position{ID: "a+b/c#1", Lat: 31.2, Lng: 121.4})
 		f.log.waitText(t, "two vehicle ids share one topic level")
-		if n := f.metric("bridge_topic_collisions_total"); n != 1 {
+		if n := metric(t, f.bridge, "bridge_topic_collisions_total"); n != 1 {
 			t.Errorf("collisions counted %v, want 1", n)
 		}
 		r := f.ask("vehicles/a_b_c_1/command", "c2", `{"data":"STOP2","request_id":"c2"}`)

@@ -1,11 +1,9 @@
 package bridge_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,27 +43,6 @@ func ftWaitFor(t testing.TB, timeout time.Duration, what string, cond func() boo
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 	}
-}
-
-// ftMetric returns one series of the bridge's metrics as /metrics shows it,
-// e.g. `exlive_frames_skipped_total{reason="junk"}`; 0 when absent.
-func ftMetric(t testing.TB, b *bridge.Bridge, series string) float64 {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	b.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	sc := bufio.NewScanner(rec.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if ok && name == series {
-			v, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", series, err)
-			}
-			return v
-		}
-	}
-	return 0
 }
 
 // ftPosition is a position whose wstate makes its payload unique.
@@ -203,7 +180,7 @@ func TestPlatformRefusesConnection(t *testing.T) {
 		t.Fatalf("%d attempts, want 6", len(at))
 	}
 	ftCheckGaps(t, at[:6], ex.RetryMin, ex.RetryMax)
-	if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n < 5 {
+	if n := metric(t, f.bridge, "exlive_disconnects_total"); n < 5 {
 		t.Errorf("exlive_disconnects_total = %v, want 5", n)
 	}
 	f.sub.WaitTopic(ftWait, f.topic("vehicles/V1/position"))
@@ -241,7 +218,7 @@ func TestPlatformRejectsLogin(t *testing.T) {
 	// After a rejected login the bridge waits the longest backoff (less
 	// its jitter of up to a fifth).
 	ftCheckGaps(t, d.times()[:4], ex.RetryMax*4/5, ex.RetryMax)
-	if n := ftMetric(t, f.bridge, "exlive_login_failures_total"); n != 3 {
+	if n := metric(t, f.bridge, "exlive_login_failures_total"); n != 3 {
 		t.Errorf("exlive_login_failures_total = %v, want 3", n)
 	}
 	f.sub.WaitTopic(ftWait, f.topic("vehicles/V1/position"))
@@ -263,7 +240,7 @@ func TestPlatformDropsMidFrame(t *testing.T) {
 	if _, ok := f.sub.Last(f.topic("vehicles/HALF/position")); ok {
 		t.Error("half a frame was published")
 	}
-	if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n != 1 {
+	if n := metric(t, f.bridge, "exlive_disconnects_total"); n != 1 {
 		t.Errorf("exlive_disconnects_total = %v, want 1", n)
 	}
 }
@@ -296,7 +273,7 @@ func TestPlatformFallsSilent(t *testing.T) {
 		}
 		return false
 	})
-	if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n < 1 {
+	if n := metric(t, f.bridge, "exlive_disconnects_total"); n < 1 {
 		t.Errorf("exlive_disconnects_total = %v", n)
 	}
 }
@@ -333,11 +310,11 @@ func TestPlatformBadFrames(t *testing.T) {
 	ftMark(t, f, "M1")
 
 	for reason, want := range map[string]float64{"junk": 1, "invalid_json": 2, "malformed": 2, "out_of_range": 2, "bad_field": 3} {
-		if got := ftMetric(t, f.bridge, `exlive_frames_skipped_total{reason="`+reason+`"}`); got != want {
+		if got := metric(t, f.bridge, `exlive_frames_skipped_total{reason="`+reason+`"}`); got != want {
 			t.Errorf("skipped %s = %v, want %v", reason, got, want)
 		}
 	}
-	if got := ftMetric(t, f.bridge, `exlive_frames_received_total{cmd="unknown"}`); got != 1 {
+	if got := metric(t, f.bridge, `exlive_frames_received_total{cmd="unknown"}`); got != 1 {
 		t.Errorf("unknown frames = %v, want 1", got)
 	}
 	for _, id := range []string{"J1", "J2", "J3", "J4", "J5", "J6", "J7"} {
@@ -355,7 +332,7 @@ func TestPlatformBadFrames(t *testing.T) {
 	if accepted, _ := f.sim.Logins(); accepted != 1 {
 		t.Errorf("%d logins, want the one session to have stayed up", accepted)
 	}
-	if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n != 0 {
+	if n := metric(t, f.bridge, "exlive_disconnects_total"); n != 0 {
 		t.Errorf("exlive_disconnects_total = %v, want 0", n)
 	}
 }
@@ -374,7 +351,7 @@ func TestPlatformOversizedFrame(t *testing.T) {
 	ftWaitFor(t, ftWait, "a second login", func() bool { n, _ := f.sim.Logins(); return n >= 2 })
 	f.waitLoggedIn()
 	ftMark(t, f, "M2")
-	if got := ftMetric(t, f.bridge, `exlive_frames_skipped_total{reason="too_large"}`); got != 1 {
+	if got := metric(t, f.bridge, `exlive_frames_skipped_total{reason="too_large"}`); got != 1 {
 		t.Errorf(`skipped too_large = %v, want 1`, got)
 	}
 }
@@ -458,12 +435,12 @@ func TestStuckBrokerKeepsThePlatformSessionAlive(t *testing.T) {
 	m.Pause()
 	paused := time.Now()
 	gaps.record(true)
-	before := ftMetric(t, f.bridge, "exlive_positions_received_total")
+	before := metric(t, f.bridge, "exlive_positions_received_total")
 	// The reader goes on while the broker is stuck, until paho gives the
 	// connection up (keepalive without an answer).
 	ftWaitFor(t, 20*time.Second, "positions read and the broker link given up while the broker is stuck", func() bool {
-		return ftMetric(t, f.bridge, "exlive_positions_received_total") >= min(before+2000, n) &&
-			ftMetric(t, f.bridge, "mqtt_connected") == 0
+		return metric(t, f.bridge, "exlive_positions_received_total") >= min(before+2000, n) &&
+			metric(t, f.bridge, "mqtt_connected") == 0
 	})
 	worst := gaps.record(false)
 	resumed := time.Now()
@@ -477,16 +454,16 @@ func TestStuckBrokerKeepsThePlatformSessionAlive(t *testing.T) {
 	}
 
 	cnt.WaitCount(60*time.Second, "/position", n)
-	if got := ftMetric(t, f.bridge, "exlive_positions_received_total"); got != n {
+	if got := metric(t, f.bridge, "exlive_positions_received_total"); got != n {
 		t.Errorf("positions received = %v, want %d", got, n)
 	}
 	if accepted, _ := f.sim.Logins(); accepted != 1 {
 		t.Errorf("%d logins: the platform session was dropped", accepted)
 	}
-	if d := ftMetric(t, f.bridge, "exlive_disconnects_total"); d != 0 {
+	if d := metric(t, f.bridge, "exlive_disconnects_total"); d != 0 {
 		t.Errorf("exlive_disconnects_total = %v", d)
 	}
-	if d := ftMetric(t, f.bridge, "mqtt_messages_dropped_total"); d != 0 {
+	if d := metric(t, f.bridge, "mqtt_messages_dropped_total"); d != 0 {
 		t.Errorf("mqtt_messages_dropped_total = %v", d)
 	}
 }
@@ -534,7 +511,7 @@ func (s *ftSender) send(k int) {
 func (s *ftSender) waitRead(t *testing.T) {
 	t.Helper()
 	ftWaitFor(t, ftWait, fmt.Sprintf("the bridge to read %d positions", s.n), func() bool {
-		return ftMetric(t, s.f.bridge, "exlive_positions_received_total") >= float64(s.n)
+		return metric(t, s.f.bridge, "exlive_positions_received_total") >= float64(s.n)
 	})
 }
 
@@ -566,7 +543,7 @@ func TestBrokerRestartLosesNoPosition(t *testing.T) {
 			} else {
 				m.Stop() // positions in flight must come through too
 			}
-			ftWaitFor(t, ftWait, "the bridge to see the broker gone", func() bool { return ftMetric(t, f.bridge, "mqtt_connected") == 0 })
+			ftWaitFor(t, ftWait, "the bridge to see the broker gone", func() bool { return metric(t, f.bridge, "mqtt_connected") == 0 })
 			s.send(3000)
 			s.waitRead(t)
 			up := time.Now()
@@ -574,7 +551,7 @@ func TestBrokerRestartLosesNoPosition(t *testing.T) {
 			ftBrokerUpWithin(t, f, up, 5*time.Second)
 			s.send(1000)
 			cnt.WaitCount(30*time.Second, "/position", s.n)
-			if d := ftMetric(t, f.bridge, "mqtt_messages_dropped_total"); d != 0 {
+			if d := metric(t, f.bridge, "mqtt_messages_dropped_total"); d != 0 {
 				t.Errorf("mqtt_messages_dropped_total = %v", d)
 			}
 			late := brokertest.Subscribe(t, m.URL(), f.topic("bridge/state"), f.topic("bridge/session"))
@@ -630,14 +607,14 @@ func TestOutageQueueOverflowIsCounted(t *testing.T) {
 	}})
 	f.waitLoggedIn()
 	proxy.SetDown(true)
-	ftWaitFor(t, ftWait, "the bridge to see the broker gone", func() bool { return ftMetric(t, f.bridge, "mqtt_connected") == 0 })
+	ftWaitFor(t, ftWait, "the bridge to see the broker gone", func() bool { return metric(t, f.bridge, "mqtt_connected") == 0 })
 	s := &ftSender{f: f}
 	s.send(1000)
 	s.waitRead(t)
-	if d := ftMetric(t, f.bridge, "mqtt_messages_dropped_total"); d < 800 {
+	if d := metric(t, f.bridge, "mqtt_messages_dropped_total"); d < 800 {
 		t.Errorf("mqtt_messages_dropped_total = %v, want at least 800", d)
 	}
-	if q := ftMetric(t, f.bridge, "mqtt_queue_depth"); q != 200 {
+	if q := metric(t, f.bridge, "mqtt_queue_depth"); q != 200 {
 		t.Errorf("mqtt_queue_depth = %v, want the cap of 200", q)
 	}
 	if !strings.Contains(f.logs.String(), "outage queue full") {
@@ -672,22 +649,22 @@ func TestStoreDirKeepsPositionsAcrossBridgeRestart(t *testing.T) {
 	f.bridge = b
 	f.waitLoggedIn()
 	proxy.SetDown(true)
-	ftWaitFor(t, ftWait, "the bridge to see the broker gone", func() bool { return ftMetric(t, b, "mqtt_connected") == 0 })
+	ftWaitFor(t, ftWait, "the bridge to see the broker gone", func() bool { return metric(t, b, "mqtt_connected") == 0 })
 	s := &ftSender{f: f}
 	s.send(3000)
 	s.waitRead(t)
 	stop()
-	if stored := ftMetric(t, b, "mqtt_messages_stored_at_stop_total"); stored < float64(s.n) {
+	if stored := metric(t, b, "mqtt_messages_stored_at_stop_total"); stored < float64(s.n) {
 		t.Errorf("stored at stop = %v, want at least %d", stored, s.n)
 	}
 	// Only the offline state is not stored (the broker's last will says it).
-	if lost := ftMetric(t, b, "mqtt_messages_dropped_total"); lost > 1 {
+	if lost := metric(t, b, "mqtt_messages_dropped_total"); lost > 1 {
 		t.Errorf("mqtt_messages_dropped_total = %v, want at most the offline state", lost)
 	}
 	proxy.SetDown(false)
 	b, _ = ftRun(t, f.opts, time.Second)
 	cnt.WaitCount(30*time.Second, "/position", s.n)
-	if d := ftMetric(t, b, "mqtt_messages_dropped_total"); d != 0 {
+	if d := metric(t, b, "mqtt_messages_dropped_total"); d != 0 {
 		t.Errorf("mqtt_messages_dropped_total after the restart = %v", d)
 	}
 }
@@ -774,7 +751,7 @@ func TestPoisonVehicleIDs(t *testing.T) {
 		`bridge_positions_dropped_total{reason="no_id"}`:   1,
 		`bridge_positions_dropped_total{reason="refused"}`: 1,
 	} {
-		if got := ftMetric(t, f.bridge, series); got != want {
+		if got := metric(t, f.bridge, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
 		}
 	}
@@ -813,7 +790,7 @@ func TestPoisonIDsInInventory(t *testing.T) {
 	if len(got) != 1 || got[0] != "a/b+#1" {
 		t.Errorf("platform received commands for %q, want a/b+#1", got)
 	}
-	if n := ftMetric(t, f.bridge, "mqtt_reconnects_total"); n != 0 {
+	if n := metric(t, f.bridge, "mqtt_reconnects_total"); n != 0 {
 		t.Errorf("mqtt_reconnects_total = %v", n)
 	}
 }

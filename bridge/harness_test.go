@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 )
@@ -206,4 +209,166 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// metrics is one gathering of the bridge's metrics, read from its registry
+// (no text format in between).
+type metrics struct {
+	families map[string]*dto.MetricFamily
+}
+
+// gather gathers the bridge's metrics once. Like a scrape it is no
+// snapshot: the registry collects one metric after another while the
+// bridge goes on counting.
+func gather(t testing.TB, b *bridge.Bridge) metrics {
+	t.Helper()
+	fs, err := b.Gatherer().Gather()
+	if err != nil {
+		t.Fatalf("gather metrics: %v", err)
+	}
+	m := metrics{families: make(map[string]*dto.MetricFamily, len(fs))}
+	for _, f := range fs {
+		m.families[f.GetName()] = f
+	}
+	return m
+}
+
+// metric returns a series of the bridge's metrics now (see metrics.get);
+// 0 when there is none.
+func metric(t testing.TB, b *bridge.Bridge, series string) float64 {
+	t.Helper()
+	v, _ := gather(t, b).get(t, series)
+	return v
+}
+
+// get returns the value of series, written as /metrics writes it: a
+// metric's name with some or all of its labels,
+// `exlive_frames_skipped_total{reason="junk"}`. The values of every series
+// with those labels are summed. A histogram's are named as in /metrics:
+// name_count, name_sum, name_bucket{le="…"}. ok is false when no series
+// matches.
+func (m metrics) get(t testing.TB, series string) (v float64, ok bool) {
+	t.Helper()
+	name, labels := parseSeries(t, series)
+	part := ""
+	f := m.families[name]
+	if f == nil {
+		for _, suffix := range []string{"_count", "_sum", "_bucket"} {
+			if base, cut := strings.CutSuffix(name, suffix); cut && m.families[base].GetType() == dto.MetricType_HISTOGRAM {
+				f, part = m.families[base], suffix
+			}
+		}
+	}
+	le, hasLE := labels["le"]
+	if part == "_bucket" {
+		delete(labels, "le")
+	}
+	for _, s := range f.GetMetric() {
+		if !hasLabels(s, labels) {
+			continue
+		}
+		switch part {
+		case "":
+			v += s.GetCounter().GetValue() + s.GetGauge().GetValue() + s.GetUntyped().GetValue()
+			ok = true
+		case "_count":
+			v += float64(s.GetHistogram().GetSampleCount())
+			ok = true
+		case "_sum":
+			v += s.GetHistogram().GetSampleSum()
+			ok = true
+		case "_bucket":
+			if !hasLE {
+				t.Fatalf("%s: a bucket needs le", series)
+			}
+			if le == "+Inf" {
+				v += float64(s.GetHistogram().GetSampleCount())
+				ok = true
+			}
+			for _, bk := range s.GetHistogram().GetBucket() {
+				if strconv.FormatFloat(bk.GetUpperBound(), 'g', -1, 64) == le {
+					v += float64(bk.GetCumulativeCount())
+					ok = true
+				}
+			}
+		}
+	}
+	return v, ok
+}
+
+// value returns series, failing the test when there is no such series.
+func (m metrics) value(t testing.TB, series string) float64 {
+	t.Helper()
+	v, ok := m.get(t, series)
+	if !ok {
+		name, _, _ := strings.Cut(series, "{")
+		t.Fatalf("the metrics have no %s; they have:\n%s", series, m.grep(name))
+	}
+	return v
+}
+
+// want checks that series is there with the value want.
+func (m metrics) want(t testing.TB, series string, want float64) {
+	t.Helper()
+	if got := m.value(t, series); got != want {
+		t.Errorf("%s = %v, want %v", series, got, want)
+	}
+}
+
+// grep lists the series of the metrics whose name contains name, for
+// failure messages.
+func (m metrics) grep(name string) string {
+	var b strings.Builder
+	for fname, f := range m.families {
+		if !strings.Contains(fname, name) {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			fmt.Fprintf(&b, "%s%v %v\n", fname, s.GetLabel(),
+				s.GetCounter().GetValue()+s.GetGauge().GetValue()+float64(s.GetHistogram().GetSampleCount()))
+		}
+	}
+	return b.String()
+}
+
+func hasLabels(s *dto.Metric, want map[string]string) bool {
+	n := 0
+	for _, l := range s.GetLabel() {
+		if v, ok := want[l.GetName()]; ok {
+			if v != l.GetValue() {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(want)
+}
+
+// parseSeries splits `name{a="x",b="y"}` into its name and labels.
+func parseSeries(t testing.TB, series string) (string, map[string]string) {
+	t.Helper()
+	name, rest, found := strings.Cut(series, "{")
+	labels := map[string]string{}
+	if !found {
+		return name, labels
+	}
+	rest, ok := strings.CutSuffix(rest, "}")
+	for ok && rest != "" {
+		var key, quoted string
+		key, rest, ok = strings.Cut(rest, "=")
+		if !ok {
+			break
+		}
+		quoted, err := strconv.QuotedPrefix(rest)
+		if err != nil {
+			ok = false
+			break
+		}
+		labels[key], _ = strconv.Unquote(quoted)
+		rest = strings.TrimPrefix(rest[len(quoted):], ",")
+	}
+	if !ok {
+		t.Fatalf("series %q: want name{label=\"value\",…}", series)
+	}
+	return name, labels
 }

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path"
@@ -165,32 +164,6 @@ func (f *ctFixture) waitAudit(cmd, id string) []ctAudit {
 		return len(got) > 0
 	})
 	return got
-}
-
-// metric returns the sum of the samples of a metric whose line contains
-// every one of labels (e.g. `reason="bad_field"`).
-func (f *ctFixture) metric(name string, labels ...string) float64 {
-	f.t.Helper()
-	rec := httptest.NewRecorder()
-	f.bridge.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	sum := 0.0
-	for _, line := range strings.Split(rec.Body.String(), "\n") {
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			ok = ok && strings.Contains(line, l)
-		}
-		if !ok {
-			continue
-		}
-		var v float64
-		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
-			sum += v
-		}
-	}
-	return sum
 }
 
 // ctAudit is one audit line of the bridge: what became of a request.

@@ -18,7 +18,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,7 +26,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -410,25 +408,17 @@ func (s *soak) report(first, warm, last sample, samples []sample, drained time.D
 	return nil
 }
 
-// metrics returns the bridge's metrics, each family summed over its series.
+// metrics returns the bridge's metrics, each family summed over its series,
+// read from its registry.
 func (s *soak) metrics() map[string]float64 {
-	rec := httptest.NewRecorder()
-	s.bridge.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	out := make(map[string]float64)
-	sc := bufio.NewScanner(rec.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		series, value, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		name, _, _ := strings.Cut(series, "{")
-		if v, err := strconv.ParseFloat(value, 64); err == nil {
-			out[name] += v
+	families, err := s.bridge.Gatherer().Gather()
+	if err != nil {
+		return out
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			out[f.GetName()] += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
 		}
 	}
 	return out
