@@ -547,7 +547,9 @@ func TestBrokerRestartLosesNoPosition(t *testing.T) {
 			s.send(3000)
 			s.waitRead(t)
 			up := time.Now()
-			m.Start()
+			if err := m.Restart(); err != nil {
+				t.Fatal(err)
+			}
 			ftBrokerUpWithin(t, f, up, 5*time.Second)
 			s.send(1000)
 			cnt.WaitCount(30*time.Second, "/position", s.n)
@@ -583,7 +585,9 @@ func TestBrokerDownAtStart(t *testing.T) {
 	s.send(1000)
 	s.waitRead(t)
 	up := time.Now()
-	m.Start()
+	if err := m.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	ftBrokerUpWithin(t, f, up, 5*time.Second)
 	cnt.WaitCount(30*time.Second, "/position", s.n)
 	late := brokertest.Subscribe(t, m.URL(), f.topic("bridge/#"))

@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -42,6 +41,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
+	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/rs/zerolog"
@@ -113,7 +113,7 @@ type soak struct {
 	o      options
 	out    io.Writer
 	dir    string
-	broker *broker
+	broker *brokertest.Mosquitto
 	sim    *exlivesim.Server
 	bridge *bridge.Bridge
 	sub    *counter
@@ -136,10 +136,14 @@ type sample struct {
 func (s *soak) run(ctx context.Context, bin string) error {
 	o := s.o
 	var err error
-	if s.broker, err = startBroker(bin, s.dir); err != nil {
+	// A private Mosquitto on its own port and directory, saving often, and
+	// logging to the directory the run keeps when it fails.
+	s.broker, err = brokertest.RunMosquitto(bin, s.dir, "persistence true\npersistence_location {{dir}}/\n"+
+		"autosave_interval 10\nlog_dest file {{dir}}/mosquitto.log\nlog_type notice")
+	if err != nil {
 		return err
 	}
-	defer s.broker.stop(syscall.SIGKILL)
+	defer s.broker.Kill()
 
 	s.sim = exlivesim.New(exlivesim.Config{Vehicles: o.vehicles, Rate: o.rate, Sequence: true, Paused: true, Seed: 1})
 	if err := s.sim.Start("127.0.0.1:0"); err != nil {
@@ -148,7 +152,7 @@ func (s *soak) run(ctx context.Context, bin string) error {
 	defer s.sim.Close()
 
 	prefix := fmt.Sprintf("soak-%d", rand.Uint32())
-	if s.sub, err = newCounter(s.broker.url(), topic.Layout{Prefix: prefix}.PositionFilter()); err != nil {
+	if s.sub, err = newCounter(s.broker.URL(), topic.Layout{Prefix: prefix}.PositionFilter()); err != nil {
 		return err
 	}
 	defer s.sub.close()
@@ -162,7 +166,7 @@ func (s *soak) run(ctx context.Context, bin string) error {
 	ex.Addr, ex.User, ex.Pass = s.sim.Addr(), exlivesim.DefaultUser, exlivesim.DefaultPass
 	ex.RetryMax = 5 * time.Second
 	mq := mqtt.Defaults()
-	mq.URL, mq.ClientID, mq.TopicPrefix = s.broker.url(), "exlive-soak-bridge", prefix
+	mq.URL, mq.ClientID, mq.TopicPrefix = s.broker.URL(), "exlive-soak-bridge", prefix
 	if err := ex.Validate(); err != nil {
 		return err
 	}
@@ -267,18 +271,18 @@ func (s *soak) signalName() string {
 // restartBroker stops the broker, keeps it down a while, starts it again
 // and notes how long the bridge took to come back.
 func (s *soak) restartBroker(ctx context.Context) error {
-	sig := syscall.SIGTERM
 	if s.o.kill {
-		sig = syscall.SIGKILL
+		s.broker.Kill()
+	} else {
+		s.broker.Stop()
 	}
-	s.broker.stop(sig)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(s.o.brokerDown):
 	}
 	up := time.Now()
-	if err := s.broker.start(); err != nil {
+	if err := s.broker.Restart(); err != nil {
 		return err
 	}
 	s.restarts++
@@ -454,59 +458,6 @@ func rssKiB() int64 {
 		}
 	}
 	return 0
-}
-
-// broker is a private Mosquitto on its own port and directory.
-type broker struct {
-	bin, dir, conf string
-	port           int
-	cmd            *exec.Cmd
-}
-
-func startBroker(bin, dir string) (*broker, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n"+
-		"autosave_interval 10\nmax_queued_messages 0\nlog_dest file %s/mosquitto.log\nlog_type error\nlog_type warning\nlog_type notice\n",
-		port, dir, dir)
-	if os.Geteuid() == 0 {
-		conf += "user root\n" // else Mosquitto drops to a user that cannot write dir
-	}
-	b := &broker{bin: bin, dir: dir, conf: filepath.Join(dir, "mosquitto.conf"), port: port}
-	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
-		return nil, err
-	}
-	return b, b.start()
-}
-
-func (b *broker) url() string { return fmt.Sprintf("tcp://127.0.0.1:%d", b.port) }
-
-func (b *broker) start() error {
-	b.cmd = exec.Command(b.bin, "-c", b.conf)
-	if err := b.cmd.Start(); err != nil {
-		return fmt.Errorf("mosquitto: %w", err)
-	}
-	for range 200 {
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", b.port), 100*time.Millisecond); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return fmt.Errorf("mosquitto did not listen on %d (see %s/mosquitto.log)", b.port, b.dir)
-}
-
-func (b *broker) stop(sig syscall.Signal) {
-	if b.cmd == nil {
-		return
-	}
-	b.cmd.Process.Signal(sig)
-	b.cmd.Wait()
-	b.cmd = nil
 }
 
 // counter is a subscriber with a persistent session (its messages wait for
