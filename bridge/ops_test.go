@@ -20,14 +20,12 @@ import (
 	"github.com/prometheus/common/expfmt"
 )
 
-const opsWait = 10 * time.Second
-
 // opsWaitReady polls Ready, which /readyz answers with, until it reports
 // ready with a reason that cond accepts, and returns that reason. Readiness
 // has no event to wait on from outside; polling it is what a probe does.
 func opsWaitReady(t *testing.T, b *bridge.Bridge, ready bool, what string, cond func(reason string) bool) string {
 	t.Helper()
-	deadline := time.Now().Add(opsWait)
+	deadline := time.Now().Add(testWait)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -36,7 +34,7 @@ func opsWaitReady(t *testing.T, b *bridge.Bridge, ready bool, what string, cond 
 			return reason
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Ready: waited %v for %v (%s); last answer %v %q", opsWait, ready, what, ok, reason)
+			t.Fatalf("Ready: waited %v for %v (%s); last answer %v %q", testWait, ready, what, ok, reason)
 		}
 		<-tick.C
 	}
@@ -124,7 +122,7 @@ func TestMetricsCountWhatTheBridgeDoes(t *testing.T) {
 	// No positions of its own: the test sends exactly the ones it counts.
 	f := newFixture(t, target, setup{sim: exlivesim.Config{Vehicles: 3, Rate: 0}})
 	f.waitLoggedIn()
-	f.sub.WaitTopic(opsWait, f.topic("bridge/vehicles"))
+	f.sub.WaitTopic(testWait, f.topic("bridge/vehicles"))
 
 	m := gather(t, f.bridge)
 	m.want(t, `exlive_session_state{state="logged_in"}`, 1)
@@ -149,7 +147,7 @@ func TestMetricsCountWhatTheBridgeDoes(t *testing.T) {
 	if age := m.value(t, `exlive_newest_position_age_seconds`); age < 0 || age > 60 {
 		t.Errorf("exlive_newest_position_age_seconds = %v, want a few seconds at most", age)
 	}
-	f.sub.Wait(opsWait, "the positions on MQTT", func(ms []brokertest.Msg) bool {
+	f.sub.Wait(testWait, "the positions on MQTT", func(ms []brokertest.Msg) bool {
 		got := 0
 		for _, msg := range ms {
 			if strings.HasSuffix(msg.Topic, "/position") {
@@ -182,7 +180,7 @@ func TestMetricsCountWhatTheBridgeDoes(t *testing.T) {
 	m.want(t, `bridge_requests_total{cmd="1004",outcome="refused"}`, 1)
 	// Latency is observed for answered requests only.
 	m.want(t, `bridge_request_duration_seconds_count{cmd="1004"}`, 2)
-	if sum := m.value(t, `bridge_request_duration_seconds_sum{cmd="1004"}`); sum <= 0 || sum > 2*opsWait.Seconds() {
+	if sum := m.value(t, `bridge_request_duration_seconds_sum{cmd="1004"}`); sum <= 0 || sum > 2*testWait.Seconds() {
 		t.Errorf("bridge_request_duration_seconds_sum = %v", sum)
 	}
 	m.want(t, `bridge_request_duration_seconds_bucket{cmd="1004",le="+Inf"}`, 2)
@@ -236,7 +234,7 @@ func opsWaitMetric(t *testing.T, b *bridge.Bridge, series string, want float64) 
 
 func opsWaitMetricFunc(t *testing.T, b *bridge.Bridge, series, what string, cond func(float64) bool) metrics {
 	t.Helper()
-	deadline := time.Now().Add(opsWait)
+	deadline := time.Now().Add(testWait)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -246,7 +244,7 @@ func opsWaitMetricFunc(t *testing.T, b *bridge.Bridge, series, what string, cond
 		}
 		if time.Now().After(deadline) {
 			name, _, _ := strings.Cut(series, "{")
-			t.Fatalf("waited %v for %s %s; last gathered:\n%s", opsWait, series, what, m.grep(name))
+			t.Fatalf("waited %v for %s %s; last gathered:\n%s", testWait, series, what, m.grep(name))
 		}
 		<-tick.C
 	}
