@@ -14,6 +14,8 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/rs/zerolog"
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
@@ -50,10 +52,10 @@ func benchFleet(b *testing.B, n int) []exlive.Position {
 		ps[i] = exlive.Position{
 			ID: "V" + strconv.Itoa(i+1), Code: "沪A" + strconv.Itoa(10000+i),
 			Lat: 31.230416 + float64(i)*1e-4, Lng: 121.473701 - float64(i)*1e-4,
-			Speed: exlive.Some(42.5), Direction: exlive.Some(270.0),
-			Time:  exlive.Some(time.Date(2011, 11, 1, 12, 38, 39, 0, loc)),
-			Valid: exlive.Some(true), Alarm: exlive.Some(false),
-			Fuel: exlive.Some(35.2), Mileage: exlive.Some(123456.7),
+			Speed: opt.Some(42.5), Direction: opt.Some(270.0),
+			Time:  opt.Some(time.Date(2011, 11, 1, 12, 38, 39, 0, loc)),
+			Valid: opt.Some(true), Alarm: opt.Some(false),
+			Fuel: opt.Some(35.2), Mileage: opt.Some(123456.7),
 			WState: "1700000000123456789", CState: "ACC开",
 			PosInfo: "上海市黄浦区人民大道",
 		}
@@ -64,11 +66,11 @@ func benchFleet(b *testing.B, n int) []exlive.Position {
 // benchBridge is a Bridge whose MQTT client is never started: Publish
 // queues, and the queue drops its oldest message once full, so position()
 // is measured up to the client's queue and nothing else runs.
-func benchBridge(b *testing.B, url string) *Bridge {
+func benchBridge(b testing.TB, url string) *Bridge {
 	b.Helper()
 	ex := exlive.Defaults()
 	ex.Addr, ex.User, ex.Pass = "127.0.0.1:1", "u", "p"
-	if err := ex.Validate(nil); err != nil {
+	if err := ex.Validate(); err != nil {
 		b.Fatal(err)
 	}
 	mq := mqtt.Defaults()
@@ -76,7 +78,7 @@ func benchBridge(b *testing.B, url string) *Bridge {
 	mq.ClientID = brokertest.ClientID(b)
 	mq.TopicPrefix = brokertest.Prefix(b)
 	mq.QueueLimit = 4096
-	if err := mq.Validate(nil, nil); err != nil {
+	if err := mq.Validate(nil); err != nil {
 		b.Fatal(err)
 	}
 	br, err := New(Options{Bridge: Defaults(), Exlive: ex, MQTT: mq, Log: zerolog.Nop(), Version: "bench",
@@ -97,13 +99,13 @@ func BenchmarkPosition(b *testing.B) {
 			br := benchBridge(b, "tcp://127.0.0.1:1")
 			ps := benchFleet(b, vehicles)
 			for i := range ps {
-				br.position(&ps[i]) // registered; measure the steady state
+				br.feed.position(&ps[i]) // registered; measure the steady state
 			}
 			b.ReportAllocs()
 			i := 0
 			defer cpuPerOp(b)()
 			for b.Loop() {
-				br.position(&ps[i])
+				br.feed.position(&ps[i])
 				if i++; i == len(ps) {
 					i = 0
 				}
@@ -145,13 +147,13 @@ func BenchmarkVehicle(b *testing.B) {
 	br := benchBridge(b, "tcp://127.0.0.1:1")
 	ps := benchFleet(b, 1000)
 	for i := range ps {
-		br.vehicle(ps[i].ID, ps[i].Code)
+		br.feed.vehicle(ps[i].ID, ps[i].Code)
 	}
 	b.ReportAllocs()
 	i := 0
 	defer cpuPerOp(b)()
 	for b.Loop() {
-		br.vehicle(ps[i].ID, ps[i].Code)
+		br.feed.vehicle(ps[i].ID, ps[i].Code)
 		if i++; i == len(ps) {
 			i = 0
 		}
@@ -161,7 +163,7 @@ func BenchmarkVehicle(b *testing.B) {
 // BenchmarkNewVehicleTopic is what the first position of a vehicle costs
 // on top: its topic level and topics, and its registry entry.
 func BenchmarkNewVehicleTopic(b *testing.B) {
-	r := newRegistry("exlive", 1<<30)
+	r := newRegistry(topic.Layout{Prefix: "exlive"}, 1<<30)
 	ids := make([]string, 1<<16)
 	for i := range ids {
 		ids[i] = "V" + strconv.Itoa(i)
@@ -172,7 +174,7 @@ func BenchmarkNewVehicleTopic(b *testing.B) {
 	for b.Loop() {
 		if i == len(ids) {
 			b.StopTimer()
-			r, i = newRegistry("exlive", 1<<30), 0
+			r, i = newRegistry(topic.Layout{Prefix: "exlive"}, 1<<30), 0
 			b.StartTimer()
 		}
 		r.get(ids[i])
@@ -219,7 +221,7 @@ func BenchmarkPlatformToQueue(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				br.HandleMessage(m)
+				br.feed.message(m)
 			}
 		})
 	}
@@ -257,7 +259,7 @@ func BenchmarkDecodeToQueue(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				br.HandleMessage(m)
+				br.feed.message(m)
 				if i++; i == len(frames) {
 					i = 0
 				}
@@ -288,21 +290,22 @@ func BenchmarkPositionBroker(b *testing.B) {
 		for _, qos := range []byte{0, 1} {
 			b.Run(target.Name+"/qos"+strconv.Itoa(int(qos)), func(b *testing.B) {
 				br := benchBridge(b, target.URL)
-				br.opts.MQTT.Retain = false // nothing left behind on a shared broker
-				br.mq = newStartedClient(b, target.URL, qos)
+				br.feed.retain = false // nothing left behind on a shared broker
+				mq := newStartedClient(b, target.URL, qos)
+				br.feed.pub.mq = mq
 				ps := benchFleet(b, 1000)
 				b.ReportAllocs()
 				i := 0
 				defer cpuPerOp(b)()
 				for b.Loop() {
-					br.position(&ps[i])
+					br.feed.position(&ps[i])
 					if i++; i == len(ps) {
 						i = 0
 					}
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				if lost := br.mq.Stop(ctx); lost > 0 {
+				if lost := mq.Stop(ctx); lost > 0 {
 					b.Fatalf("%d messages not delivered", lost)
 				}
 			})
@@ -318,11 +321,12 @@ func newStartedClient(b *testing.B, url string, qos byte) *mqtt.Client {
 	cfg.ClientID = brokertest.ClientID(b)
 	cfg.TopicPrefix = brokertest.Prefix(b)
 	cfg.QoS = qos
-	if err := cfg.Validate(nil, nil); err != nil {
+	if err := cfg.Validate(nil); err != nil {
 		b.Fatal(err)
 	}
 	up := make(chan struct{}, 1)
-	c, err := mqtt.New(cfg, zerolog.Nop(), func(l mqtt.Link) {
+	state := mqtt.State{Topic: topic.Layout{Prefix: cfg.TopicPrefix}.State(), Online: topic.Online, Offline: topic.Offline}
+	c, err := mqtt.New(cfg, state, zerolog.Nop(), func(l mqtt.Link) {
 		if l.Connected {
 			select {
 			case up <- struct{}{}:

@@ -2,23 +2,19 @@
 // (package mqtt), which know nothing of each other: it publishes what the
 // platform says on per-vehicle topics, carries requests published on /set
 // topics to the platform, and answers each one on its /result topic. It also
-// serves the status the HTTP page shows and the Prometheus metrics.
+// tells its state and its Prometheus metrics, which the program serves.
 package bridge
 
 import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/exlive2mqtt/exlive2mqtt/datum"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
-	"github.com/exlive2mqtt/exlive2mqtt/internal/ratelimit"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/rs/zerolog"
 )
 
@@ -41,71 +37,87 @@ type Options struct {
 	HassDelay func() time.Duration
 }
 
-// Bridge moves data between one EXLIVE session and one MQTT broker.
+// Bridge moves data between one EXLIVE session and one MQTT broker. It owns
+// the two links and wires the three parts a reader looks for, each in its
+// own file:
+//   - feed (platform.go): what the platform says, published on MQTT:
+//     positions, the inventory, the session state, messages;
+//   - requests (requests.go): what arrives on the /set topics, carried to
+//     the platform and answered on /result;
+//   - announcer (announce.go): Home Assistant discovery and OwnTracks
+//     cards, which announce the vehicles to other programs.
+//
+// They share the vehicle registry (vehicles.go) and the metrics
+// (metrics.go).
 type Bridge struct {
 	opts    Options
 	log     zerolog.Logger
-	audit   zerolog.Logger
-	prefix  string
-	datum   datum.Datum
+	topics  topic.Layout
 	session *exlive.Session
 	mq      *mqtt.Client
 	reg     *registry
 	metrics *metrics
 
-	requests chan *request
-	seen     *dedupe
-	// settled is closed once the first inventory is in, or the first
-	// session attempt has failed: requests wait for it (see serveRequests).
-	settled    chan struct{}
-	settleOnce sync.Once
-
-	mu    sync.Mutex
-	state exlive.State
-
-	skipLog, fullLog ratelimit.Every
-
-	// hassMu orders the sending and removal of discovery configs.
-	hassMu sync.Mutex
-
-	hassRefresh chan struct{}
-	scratch     []byte // position payloads are built here; only the session's read loop uses it
-	stopping    atomic.Bool
+	feed     *feed
+	requests *requests
+	announce *announcer
 }
 
 // New builds a Bridge from settings that have passed Validate. It connects
 // nowhere until Run.
 func New(o Options) (*Bridge, error) {
 	b := &Bridge{
-		opts:        o,
-		log:         o.Log.With().Str("component", "bridge").Logger(),
-		audit:       o.Log.With().Str("component", "audit").Logger(),
-		prefix:      o.MQTT.TopicPrefix,
-		datum:       o.Exlive.Datum,
-		requests:    make(chan *request, o.Bridge.RequestQueue),
-		seen:        newDedupe(4096, requestDedupeWindow),
-		settled:     make(chan struct{}),
-		hassRefresh: make(chan struct{}, 1),
-		state:       exlive.State{State: exlive.StateDisconnected, Since: time.Now()},
+		opts: o,
+		log:  o.Log.With().Str("component", "bridge").Logger(),
+		topics: topic.Layout{
+			Prefix:          o.MQTT.TopicPrefix,
+			DiscoveryPrefix: o.Hass.Prefix,
+			OwnTracksUser:   o.OwnTracks.User,
+		},
 	}
-	b.reg = newRegistry(b.prefix, o.Bridge.MaxVehicles)
-	mq, err := mqtt.New(o.MQTT, o.Log.With().Str("component", "mqtt").Logger(), b.onLink)
+	b.reg = newRegistry(b.topics, o.Bridge.MaxVehicles)
+	state := mqtt.State{Topic: b.topics.State(), Online: topic.Online, Offline: topic.Offline}
+	mq, err := mqtt.New(o.MQTT, state, o.Log.With().Str("component", "mqtt").Logger(), b.onLink)
 	if err != nil {
 		return nil, err
 	}
 	b.mq = mq
-	b.session = exlive.New(o.Exlive, b, o.Log.With().Str("component", "exlive").Logger())
+	// The gauges read the session and the request queue when scraped,
+	// once both exist.
+	b.metrics = newMetrics(o.Version, mq, o.MQTT.QueueLimit, func() int { return b.session.Pending() }, func() int { return b.requests.queued() })
+	pub := publisher{mq: mq, log: b.log}
+	b.announce = &announcer{
+		log: b.log, pub: pub, topics: b.topics, reg: b.reg,
+		hass: o.Hass.Discovery, version: o.Version, delay: o.HassDelay,
+		ownTracks: o.OwnTracks.Enable,
+		refresh:   make(chan struct{}, 1),
+	}
+	b.feed = &feed{
+		log: b.log, pub: pub, topics: b.topics, reg: b.reg, metrics: b.metrics, announce: b.announce,
+		datum: o.Exlive.Datum, retain: o.MQTT.Retain, ownTracks: o.OwnTracks, maxVehicles: o.Bridge.MaxVehicles,
+		state: exlive.State{State: exlive.StateDisconnected, Since: time.Now()},
+	}
+	b.session = exlive.New(o.Exlive, b.feed.handler(), o.Log.With().Str("component", "exlive").Logger())
 	if o.Dial != nil {
 		b.session.SetDialer(o.Dial)
 	}
-	b.metrics = newMetrics(o.Version, mq, o.MQTT.QueueLimit, b.session.Pending, func() int { return len(b.requests) })
-	b.subscribe()
+	b.requests = &requests{
+		log: b.log, audit: o.Log.With().Str("component", "audit").Logger(), pub: pub,
+		topics: b.topics, reg: b.reg, metrics: b.metrics, session: b.session,
+		datum: o.Exlive.Datum, zone: o.Exlive.Timezone.Location,
+		maxRequest: o.Bridge.MaxRequest, readOnly: o.Bridge.ReadOnly,
+		queue:   make(chan *request, o.Bridge.RequestQueue),
+		seen:    newDedupe(4096, requestDedupeWindow),
+		settled: make(chan struct{}),
+	}
+	// Requests wait for the first inventory, or for the first session
+	// attempt to fail (see requests.serve).
+	b.feed.settle = b.requests.settle
+	if o.Hass.Discovery {
+		mq.Subscribe(b.topics.DiscoveryStatus(), b.announce.onHassStatus)
+	}
+	b.requests.subscribe(mq)
 	return b, nil
-}
-
-// Metrics returns the handler of /metrics.
-func (b *Bridge) Metrics() http.Handler {
-	return promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{})
 }
 
 // Run runs the bridge until ctx is done, then shuts down in order: the
@@ -122,17 +134,17 @@ func (b *Bridge) Run(ctx context.Context, stopTimeout time.Duration) error {
 	}()
 	go func() {
 		defer wg.Done()
-		b.serveRequests(ctx)
+		b.requests.serve(ctx)
 	}()
 	if b.opts.Hass.Discovery {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b.hassLoop(ctx)
+			b.announce.loop(ctx)
 		}()
 	}
 	<-ctx.Done()
-	b.stopping.Store(true)
+	b.feed.stopping.Store(true)
 	deadline := time.Now().Add(stopTimeout)
 	stopped := make(chan struct{})
 	go func() {
@@ -159,24 +171,26 @@ func (b *Bridge) onLink(l mqtt.Link) {
 	}
 	// The broker may have restarted without its retained messages: state
 	// them again.
-	b.publishSession(b.State())
+	b.feed.publishSession(b.State())
 	if b.opts.Hass.Discovery {
-		b.requestHassRefresh()
+		b.announce.requestRefresh()
 	}
 }
 
 // State returns the session's latest state.
-func (b *Bridge) State() exlive.State {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.state
+func (b *Bridge) State() exlive.State { return b.feed.current() }
+
+// publisher hands messages to the MQTT client, logging what it refuses.
+// Every part of the bridge publishes through one.
+type publisher struct {
+	mq  *mqtt.Client
+	log zerolog.Logger
 }
 
-// publish hands a message to the MQTT client, logging what it refuses.
-func (b *Bridge) publish(topic string, payload []byte, retain bool) bool {
-	if err := b.mq.Publish(topic, payload, retain); err != nil {
+func (p publisher) publish(topic string, payload []byte, retain bool) bool {
+	if err := p.mq.Publish(topic, payload, retain); err != nil {
 		if !errors.Is(err, mqtt.ErrClosed) {
-			b.log.Warn().Err(err).Msg("not published")
+			p.log.Warn().Err(err).Msg("not published")
 		}
 		return false
 	}

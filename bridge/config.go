@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 // Config holds the bridge's own settings. The env tags are read by
@@ -76,7 +76,7 @@ func (c *HassConfig) Validate() error {
 // variable's name without the OWNTRACKS_ prefix.
 func (c *OwnTracksConfig) Validate() error {
 	var errs []error
-	if c.User == "" || mqtt.Level(c.User) != c.User {
+	if c.User == "" || (topic.Layout{}).Level(c.User) != c.User {
 		errs = append(errs, fmt.Errorf("USER=%q: must be one topic level without / + #", c.User))
 	}
 	if c.Acc < 0 || c.Acc > 100_000 {
@@ -84,7 +84,3 @@ func (c *OwnTracksConfig) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// requestDedupeWindow is how long a request_id is remembered, so a request
-// the broker delivers twice (QoS 1 is at least once) is carried out once.
-const requestDedupeWindow = 10 * time.Minute

@@ -17,7 +17,7 @@ import (
 
 func TestPositionsSessionAndInventory(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{sim: exlivesim.Config{Vehicles: 3, Rate: 30}})
+		f := newFixture(t, target, setup{sim: exlivesim.Config{Vehicles: 3, Rate: 30}})
 		f.waitLoggedIn()
 		pos := f.sub.WaitTopic(10*time.Second, f.topic("vehicles/V1/position"))
 		p := decode(t, pos.Payload)
@@ -53,7 +53,7 @@ func TestPositionsSessionAndInventory(t *testing.T) {
 
 func TestCommandAnsweredOnResult(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{})
+		f := newFixture(t, target, setup{})
 		f.waitLoggedIn()
 		f.sub.WaitTopic(10*time.Second, f.topic("bridge/vehicles"))
 		r := f.request("vehicles/V1/command", `{"data":"STOP","request_id":"r1"}`)
@@ -83,7 +83,7 @@ func TestCommandAnsweredOnResult(t *testing.T) {
 
 func TestRequestWhileOfflineIsRefusedAndNeverSent(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{})
+		f := newFixture(t, target, setup{})
 		f.waitLoggedIn()
 		f.sub.WaitTopic(10*time.Second, f.topic("bridge/vehicles"))
 		f.sim.Close() // the platform goes away for good
@@ -106,28 +106,19 @@ func TestRequestWhileOfflineIsRefusedAndNeverSent(t *testing.T) {
 func ctSessions(t *testing.T, ms []brokertest.Msg, topic string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	for _, m := range ctAfter(ms, 0, topic) {
+	for _, m := range after(ms, 0, topic) {
 		out = append(out, decode(t, m.Payload))
 	}
 	return out
 }
 
 // ctWaitSession waits for a session payload in state among those received
-// after the first from, and returns it and its index.
-func ctWaitSession(t *testing.T, f *ctFixture, from int, state string) (map[string]any, int) {
+// after the first from (see fixture.waitSession), and returns it decoded
+// and its index.
+func ctWaitSession(t *testing.T, f *fixture, from int, state string) (map[string]any, int) {
 	t.Helper()
-	topic := f.topic("bridge/session")
-	idx := -1
-	f.sub.Wait(ctWait, "session "+state, func(ms []brokertest.Msg) bool {
-		for i := from; i < len(ms); i++ {
-			if ms[i].Topic == topic && strings.Contains(ms[i].Payload, `"state":"`+state+`"`) {
-				idx = i
-				return true
-			}
-		}
-		return false
-	})
-	return decode(t, f.sub.Messages()[idx].Payload), idx
+	p, i := f.waitSession(from, `"state":"`+state+`"`)
+	return decode(t, p), i
 }
 
 // ctCheckSession checks the shape of a session payload: a known state, an
@@ -139,7 +130,7 @@ func ctCheckSession(t *testing.T, s map[string]any, wantErr bool) {
 	default:
 		t.Errorf("session state %v is not one of docs/topics.md's", s["state"])
 	}
-	since, err := time.Parse(time.RFC3339, ctStr(s["since"]))
+	since, err := time.Parse(time.RFC3339, str(s["since"]))
 	if err != nil {
 		t.Errorf("session since %v: %v", s["since"], err)
 	} else if since.After(time.Now().Add(time.Second)) || time.Since(since) > time.Minute {
@@ -152,7 +143,7 @@ func ctCheckSession(t *testing.T, s map[string]any, wantErr bool) {
 			t.Errorf("session payload has unexpected member %q: %v", k, s)
 		}
 	}
-	if e, has := s["error"]; has != wantErr || (has && ctStr(e) == "") {
+	if e, has := s["error"]; has != wantErr || (has && str(e) == "") {
 		t.Errorf("session %v: error present = %v, want %v", s, has, wantErr)
 	}
 }
@@ -164,10 +155,10 @@ func TestContractBridgeStateAndLastWill(t *testing.T) {
 			t.Fatal(err)
 		}
 		proxy := brokertest.NewProxy(t, u.Host)
-		f := newCT(t, target, setup{edit: func(o *bridge.Options) { o.MQTT.URL = proxy.URL() }})
+		f := newFixture(t, target, setup{edit: func(o *bridge.Options) { o.MQTT.URL = proxy.URL() }})
 		state := f.topic("bridge/state")
-		i := ctWaitPayload(t, f.sub, 0, state, "online")
-		if m := ctRetained(t, target.URL, state)[state]; m.Payload != "online" {
+		i := waitPayload(t, f.sub, 0, state, "online")
+		if m := retained(t, target.URL, state)[state]; m.Payload != "online" {
 			t.Errorf("retained state = %q, want online", m.Payload)
 		}
 		f.waitLoggedIn()
@@ -175,26 +166,26 @@ func TestContractBridgeStateAndLastWill(t *testing.T) {
 		// The link is cut without a goodbye: the broker publishes the
 		// bridge's last will.
 		proxy.SetDown(true)
-		i = ctWaitPayload(t, f.sub, i+1, state, "offline")
-		if m := ctRetained(t, target.URL, state)[state]; m.Payload != "offline" {
+		i = waitPayload(t, f.sub, i+1, state, "offline")
+		if m := retained(t, target.URL, state)[state]; m.Payload != "offline" {
 			t.Errorf("retained state after the link was cut = %q, want offline", m.Payload)
 		}
 
 		// Back again: online, and the session state is stated anew (the
 		// broker may have lost what it retained).
 		proxy.SetDown(false)
-		i = ctWaitPayload(t, f.sub, i+1, state, "online")
+		i = waitPayload(t, f.sub, i+1, state, "online")
 		if s, _ := ctWaitSession(t, f, i+1, "logged_in"); s == nil {
 			t.Fatal("session not stated again after reconnecting")
 		}
 
 		// A clean stop says offline itself.
 		f.stop()
-		j := ctWaitPayload(t, f.sub, i+1, state, "offline")
-		if after := ctAfter(f.sub.Messages(), j+1, state); len(after) != 0 {
+		j := waitPayload(t, f.sub, i+1, state, "offline")
+		if after := after(f.sub.Messages(), j+1, state); len(after) != 0 {
 			t.Errorf("state after the clean stop's offline: %v", after)
 		}
-		if m := ctRetained(t, target.URL, state)[state]; m.Payload != "offline" {
+		if m := retained(t, target.URL, state)[state]; m.Payload != "offline" {
 			t.Errorf("retained state after stop = %q, want offline", m.Payload)
 		}
 	})
@@ -202,18 +193,18 @@ func TestContractBridgeStateAndLastWill(t *testing.T) {
 
 func TestContractSessionStates(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{})
+		f := newFixture(t, target, setup{})
 		topic := f.topic("bridge/session")
 		_, i := ctWaitSession(t, f, 0, "logged_in")
 		var seq []string
 		for _, s := range ctSessions(t, f.sub.Messages()[:i+1], topic) {
-			seq = append(seq, ctStr(s["state"]))
+			seq = append(seq, str(s["state"]))
 			ctCheckSession(t, s, false)
 		}
 		if k := slices.Index(seq, "connecting"); k < 0 || seq[len(seq)-1] != "logged_in" || k > slices.Index(seq, "logged_in") {
 			t.Errorf("session states %v: want connecting, then logged_in", seq)
 		}
-		if m := ctRetained(t, target.URL, topic)[topic]; !strings.Contains(m.Payload, `"state":"logged_in"`) {
+		if m := retained(t, target.URL, topic)[topic]; !strings.Contains(m.Payload, `"state":"logged_in"`) {
 			t.Errorf("retained session = %q", m.Payload)
 		}
 
@@ -231,7 +222,7 @@ func TestContractSessionStates(t *testing.T) {
 		f.stop()
 		s, _ = ctWaitSession(t, f, j+1, "disconnected")
 		ctCheckSession(t, s, false)
-		if m := ctRetained(t, target.URL, topic)[topic]; m.Payload == "" || !strings.Contains(m.Payload, `"state":"disconnected"`) {
+		if m := retained(t, target.URL, topic)[topic]; m.Payload == "" || !strings.Contains(m.Payload, `"state":"disconnected"`) {
 			t.Errorf("retained session after stop = %q", m.Payload)
 		}
 	})
@@ -239,22 +230,22 @@ func TestContractSessionStates(t *testing.T) {
 
 func TestContractSessionLoginFailed(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{edit: func(o *bridge.Options) { o.Exlive.Pass = "not-the-password" }})
+		f := newFixture(t, target, setup{edit: func(o *bridge.Options) { o.Exlive.Pass = "not-the-password" }})
 		topic := f.topic("bridge/session")
 		s, i := ctWaitSession(t, f, 0, "login_failed")
 		ctCheckSession(t, s, true)
-		if !strings.Contains(ctStr(s["error"]), exlivesim.LoginRefused) {
+		if !strings.Contains(str(s["error"]), exlivesim.LoginRefused) {
 			t.Errorf("login_failed error = %v, want the platform's %q", s["error"], exlivesim.LoginRefused)
 		}
 		var seq []string
 		for _, s := range ctSessions(t, f.sub.Messages()[:i+1], topic) {
-			seq = append(seq, ctStr(s["state"]))
+			seq = append(seq, str(s["state"]))
 		}
 		if slices.Contains(seq, "logged_in") || !slices.Contains(seq, "connecting") {
 			t.Errorf("session states %v", seq)
 		}
 		// Retrying after the wait: login_failed, or connecting again.
-		if m := ctRetained(t, target.URL, topic)[topic]; !strings.Contains(m.Payload, `"state":"login_failed"`) && !strings.Contains(m.Payload, `"state":"connecting"`) {
+		if m := retained(t, target.URL, topic)[topic]; !strings.Contains(m.Payload, `"state":"login_failed"`) && !strings.Contains(m.Payload, `"state":"connecting"`) {
 			t.Errorf("retained session = %q", m.Payload)
 		}
 		if _, refused := f.sim.Logins(); refused < 1 {
@@ -265,7 +256,7 @@ func TestContractSessionLoginFailed(t *testing.T) {
 
 func TestContractInventory(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{sim: exlivesim.Config{Vehicles: 5, Groups: 2}})
+		f := newFixture(t, target, setup{sim: exlivesim.Config{Vehicles: 5, Groups: 2}})
 		f.ready()
 		groups, vehicles := f.sim.Fleet()
 		var wantG, wantV []map[string]string
@@ -281,7 +272,7 @@ func TestContractInventory(t *testing.T) {
 			topic string
 			want  []map[string]string
 		}{{f.topic("bridge/groups"), wantG}, {f.topic("bridge/vehicles"), wantV}} {
-			m := f.sub.WaitTopic(ctWait, c.topic)
+			m := f.sub.WaitTopic(testWait, c.topic)
 			var got []map[string]string
 			if err := json.Unmarshal([]byte(m.Payload), &got); err != nil {
 				t.Fatalf("%s: %q is not an array of objects of strings: %v", c.topic, m.Payload, err)
@@ -289,7 +280,7 @@ func TestContractInventory(t *testing.T) {
 			if !reflect.DeepEqual(got, c.want) {
 				t.Errorf("%s = %v, want %v", c.topic, got, c.want)
 			}
-			if r := ctRetained(t, target.URL, c.topic)[c.topic]; r.Payload != m.Payload {
+			if r := retained(t, target.URL, c.topic)[c.topic]; r.Payload != m.Payload {
 				t.Errorf("%s retained %q, want %q", c.topic, r.Payload, m.Payload)
 			}
 		}
@@ -301,18 +292,18 @@ func TestContractInventory(t *testing.T) {
 // them the broker retains.
 func TestContractPlatformTraffic(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{})
+		f := newFixture(t, target, setup{})
 		f.ready()
 
 		// 1003 from the platform.
 		before := time.Now().Truncate(time.Second)
 		text := "调度通知：\"请回电\"\n第二行"
 		f.sim.Send(&exlive.TextMessage{Msg: text})
-		m := decode(t, f.sub.WaitTopic(ctWait, f.topic("bridge/message")).Payload)
+		m := decode(t, f.sub.WaitTopic(testWait, f.topic("bridge/message")).Payload)
 		if len(m) != 2 || m["msg"] != text {
 			t.Errorf("message = %v, want msg %q and time", m, text)
 		}
-		if tm, err := time.Parse(time.RFC3339, ctStr(m["time"])); err != nil || tm.Before(before) || tm.After(time.Now()) {
+		if tm, err := time.Parse(time.RFC3339, str(m["time"])); err != nil || tm.Before(before) || tm.After(time.Now()) {
 			t.Errorf("message time %v: %v", m["time"], err)
 		}
 
@@ -320,15 +311,15 @@ func TestContractPlatformTraffic(t *testing.T) {
 		if r := f.ask("vehicles/V1/passthrough", "pt1", `{"data":"7E0102","request_id":"pt1"}`); r["ok"] != true {
 			t.Errorf("passthrough result = %v", r)
 		}
-		pt := decode(t, f.sub.WaitTopic(ctWait, f.topic("vehicles/V1/passthrough")).Payload)
+		pt := decode(t, f.sub.WaitTopic(testWait, f.topic("vehicles/V1/passthrough")).Payload)
 		if len(pt) != 4 || pt["terminalid"] != "V1" || pt["code"] != "沪A10000" || pt["data"] != "ACK 7E0102" {
 			t.Errorf("passthrough reply = %v", pt)
 		}
-		if _, err := time.Parse(time.RFC3339, ctStr(pt["time"])); err != nil {
+		if _, err := time.Parse(time.RFC3339, str(pt["time"])); err != nil {
 			t.Errorf("passthrough time: %v", err)
 		}
 		f.sim.Send(&exlive.PassthroughReply{TerminalID: "V2", Code: "沪A10001", Data: "HELLO"})
-		pt = decode(t, f.sub.WaitTopic(ctWait, f.topic("vehicles/V2/passthrough")).Payload)
+		pt = decode(t, f.sub.WaitTopic(testWait, f.topic("vehicles/V2/passthrough")).Payload)
 		if pt["terminalid"] != "V2" || pt["data"] != "HELLO" {
 			t.Errorf("unsolicited passthrough reply = %v", pt)
 		}
@@ -336,7 +327,7 @@ func TestContractPlatformTraffic(t *testing.T) {
 		// A position as the spec writes it becomes the example of
 		// docs/topics.md, typed; gpstime is read in Asia/Shanghai. Empty
 		// fields, wstate among them, are left out.
-		f.sim.SendRaw(ctRawPosition(map[string]string{
+		f.sim.SendRaw(rawPosition(map[string]string{
 			"code": "沪A12345", "id": "V1", "lat": "31.230416", "lng": "121.473701", "veo": "42.5", "dir": "180",
 			"gpstime": "2011-11-01 12:38:39", "av": "1", "alarm": "0", "oil": "37.2", "dis": "12345.6",
 			"cstate": "ACC开", "posinfo": "上海市黄浦区人民大道",
@@ -344,7 +335,7 @@ func TestContractPlatformTraffic(t *testing.T) {
 		want := `{"id":"V1","code":"沪A12345","lat":31.230416,"lng":121.473701,"speed":42.5,"direction":180,` +
 			`"time":"2011-11-01T04:38:39Z","valid":true,"alarm":false,"fuel":37.2,"mileage":12345.6,` +
 			`"cstate":"ACC开","posinfo":"上海市黄浦区人民大道"}`
-		pos := f.sub.WaitTopic(ctWait, f.topic("vehicles/V1/position"))
+		pos := f.sub.WaitTopic(testWait, f.topic("vehicles/V1/position"))
 		if pos.Payload != want {
 			t.Errorf("position =\n%s\nwant\n%s", pos.Payload, want)
 		}
@@ -365,21 +356,21 @@ func TestContractPlatformTraffic(t *testing.T) {
 		}
 
 		// Every optional field empty: none is invented.
-		f.sim.SendRaw(ctRawPosition(map[string]string{"id": "V2", "lat": "31.2", "lng": "121.5"}))
-		if pos := f.sub.WaitTopic(ctWait, f.topic("vehicles/V2/position")); pos.Payload != `{"id":"V2","lat":31.2,"lng":121.5}` {
+		f.sim.SendRaw(rawPosition(map[string]string{"id": "V2", "lat": "31.2", "lng": "121.5"}))
+		if pos := f.sub.WaitTopic(testWait, f.topic("vehicles/V2/position")); pos.Payload != `{"id":"V2","lat":31.2,"lng":121.5}` {
 			t.Errorf("position with empty fields = %s", pos.Payload)
 		}
 
 		// A lat that is not a number: dropped, counted, logged. The good
 		// position after it, on the same connection, proves it was not
 		// published.
-		f.sim.SendRaw(ctRawPosition(map[string]string{"id": "V3", "lat": "north", "lng": "121.5"}))
-		f.sim.SendRaw(ctRawPosition(map[string]string{"id": "V3", "lat": "31.3", "lng": "121.5"}))
-		f.sub.WaitTopic(ctWait, f.topic("vehicles/V3/position"))
-		if ps := ctAfter(f.sub.Messages(), 0, f.topic("vehicles/V3/position")); len(ps) != 1 || !strings.Contains(ps[0].Payload, `"lat":31.3`) {
+		f.sim.SendRaw(rawPosition(map[string]string{"id": "V3", "lat": "north", "lng": "121.5"}))
+		f.sim.SendRaw(rawPosition(map[string]string{"id": "V3", "lat": "31.3", "lng": "121.5"}))
+		f.sub.WaitTopic(testWait, f.topic("vehicles/V3/position"))
+		if ps := after(f.sub.Messages(), 0, f.topic("vehicles/V3/position")); len(ps) != 1 || !strings.Contains(ps[0].Payload, `"lat":31.3`) {
 			t.Errorf("positions of V3 = %v, want only the good one", ps)
 		}
-		if n := f.metric("exlive_frames_skipped_total", `reason="bad_field"`); n != 1 {
+		if n := metric(t, f.bridge, `exlive_frames_skipped_total{reason="bad_field"}`); n != 1 {
 			t.Errorf("bad_field frames counted %v, want 1", n)
 		}
 		f.log.waitText(t, `lat is not a number`)
@@ -387,9 +378,9 @@ func TestContractPlatformTraffic(t *testing.T) {
 		// What the broker retains: the bridge's state, session and
 		// inventory and each vehicle's latest position; never a message, a
 		// passthrough reply or a result.
-		retained := ctRetained(t, target.URL, f.prefix+"/#")
+		held := retained(t, target.URL, f.prefix+"/#")
 		var topics []string
-		for topic := range retained {
+		for topic := range held {
 			topics = append(topics, strings.TrimPrefix(topic, f.prefix+"/"))
 		}
 		slices.Sort(topics)
@@ -398,7 +389,7 @@ func TestContractPlatformTraffic(t *testing.T) {
 		if !slices.Equal(topics, wantTopics) {
 			t.Errorf("retained topics = %v, want %v", topics, wantTopics)
 		}
-		if r := retained[f.topic("vehicles/V1/position")]; r.Payload != want {
+		if r := held[f.topic("vehicles/V1/position")]; r.Payload != want {
 			t.Errorf("retained position = %s", r.Payload)
 		}
 	})
@@ -406,20 +397,20 @@ func TestContractPlatformTraffic(t *testing.T) {
 
 func TestContractPositionRetainOff(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{
+		f := newFixture(t, target, setup{
 			sim:  exlivesim.Config{Vehicles: 2, Rate: 40},
 			edit: func(o *bridge.Options) { o.MQTT.Retain = false }, // MQTT_RETAIN=false
 		})
 		f.ready()
-		f.sub.WaitTopic(ctWait, f.topic("vehicles/V1/position"))
-		f.sub.WaitTopic(ctWait, f.topic("vehicles/V2/position"))
-		retained := ctRetained(t, target.URL, f.prefix+"/#")
-		for topic := range retained {
+		f.sub.WaitTopic(testWait, f.topic("vehicles/V1/position"))
+		f.sub.WaitTopic(testWait, f.topic("vehicles/V2/position"))
+		held := retained(t, target.URL, f.prefix+"/#")
+		for topic := range held {
 			if strings.HasSuffix(topic, "/position") {
 				t.Errorf("%s retained with MQTT_RETAIN=false", topic)
 			}
 		}
-		if _, ok := retained[f.topic("bridge/state")]; !ok {
+		if _, ok := held[f.topic("bridge/state")]; !ok {
 			t.Error("bridge/state not retained with MQTT_RETAIN=false (it is always retained)")
 		}
 	})
@@ -430,17 +421,17 @@ func TestContractPositionRetainOff(t *testing.T) {
 // that share a level make requests to it ambiguous.
 func TestContractTopicSafety(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{sim: exlivesim.Config{Vehicles: 2, IDPrefix: "a/b+c#"}})
+		f := newFixture(t, target, setup{sim: exlivesim.Config{Vehicles: 2, IDPrefix: "a/b+c#"}})
 		f.ready()
-		if v := f.sub.WaitTopic(ctWait, f.topic("bridge/vehicles")); !strings.Contains(v.Payload, `"id":"a/b+c#1"`) {
+		if v := f.sub.WaitTopic(testWait, f.topic("bridge/vehicles")); !strings.Contains(v.Payload, `"id":"a/b+c#1"`) {
 			t.Errorf("vehicles = %s, want the real ids", v.Payload)
 		}
 		f.sim.Send(&exlive.Position{ID: "a/b+c#1", Code: "沪A10000", Lat: 31.2, Lng: 121.4})
 		f.sim.Send(&exlive.Position{ID: "n\x00ul", Lat: 31.2, Lng: 121.4})
-		if p := decode(t, f.sub.WaitTopic(ctWait, f.topic("vehicles/a_b_c_1/position")).Payload); p["id"] != "a/b+c#1" {
+		if p := decode(t, f.sub.WaitTopic(testWait, f.topic("vehicles/a_b_c_1/position")).Payload); p["id"] != "a/b+c#1" {
 			t.Errorf("position id = %v, want the real id", p["id"])
 		}
-		if p := decode(t, f.sub.WaitTopic(ctWait, f.topic("vehicles/n_ul/position")).Payload); p["id"] != "n\x00ul" {
+		if p := decode(t, f.sub.WaitTopic(testWait, f.topic("vehicles/n_ul/position")).Payload); p["id"] != "n\x00ul" {
 			t.Errorf("position id = %q, want the real id", p["id"])
 		}
 
@@ -451,14 +442,14 @@ func TestContractTopicSafety(t *testing.T) {
 		if r := f.ask("vehicles/a_b_c_1/passthrough", "p1", `{"data":"AA","request_id":"p1"}`); r["ok"] != true {
 			t.Errorf("passthrough result = %v", r)
 		}
-		if pt := decode(t, f.sub.WaitTopic(ctWait, f.topic("vehicles/a_b_c_1/passthrough")).Payload); pt["terminalid"] != "a/b+c#1" {
+		if pt := decode(t, f.sub.WaitTopic(testWait, f.topic("vehicles/a_b_c_1/passthrough")).Payload); pt["terminalid"] != "a/b+c#1" {
 			t.Errorf("passthrough reply = %v", pt)
 		}
-		cmds := ctReceived[*exlive.VehicleCommand](f.sim)
+		cmds := received[*exlive.VehicleCommand](f.sim)
 		if len(cmds) != 1 || *cmds[0] != (exlive.VehicleCommand{ID: "a/b+c#1", Data: "STOP"}) {
 			t.Errorf("platform received commands %v", cmds)
 		}
-		if pts := ctReceived[*exlive.Passthrough](f.sim); len(pts) != 1 || pts[0].TerminalID != "a/b+c#1" {
+		if pts := received[*exlive.Passthrough](f.sim); len(pts) != 1 || pts[0].TerminalID != "a/b+c#1" {
 			t.Errorf("platform received passthrough %v", pts)
 		}
 
@@ -466,11 +457,11 @@ func TestContractTopicSafety(t *testing.T) {
 		// to the level are refused, since they could be meant for either.
 		f.sim.Send(&exlive.Position{ID: "a+b/c#1", Lat: 31.2, Lng: 121.4})
 		f.log.waitText(t, "two vehicle ids share one topic level")
-		if n := f.metric("bridge_topic_collisions_total"); n != 1 {
+		if n := metric(t, f.bridge, "bridge_topic_collisions_total"); n != 1 {
 			t.Errorf("collisions counted %v, want 1", n)
 		}
 		r := f.ask("vehicles/a_b_c_1/command", "c2", `{"data":"STOP2","request_id":"c2"}`)
-		if r["ok"] != false || !strings.Contains(ctStr(r["error"]), "ambiguous") {
+		if r["ok"] != false || !strings.Contains(str(r["error"]), "ambiguous") {
 			t.Errorf("command to an ambiguous level: %v", r)
 		}
 		// The other vehicle still works, and its command, sent after,
@@ -479,7 +470,7 @@ func TestContractTopicSafety(t *testing.T) {
 			t.Errorf("command result = %v", r)
 		}
 		var got []string
-		for _, c := range ctReceived[*exlive.VehicleCommand](f.sim) {
+		for _, c := range received[*exlive.VehicleCommand](f.sim) {
 			got = append(got, c.ID+" "+c.Data)
 		}
 		if want := []string{"a/b+c#1 STOP", "a/b+c#2 GO"}; !slices.Equal(got, want) {

@@ -1,11 +1,9 @@
 package bridge_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +17,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
 
 // Faults injected against real sockets and real brokers: the simulated
@@ -28,93 +27,21 @@ import (
 // reconnect within its bounds, say what happened, count what it skipped,
 // and lose no position at QoS 1.
 
-const ftWait = 10 * time.Second
-
-// ftWaitFor waits until cond holds, checking every few milliseconds: for
-// states that signal no change (metrics, files).
-func ftWaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-	}
-}
-
-// ftMetric returns one series of the bridge's metrics as /metrics shows it,
-// e.g. `exlive_frames_skipped_total{reason="junk"}`; 0 when absent.
-func ftMetric(t testing.TB, b *bridge.Bridge, series string) float64 {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	b.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	sc := bufio.NewScanner(rec.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if ok && name == series {
-			v, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", series, err)
-			}
-			return v
-		}
-	}
-	return 0
-}
-
 // ftPosition is a position whose wstate makes its payload unique.
 func ftPosition(id string, seq int) *exlive.Position {
 	return &exlive.Position{
 		ID: id, Code: "沪A" + id, Lat: 31.2 + float64(seq%1000)*1e-5, Lng: 121.4,
-		Speed: exlive.Some(42.5), Time: exlive.Some(time.Now().Truncate(time.Second)),
+		Speed: opt.Some(42.5), Time: opt.Some(time.Now().Truncate(time.Second)),
 		WState: "seq" + strconv.Itoa(seq),
 	}
 }
 
 // ftRaw is a raw 1007 frame with the given id and lat, as a platform may
-// send it.
+// send it. Both are written into the JSON as they are, not encoded: a test
+// can send escapes (\u0000) and text no encoder would write.
 func ftRaw(id, lat string) []byte {
 	return []byte(`{"header":{"cmd":"1007"},"body":{"id":"` + id + `","code":"X","lat":"` + lat +
 		`","lng":"121.4","veo":"1","dir":"2","gpstime":"2024-05-01 12:00:00","av":"1","alarm":"0","oil":"","dis":"","wstate":"","cstate":"","posinfo":""}}` + "\r\n")
-}
-
-// ftSessions returns the session states published so far, oldest first.
-func ftSessions(f *fixture) []string {
-	var out []string
-	for _, m := range f.sub.Messages() {
-		if m.Topic == f.topic("bridge/session") {
-			out = append(out, m.Payload)
-		}
-	}
-	return out
-}
-
-// ftWaitSession waits for a published session state holding all of want.
-func ftWaitSession(t *testing.T, f *fixture, want ...string) string {
-	t.Helper()
-	var found string
-	f.sub.Wait(ftWait, fmt.Sprintf("a session state with %q", want), func(ms []brokertest.Msg) bool {
-		for _, m := range ms {
-			if m.Topic != f.topic("bridge/session") {
-				continue
-			}
-			ok := true
-			for _, w := range want {
-				ok = ok && strings.Contains(m.Payload, w)
-			}
-			if ok {
-				found = m.Payload
-				return true
-			}
-		}
-		return false
-	})
-	return found
 }
 
 // ftMark sends a position for a vehicle of its own and waits until it is
@@ -124,7 +51,7 @@ func ftWaitSession(t *testing.T, f *fixture, want ...string) string {
 func ftMark(t *testing.T, f *fixture, name string) {
 	t.Helper()
 	topic := f.topic("vehicles/" + name + "/position")
-	for deadline := time.Now().Add(ftWait); time.Now().Before(deadline); {
+	for deadline := time.Now().Add(testWait); time.Now().Before(deadline); {
 		f.sim.Send(ftPosition(name, 0))
 		if brokertest.Eventually(200*time.Millisecond, func() bool { _, ok := f.sub.Last(topic); return ok }) {
 			return
@@ -155,18 +82,6 @@ func (d *ftDial) times() []time.Time {
 	return append([]time.Time(nil), d.at...)
 }
 
-// ftClosedAddr returns an address where nothing listens.
-func ftClosedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // ftCheckGaps checks that the waits between attempts stayed within the
 // backoff bounds: at least lo, at most hi (with room for a loaded machine).
 func ftCheckGaps(t *testing.T, at []time.Time, lo, hi time.Duration) {
@@ -183,7 +98,7 @@ func ftCheckGaps(t *testing.T, at []time.Time, lo, hi time.Duration) {
 // The bridge retries within its backoff bounds, publishes disconnected with
 // the error, and logs in once the platform is there.
 func TestPlatformRefusesConnection(t *testing.T) {
-	closed := ftClosedAddr(t)
+	closed := closedAddr(t)
 	d := &ftDial{}
 	f := newFixture(t, brokertest.Targets(t)[0], setup{noStart: true, sim: exlivesim.Config{Rate: 20}})
 	ex := f.opts.Exlive
@@ -196,16 +111,16 @@ func TestPlatformRefusesConnection(t *testing.T) {
 	f.opts.Dial = d.dial
 	f.start()
 	f.waitLoggedIn()
-	ftWaitSession(t, f, `"state":"disconnected"`, "connection refused")
+	f.waitSession(0, `"state":"disconnected"`, "connection refused")
 	at := d.times()
 	if len(at) < 6 {
 		t.Fatalf("%d attempts, want 6", len(at))
 	}
 	ftCheckGaps(t, at[:6], ex.RetryMin, ex.RetryMax)
-	if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n < 5 {
+	if n := metric(t, f.bridge, "exlive_disconnects_total"); n < 5 {
 		t.Errorf("exlive_disconnects_total = %v, want 5", n)
 	}
-	f.sub.WaitTopic(ftWait, f.topic("vehicles/V1/position"))
+	f.sub.WaitTopic(testWait, f.topic("vehicles/V1/position"))
 }
 
 // TestPlatformRejectsLogin: the platform refuses the account and closes the
@@ -229,7 +144,7 @@ func TestPlatformRejectsLogin(t *testing.T) {
 	}
 	f.opts.Dial = d.dial
 	f.start()
-	s := ftWaitSession(t, f, `"state":"login_failed"`)
+	s, _ := f.waitSession(0, `"state":"login_failed"`)
 	if !strings.Contains(s, exlivesim.LoginRefused) {
 		t.Errorf("login_failed state %s lacks the platform's answer", s)
 	}
@@ -240,10 +155,10 @@ func TestPlatformRejectsLogin(t *testing.T) {
 	// After a rejected login the bridge waits the longest backoff (less
 	// its jitter of up to a fifth).
 	ftCheckGaps(t, d.times()[:4], ex.RetryMax*4/5, ex.RetryMax)
-	if n := ftMetric(t, f.bridge, "exlive_login_failures_total"); n != 3 {
+	if n := metric(t, f.bridge, "exlive_login_failures_total"); n != 3 {
 		t.Errorf("exlive_login_failures_total = %v, want 3", n)
 	}
-	f.sub.WaitTopic(ftWait, f.topic("vehicles/V1/position"))
+	f.sub.WaitTopic(testWait, f.topic("vehicles/V1/position"))
 }
 
 // TestPlatformDropsMidFrame: the platform sends half a frame and drops the
@@ -255,14 +170,14 @@ func TestPlatformDropsMidFrame(t *testing.T) {
 	ftMark(t, f, "M1")
 	f.sim.SendRaw([]byte(`{"header":{"cmd":"1007"},"body":{"id":"HALF","lat":"31.2`))
 	f.sim.DropAll()
-	ftWaitSession(t, f, `"state":"disconnected"`, "stream ended inside a frame")
-	ftWaitFor(t, ftWait, "a second login", func() bool { n, _ := f.sim.Logins(); return n >= 2 })
+	f.waitSession(0, `"state":"disconnected"`, "stream ended inside a frame")
+	waitFor(t, testWait, "a second login", func() bool { n, _ := f.sim.Logins(); return n >= 2 })
 	f.waitLoggedIn()
 	ftMark(t, f, "M2")
 	if _, ok := f.sub.Last(f.topic("vehicles/HALF/position")); ok {
 		t.Error("half a frame was published")
 	}
-	if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n != 1 {
+	if n := metric(t, f.bridge, "exlive_disconnects_total"); n != 1 {
 		t.Errorf("exlive_disconnects_total = %v, want 1", n)
 	}
 }
@@ -278,10 +193,10 @@ func TestPlatformFallsSilent(t *testing.T) {
 	f.opts.Exlive.IdleTimeout = 400 * time.Millisecond
 	f.start()
 	f.waitLoggedIn()
-	f.sub.WaitTopic(ftWait, f.topic("vehicles/V1/position"))
+	f.sub.WaitTopic(testWait, f.topic("vehicles/V1/position"))
 	f.sim.SetSilent(true)
 	silent := time.Now()
-	ftWaitSession(t, f, `"state":"disconnected"`, "silent for too long")
+	f.waitSession(0, `"state":"disconnected"`, "silent for too long")
 	// The deadline moves only when it fires, so giving up takes between
 	// one and two timeouts.
 	if d := time.Since(silent); d > 2*f.opts.Exlive.IdleTimeout+time.Second {
@@ -289,7 +204,7 @@ func TestPlatformFallsSilent(t *testing.T) {
 	}
 	before := len(f.sub.Messages())
 	f.sim.SetSilent(false)
-	f.sub.Wait(ftWait, "positions again", func(ms []brokertest.Msg) bool {
+	f.sub.Wait(testWait, "positions again", func(ms []brokertest.Msg) bool {
 		for _, m := range ms[before:] {
 			if strings.HasSuffix(m.Topic, "/position") {
 				return true
@@ -297,7 +212,7 @@ func TestPlatformFallsSilent(t *testing.T) {
 		}
 		return false
 	})
-	if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n < 1 {
+	if n := metric(t, f.bridge, "exlive_disconnects_total"); n < 1 {
 		t.Errorf("exlive_disconnects_total = %v", n)
 	}
 }
@@ -312,25 +227,25 @@ func TestPlatformFallsSilent(t *testing.T) {
 // embedded broker and Mosquitto.
 func TestPlatformDeadLink(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{noStart: true, sim: exlivesim.Config{Rate: 50}})
+		f := newFixture(t, target, setup{noStart: true, sim: exlivesim.Config{Rate: 50}})
 		f.opts.Exlive.Heartbeat = 100 * time.Millisecond
 		f.start()
 		f.waitLoggedIn()
-		first := decode(t, f.sub.WaitTopic(ftWait, f.topic("vehicles/V1/position")).Payload)
+		first := decode(t, f.sub.WaitTopic(testWait, f.topic("vehicles/V1/position")).Payload)
 		if first["code"] != "沪A10000" || first["posinfo"] == nil {
 			t.Errorf("position read from the GBK dialect: %v", first)
 		}
-		ftWaitFor(t, ftWait, "heartbeats answered", func() bool {
-			return ftMetric(t, f.bridge, `exlive_frames_received_total{cmd="8000"}`) >= 3
+		waitFor(t, testWait, "heartbeats answered", func() bool {
+			return metric(t, f.bridge, `exlive_frames_received_total{cmd="8000"}`) >= 3
 		})
 		f.sim.Stall()
 		stalled := time.Now()
-		s := ftWaitSession(t, f.fixture, `"state":"disconnected"`, "heartbeats unanswered")
+		s, _ := f.waitSession(0, `"state":"disconnected"`, "heartbeats unanswered")
 		if d := time.Since(stalled); d < 2*f.opts.Exlive.Heartbeat {
 			t.Errorf("gave up %s after the link died, before three heartbeats could go unanswered", d)
 		}
-		ftWaitFor(t, ftWait, "a second login", func() bool { n, _ := f.sim.Logins(); return n >= 2 })
-		f.sub.Wait(ftWait, "logged_in after the drop", func(ms []brokertest.Msg) bool {
+		waitFor(t, testWait, "a second login", func() bool { n, _ := f.sim.Logins(); return n >= 2 })
+		f.sub.Wait(testWait, "logged_in after the drop", func(ms []brokertest.Msg) bool {
 			after := false
 			for _, m := range ms {
 				if m.Topic != f.topic("bridge/session") {
@@ -345,7 +260,7 @@ func TestPlatformDeadLink(t *testing.T) {
 			return false
 		})
 		before := len(f.sub.Messages())
-		f.sub.Wait(ftWait, "positions again", func(ms []brokertest.Msg) bool {
+		f.sub.Wait(testWait, "positions again", func(ms []brokertest.Msg) bool {
 			for _, m := range ms[before:] {
 				if strings.HasSuffix(m.Topic, "/position") {
 					return true
@@ -353,7 +268,7 @@ func TestPlatformDeadLink(t *testing.T) {
 			}
 			return false
 		})
-		if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n != 1 {
+		if n := metric(t, f.bridge, "exlive_disconnects_total"); n != 1 {
 			t.Errorf("exlive_disconnects_total = %v, want 1", n)
 		}
 		if strings.Contains(f.log.String(), "frame skipped") {
@@ -372,19 +287,19 @@ func TestPlatformDeadLink(t *testing.T) {
 // embedded broker and Mosquitto.
 func TestPlatformWithoutHeartbeatAnswers(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{noStart: true, sim: exlivesim.Config{Rate: 50, Literal: true}})
+		f := newFixture(t, target, setup{noStart: true, sim: exlivesim.Config{Rate: 50, Literal: true}})
 		f.opts.Exlive.Heartbeat = 20 * time.Millisecond
 		f.start()
 		f.waitLoggedIn()
-		f.sub.WaitTopic(ftWait, f.topic("vehicles/V1/position"))
+		f.sub.WaitTopic(testWait, f.topic("vehicles/V1/position"))
 		f.sim.Stall()
-		ctx, cancel := context.WithTimeout(context.Background(), ftWait)
+		ctx, cancel := context.WithTimeout(context.Background(), testWait)
 		defer cancel()
 		n := f.sim.Count(exlive.CmdHeartbeat)
 		if err := f.sim.WaitCount(ctx, exlive.CmdHeartbeat, n+10*exlive.HeartbeatMisses); err != nil {
 			t.Fatal(err)
 		}
-		if d := ftMetric(t, f.bridge, "exlive_disconnects_total"); d != 0 {
+		if d := metric(t, f.bridge, "exlive_disconnects_total"); d != 0 {
 			t.Errorf("exlive_disconnects_total = %v: dropped by a platform that never answers heartbeats", d)
 		}
 		if m, ok := f.sub.Last(f.topic("bridge/session")); !ok || !strings.Contains(m.Payload, `"state":"logged_in"`) {
@@ -428,11 +343,11 @@ func TestPlatformBadFrames(t *testing.T) {
 	ftMark(t, f, "M1")
 
 	for reason, want := range map[string]float64{"junk": 1, "invalid_json": 2, "malformed": 2, "out_of_range": 2, "bad_field": 3} {
-		if got := ftMetric(t, f.bridge, `exlive_frames_skipped_total{reason="`+reason+`"}`); got != want {
+		if got := metric(t, f.bridge, `exlive_frames_skipped_total{reason="`+reason+`"}`); got != want {
 			t.Errorf("skipped %s = %v, want %v", reason, got, want)
 		}
 	}
-	if got := ftMetric(t, f.bridge, `exlive_frames_received_total{cmd="unknown"}`); got != 1 {
+	if got := metric(t, f.bridge, `exlive_frames_received_total{cmd="unknown"}`); got != 1 {
 		t.Errorf("unknown frames = %v, want 1", got)
 	}
 	for _, id := range []string{"J1", "J2", "J3", "J4", "J5", "J6", "J7"} {
@@ -440,17 +355,17 @@ func TestPlatformBadFrames(t *testing.T) {
 			t.Errorf("position of %s published from a bad frame", id)
 		}
 	}
-	t1 := decode(t, f.sub.WaitTopic(ftWait, f.topic("vehicles/T1/position")).Payload)
+	t1 := decode(t, f.sub.WaitTopic(testWait, f.topic("vehicles/T1/position")).Payload)
 	if p, _ := t1["posinfo"].(string); !strings.Contains(p, "\uFFFD") {
 		t.Errorf("invalid text published as %q, want U+FFFD in it", p)
 	}
-	if t2 := decode(t, f.sub.WaitTopic(ftWait, f.topic("vehicles/T2/position")).Payload); t2["posinfo"] != "上海" {
+	if t2 := decode(t, f.sub.WaitTopic(testWait, f.topic("vehicles/T2/position")).Payload); t2["posinfo"] != "上海" {
 		t.Errorf("GBK text published as %q", t2["posinfo"])
 	}
 	if accepted, _ := f.sim.Logins(); accepted != 1 {
 		t.Errorf("%d logins, want the one session to have stayed up", accepted)
 	}
-	if n := ftMetric(t, f.bridge, "exlive_disconnects_total"); n != 0 {
+	if n := metric(t, f.bridge, "exlive_disconnects_total"); n != 0 {
 		t.Errorf("exlive_disconnects_total = %v, want 0", n)
 	}
 }
@@ -465,11 +380,11 @@ func TestPlatformOversizedFrame(t *testing.T) {
 	f.waitLoggedIn()
 	ftMark(t, f, "M1")
 	f.sim.SendRaw([]byte(`{"header":{"cmd":"1003"},"body":{"msg":"` + strings.Repeat("x", 10000) + `"}}` + "\r\n"))
-	ftWaitSession(t, f, `"state":"disconnected"`, "frame too large")
-	ftWaitFor(t, ftWait, "a second login", func() bool { n, _ := f.sim.Logins(); return n >= 2 })
+	f.waitSession(0, `"state":"disconnected"`, "frame too large")
+	waitFor(t, testWait, "a second login", func() bool { n, _ := f.sim.Logins(); return n >= 2 })
 	f.waitLoggedIn()
 	ftMark(t, f, "M2")
-	if got := ftMetric(t, f.bridge, `exlive_frames_skipped_total{reason="too_large"}`); got != 1 {
+	if got := metric(t, f.bridge, `exlive_frames_skipped_total{reason="too_large"}`); got != 1 {
 		t.Errorf(`skipped too_large = %v, want 1`, got)
 	}
 }
@@ -548,17 +463,17 @@ func TestStuckBrokerKeepsThePlatformSessionAlive(t *testing.T) {
 	cnt := brokertest.NewCounter(t, m.URL(), f.topic("vehicles/+/position"))
 	f.start()
 	f.waitLoggedIn()
-	cnt.WaitCount(ftWait, "/position", 500)
+	cnt.WaitCount(testWait, "/position", 500)
 
 	m.Pause()
 	paused := time.Now()
 	gaps.record(true)
-	before := ftMetric(t, f.bridge, "exlive_positions_received_total")
+	before := metric(t, f.bridge, "exlive_positions_received_total")
 	// The reader goes on while the broker is stuck, until paho gives the
 	// connection up (keepalive without an answer).
-	ftWaitFor(t, 20*time.Second, "positions read and the broker link given up while the broker is stuck", func() bool {
-		return ftMetric(t, f.bridge, "exlive_positions_received_total") >= min(before+2000, n) &&
-			ftMetric(t, f.bridge, "mqtt_connected") == 0
+	waitFor(t, 20*time.Second, "positions read and the broker link given up while the broker is stuck", func() bool {
+		return metric(t, f.bridge, "exlive_positions_received_total") >= min(before+2000, n) &&
+			metric(t, f.bridge, "mqtt_connected") == 0
 	})
 	worst := gaps.record(false)
 	resumed := time.Now()
@@ -572,16 +487,16 @@ func TestStuckBrokerKeepsThePlatformSessionAlive(t *testing.T) {
 	}
 
 	cnt.WaitCount(60*time.Second, "/position", n)
-	if got := ftMetric(t, f.bridge, "exlive_positions_received_total"); got != n {
+	if got := metric(t, f.bridge, "exlive_positions_received_total"); got != n {
 		t.Errorf("positions received = %v, want %d", got, n)
 	}
 	if accepted, _ := f.sim.Logins(); accepted != 1 {
 		t.Errorf("%d logins: the platform session was dropped", accepted)
 	}
-	if d := ftMetric(t, f.bridge, "exlive_disconnects_total"); d != 0 {
+	if d := metric(t, f.bridge, "exlive_disconnects_total"); d != 0 {
 		t.Errorf("exlive_disconnects_total = %v", d)
 	}
-	if d := ftMetric(t, f.bridge, "mqtt_messages_dropped_total"); d != 0 {
+	if d := metric(t, f.bridge, "mqtt_messages_dropped_total"); d != 0 {
 		t.Errorf("mqtt_messages_dropped_total = %v", d)
 	}
 }
@@ -591,7 +506,7 @@ func TestStuckBrokerKeepsThePlatformSessionAlive(t *testing.T) {
 func ftWaitSaved(t *testing.T, m *brokertest.Mosquitto, since time.Time) {
 	t.Helper()
 	path := filepath.Join(m.Dir(), "mosquitto.db")
-	ftWaitFor(t, ftWait, "mosquitto to save its database", func() bool {
+	waitFor(t, testWait, "mosquitto to save its database", func() bool {
 		fi, err := os.Stat(path)
 		return err == nil && fi.ModTime().After(since)
 	})
@@ -601,7 +516,7 @@ func ftWaitSaved(t *testing.T, m *brokertest.Mosquitto, since time.Time) {
 // came later than within after up.
 func ftBrokerUpWithin(t *testing.T, f *fixture, up time.Time, within time.Duration) {
 	t.Helper()
-	ftWaitFor(t, ftWait, "the broker link", func() bool { return f.bridge.Status().Broker.State == "connected" })
+	waitFor(t, testWait, "the broker link", func() bool { return f.bridge.Status().Broker.State == "connected" })
 	if d := f.bridge.Status().Broker.Since.Sub(up); d > within {
 		t.Errorf("broker link up %s after the broker's return, want within %s", d, within)
 	}
@@ -616,7 +531,7 @@ type ftSender struct {
 func (s *ftSender) send(k int) {
 	s.f.t.Helper()
 	// The platform sends only on connections whose login it has answered.
-	if !brokertest.Eventually(ftWait, func() bool { return s.f.sim.Connections() > 0 }) {
+	if !brokertest.Eventually(testWait, func() bool { return s.f.sim.Connections() > 0 }) {
 		s.f.t.Fatal("the platform has no logged-in connection to send on")
 	}
 	for range k {
@@ -628,8 +543,8 @@ func (s *ftSender) send(k int) {
 // waitRead waits until the bridge has read every position sent.
 func (s *ftSender) waitRead(t *testing.T) {
 	t.Helper()
-	ftWaitFor(t, ftWait, fmt.Sprintf("the bridge to read %d positions", s.n), func() bool {
-		return ftMetric(t, s.f.bridge, "exlive_positions_received_total") >= float64(s.n)
+	waitFor(t, testWait, fmt.Sprintf("the bridge to read %d positions", s.n), func() bool {
+		return metric(t, s.f.bridge, "exlive_positions_received_total") >= float64(s.n)
 	})
 }
 
@@ -650,33 +565,35 @@ func TestBrokerRestartLosesNoPosition(t *testing.T) {
 			ftWaitSaved(t, m, time.Now())
 			f.start()
 			f.waitLoggedIn()
-			f.sub.WaitTopic(ftWait, f.topic("bridge/vehicles"))
+			f.sub.WaitTopic(testWait, f.topic("bridge/vehicles"))
 			s := &ftSender{f: f}
 			s.send(2000)
 			if kill {
 				// What Mosquitto acknowledged and had not saved dies
 				// with it; only what reached the subscriber is safe.
-				cnt.WaitCount(ftWait, "/position", s.n)
+				cnt.WaitCount(testWait, "/position", s.n)
 				m.Kill()
 			} else {
 				m.Stop() // positions in flight must come through too
 			}
-			ftWaitFor(t, ftWait, "the bridge to see the broker gone", func() bool { return ftMetric(t, f.bridge, "mqtt_connected") == 0 })
+			waitFor(t, testWait, "the bridge to see the broker gone", func() bool { return metric(t, f.bridge, "mqtt_connected") == 0 })
 			s.send(3000)
 			s.waitRead(t)
 			up := time.Now()
-			m.Start()
+			if err := m.Restart(); err != nil {
+				t.Fatal(err)
+			}
 			ftBrokerUpWithin(t, f, up, 5*time.Second)
 			s.send(1000)
 			cnt.WaitCount(30*time.Second, "/position", s.n)
-			if d := ftMetric(t, f.bridge, "mqtt_messages_dropped_total"); d != 0 {
+			if d := metric(t, f.bridge, "mqtt_messages_dropped_total"); d != 0 {
 				t.Errorf("mqtt_messages_dropped_total = %v", d)
 			}
 			late := brokertest.Subscribe(t, m.URL(), f.topic("bridge/state"), f.topic("bridge/session"))
-			if st := late.WaitTopic(ftWait, f.topic("bridge/state")); st.Payload != "online" {
+			if st := late.WaitTopic(testWait, f.topic("bridge/state")); st.Payload != "online" {
 				t.Errorf("retained state after the restart = %q", st.Payload)
 			}
-			if ss := late.WaitTopic(ftWait, f.topic("bridge/session")); !strings.Contains(ss.Payload, "logged_in") {
+			if ss := late.WaitTopic(testWait, f.topic("bridge/session")); !strings.Contains(ss.Payload, "logged_in") {
 				t.Errorf("retained session after the restart = %s", ss.Payload)
 			}
 			if r := f.request("vehicles/V1/command", `{"data":"AFTER","request_id":"after-restart"}`); r["ok"] != true {
@@ -696,19 +613,21 @@ func TestBrokerDownAtStart(t *testing.T) {
 	ftWaitSaved(t, m, time.Now())
 	m.Stop()
 	f.start()
-	ftWaitFor(t, ftWait, "the platform session", func() bool { return f.bridge.State().State == exlive.StateLoggedIn })
+	waitFor(t, testWait, "the platform session", func() bool { return f.bridge.State().State == exlive.StateLoggedIn })
 	s := &ftSender{f: f}
 	s.send(1000)
 	s.waitRead(t)
 	up := time.Now()
-	m.Start()
+	if err := m.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	ftBrokerUpWithin(t, f, up, 5*time.Second)
 	cnt.WaitCount(30*time.Second, "/position", s.n)
 	late := brokertest.Subscribe(t, m.URL(), f.topic("bridge/#"))
-	if ss := late.WaitTopic(ftWait, f.topic("bridge/session")); !strings.Contains(ss.Payload, "logged_in") {
+	if ss := late.WaitTopic(testWait, f.topic("bridge/session")); !strings.Contains(ss.Payload, "logged_in") {
 		t.Errorf("retained session = %s", ss.Payload)
 	}
-	if st := late.WaitTopic(ftWait, f.topic("bridge/state")); st.Payload != "online" {
+	if st := late.WaitTopic(testWait, f.topic("bridge/state")); st.Payload != "online" {
 		t.Errorf("retained state = %q", st.Payload)
 	}
 }
@@ -725,22 +644,22 @@ func TestOutageQueueOverflowIsCounted(t *testing.T) {
 	}})
 	f.waitLoggedIn()
 	proxy.SetDown(true)
-	ftWaitFor(t, ftWait, "the bridge to see the broker gone", func() bool { return ftMetric(t, f.bridge, "mqtt_connected") == 0 })
+	waitFor(t, testWait, "the bridge to see the broker gone", func() bool { return metric(t, f.bridge, "mqtt_connected") == 0 })
 	s := &ftSender{f: f}
 	s.send(1000)
 	s.waitRead(t)
-	if d := ftMetric(t, f.bridge, "mqtt_messages_dropped_total"); d < 800 {
+	if d := metric(t, f.bridge, "mqtt_messages_dropped_total"); d < 800 {
 		t.Errorf("mqtt_messages_dropped_total = %v, want at least 800", d)
 	}
-	if q := ftMetric(t, f.bridge, "mqtt_queue_depth"); q != 200 {
+	if q := metric(t, f.bridge, "mqtt_queue_depth"); q != 200 {
 		t.Errorf("mqtt_queue_depth = %v, want the cap of 200", q)
 	}
-	if !strings.Contains(f.logs.String(), "outage queue full") {
+	if !strings.Contains(f.log.String(), "outage queue full") {
 		t.Error("no warning that the outage queue overflowed")
 	}
 	proxy.SetDown(false)
 	newest := ftPosition("", s.n-1).WState
-	f.sub.Wait(ftWait, "the newest position", func(ms []brokertest.Msg) bool {
+	f.sub.Wait(testWait, "the newest position", func(ms []brokertest.Msg) bool {
 		for _, m := range ms {
 			if strings.Contains(m.Payload, `"wstate":"`+newest+`"`) {
 				return true
@@ -763,57 +682,28 @@ func TestStoreDirKeepsPositionsAcrossBridgeRestart(t *testing.T) {
 	cnt := brokertest.NewCounter(t, m.URL(), f.topic("vehicles/+/position"))
 	// Stopped during an outage, the bridge would wait its whole stop
 	// timeout for the broker: a short one keeps the test quick.
-	b, stop := ftRun(t, f.opts, time.Second)
+	b, stop := runBridge(t, f.opts, time.Second)
 	f.bridge = b
 	f.waitLoggedIn()
 	proxy.SetDown(true)
-	ftWaitFor(t, ftWait, "the bridge to see the broker gone", func() bool { return ftMetric(t, b, "mqtt_connected") == 0 })
+	waitFor(t, testWait, "the bridge to see the broker gone", func() bool { return metric(t, b, "mqtt_connected") == 0 })
 	s := &ftSender{f: f}
 	s.send(3000)
 	s.waitRead(t)
 	stop()
-	if stored := ftMetric(t, b, "mqtt_messages_stored_at_stop_total"); stored < float64(s.n) {
+	if stored := metric(t, b, "mqtt_messages_stored_at_stop_total"); stored < float64(s.n) {
 		t.Errorf("stored at stop = %v, want at least %d", stored, s.n)
 	}
 	// Only the offline state is not stored (the broker's last will says it).
-	if lost := ftMetric(t, b, "mqtt_messages_dropped_total"); lost > 1 {
+	if lost := metric(t, b, "mqtt_messages_dropped_total"); lost > 1 {
 		t.Errorf("mqtt_messages_dropped_total = %v, want at most the offline state", lost)
 	}
 	proxy.SetDown(false)
-	b, _ = ftRun(t, f.opts, time.Second)
+	b, _ = runBridge(t, f.opts, time.Second)
 	cnt.WaitCount(30*time.Second, "/position", s.n)
-	if d := ftMetric(t, b, "mqtt_messages_dropped_total"); d != 0 {
+	if d := metric(t, b, "mqtt_messages_dropped_total"); d != 0 {
 		t.Errorf("mqtt_messages_dropped_total after the restart = %v", d)
 	}
-}
-
-// ftRun runs a bridge with the given stop timeout until the test ends or
-// stop is called.
-func ftRun(t *testing.T, o bridge.Options, stopTimeout time.Duration) (*bridge.Bridge, func()) {
-	t.Helper()
-	b, err := bridge.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx, stopTimeout) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run = %v", err)
-				}
-			case <-time.After(stopTimeout + 10*time.Second):
-				t.Error("bridge did not stop")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return b, stop
 }
 
 // TestPoisonVehicleIDs sends positions whose vehicle ids are no valid topic
@@ -850,7 +740,7 @@ func TestPoisonVehicleIDs(t *testing.T) {
 	ftMark(t, f, "M1")
 
 	for _, level := range levels {
-		f.sub.WaitTopic(ftWait, f.topic("vehicles/"+level+"/position"))
+		f.sub.WaitTopic(testWait, f.topic("vehicles/"+level+"/position"))
 	}
 	for _, msg := range f.sub.Messages() {
 		rest := strings.TrimPrefix(msg.Topic, f.prefix+"/")
@@ -869,7 +759,7 @@ func TestPoisonVehicleIDs(t *testing.T) {
 		`bridge_positions_dropped_total{reason="no_id"}`:   1,
 		`bridge_positions_dropped_total{reason="refused"}`: 1,
 	} {
-		if got := ftMetric(t, f.bridge, series); got != want {
+		if got := metric(t, f.bridge, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
 		}
 	}
@@ -891,11 +781,11 @@ func TestPoisonIDsInInventory(t *testing.T) {
 	m := brokertest.StartMosquitto(t, "")
 	f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{sim: exlivesim.Config{Vehicles: 2, IDPrefix: "a/b+#", Rate: 20}})
 	f.waitLoggedIn()
-	vehicles := f.sub.WaitTopic(ftWait, f.topic("bridge/vehicles"))
+	vehicles := f.sub.WaitTopic(testWait, f.topic("bridge/vehicles"))
 	if !strings.Contains(vehicles.Payload, `"id":"a/b+#1"`) {
 		t.Errorf("inventory = %s", vehicles.Payload)
 	}
-	f.sub.WaitTopic(ftWait, f.topic("vehicles/a_b__1/position"))
+	f.sub.WaitTopic(testWait, f.topic("vehicles/a_b__1/position"))
 	if r := f.request("vehicles/a_b__1/command", `{"data":"PING","request_id":"p1"}`); r["ok"] != true {
 		t.Errorf("request = %v", r)
 	}
@@ -908,23 +798,9 @@ func TestPoisonIDsInInventory(t *testing.T) {
 	if len(got) != 1 || got[0] != "a/b+#1" {
 		t.Errorf("platform received commands for %q, want a/b+#1", got)
 	}
-	if n := ftMetric(t, f.bridge, "mqtt_reconnects_total"); n != 0 {
+	if n := metric(t, f.bridge, "mqtt_reconnects_total"); n != 0 {
 		t.Errorf("mqtt_reconnects_total = %v", n)
 	}
-}
-
-// ftSent returns the requests the platform received (anything but session
-// frames).
-func ftSent(sim *exlivesim.Server) []exlive.Message {
-	var out []exlive.Message
-	for _, r := range sim.Received() {
-		switch r.Msg.(type) {
-		case *exlive.Login, *exlive.Logout, *exlive.Heartbeat, *exlive.GroupsRequest, *exlive.VehiclesRequest:
-		default:
-			out = append(out, r.Msg)
-		}
-	}
-	return out
 }
 
 // TestBadRequestsRefused: requests that cannot be carried out get a clear
@@ -934,7 +810,7 @@ func ftSent(sim *exlivesim.Server) []exlive.Message {
 func TestBadRequestsRefused(t *testing.T) {
 	f := newFixture(t, brokertest.Targets(t)[0], setup{edit: func(o *bridge.Options) { o.Bridge.MaxRequest = 1024 }})
 	f.waitLoggedIn()
-	f.sub.WaitTopic(ftWait, f.topic("bridge/vehicles"))
+	f.sub.WaitTopic(testWait, f.topic("bridge/vehicles"))
 	for _, tc := range []struct {
 		rest, payload, want string
 	}{
@@ -963,25 +839,9 @@ func TestBadRequestsRefused(t *testing.T) {
 			t.Errorf("%s %.40q: result %v, want ok:false with %q", tc.rest, tc.payload, r, tc.want)
 		}
 	}
-	if sent := ftSent(f.sim); len(sent) != 0 {
+	if sent := requests(f.sim.Received()); len(sent) != 0 {
 		t.Errorf("the platform received %d requests: %v", len(sent), sent)
 	}
-}
-
-// ftResult waits for the answer to request id on P/rest/result.
-func ftResult(t *testing.T, f *fixture, rest, id string) map[string]any {
-	t.Helper()
-	var out map[string]any
-	f.sub.Wait(ftWait, "the answer to "+id, func(ms []brokertest.Msg) bool {
-		for _, m := range ms {
-			if m.Topic == f.topic(rest+"/result") && strings.Contains(m.Payload, `"request_id":"`+id+`"`) {
-				out = decode(t, m.Payload)
-				return true
-			}
-		}
-		return false
-	})
-	return out
 }
 
 // TestRequestsPublishedWhileBridgeIsDown: the bridge keeps a persistent
@@ -993,7 +853,7 @@ func TestRequestsPublishedWhileBridgeIsDown(t *testing.T) {
 	m := brokertest.StartMosquitto(t, "")
 	f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{})
 	f.waitLoggedIn()
-	f.sub.WaitTopic(ftWait, f.topic("bridge/vehicles"))
+	f.sub.WaitTopic(testWait, f.topic("bridge/vehicles"))
 	f.stop()
 
 	past := time.Now().Add(-time.Minute)
@@ -1009,19 +869,19 @@ func TestRequestsPublishedWhileBridgeIsDown(t *testing.T) {
 	}
 	f.start()
 	for _, id := range []string{"old", "old-epoch"} {
-		if r := ftResult(t, f, "vehicles/V1/command", id); r["ok"] != false || r["error"] != "expired" {
+		if r := f.resultAfter(0, "vehicles/V1/command", id); r["ok"] != false || r["error"] != "expired" {
 			t.Errorf("%s: %v, want ok:false, expired", id, r)
 		}
 	}
-	if r := ftResult(t, f, "vehicles/V1/command", "new"); r["ok"] != true {
+	if r := f.resultAfter(0, "vehicles/V1/command", "new"); r["ok"] != true {
 		t.Errorf("new: %v, want carried out", r)
 	}
-	if r := ftResult(t, f, "vehicles/V2/passthrough", "plain"); r["ok"] != true {
+	if r := f.resultAfter(0, "vehicles/V2/passthrough", "plain"); r["ok"] != true {
 		t.Errorf("plain: %v, want carried out", r)
 	}
-	ftWaitFor(t, ftWait, "the message to reach the platform", func() bool { return f.sim.Count(exlive.CmdText) == 1 })
+	waitFor(t, testWait, "the message to reach the platform", func() bool { return f.sim.Count(exlive.CmdText) == 1 })
 	var got []string
-	for _, msg := range ftSent(f.sim) {
+	for _, msg := range requests(f.sim.Received()) {
 		switch msg := msg.(type) {
 		case *exlive.VehicleCommand:
 			got = append(got, "1004 "+msg.ID+" "+msg.Data)

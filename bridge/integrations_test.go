@@ -20,7 +20,10 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/hass"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"github.com/exlive2mqtt/exlive2mqtt/owntracks"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
+	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
 // igShanghai is the platform's zone for gpstime.
@@ -41,8 +44,8 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 			},
 		})
 		haPrefix := f.opts.Hass.Prefix
-		igClearRetainedAtEnd(t, target.URL, haPrefix+"/#", f.stop)
-		hcfg := hass.Config{DiscoveryPrefix: haPrefix, TopicPrefix: f.prefix, Version: f.opts.Version}
+		clearRetainedAtEnd(t, target.URL, haPrefix+"/#", f.stop)
+		hcfg := hass.Config{Topics: topic.Layout{Prefix: f.prefix, DiscoveryPrefix: haPrefix}, Version: f.opts.Version}
 		_, fleet := f.sim.Fleet()
 		want := map[string]string{} // every config: topic → payload
 		byVehicle := map[string]map[string]string{}
@@ -63,19 +66,19 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		}
 
 		f.waitLoggedIn()
-		igWaitPayloads(t, f.sub, 0, want, "the discovery configs of every vehicle")
+		waitPayloads(t, f.sub, 0, want, "the discovery configs of every vehicle")
 		for i, v := range fleet {
 			f.sim.Send(&exlive.Position{ID: v.ID, Code: v.Code, Lat: 31.23 + float64(i)/100, Lng: 121.47,
-				Speed: exlive.Some(40.0), Time: exlive.Some(time.Now().Truncate(time.Second))})
+				Speed: opt.Some(40.0), Time: opt.Some(time.Now().Truncate(time.Second))})
 			f.sub.WaitTopic(10*time.Second, f.topic("vehicles/"+v.ID+"/position"))
 		}
 
 		// What Home Assistant finds when it starts: every config, retained,
 		// and exactly what package hass builds (hass/schema_test.go checks
 		// those payloads against Home Assistant's schemas).
-		retained := igSnapshot(t, target.URL, haPrefix+"/#")
+		held := retained(t, target.URL, haPrefix+"/#")
 		for topic, payload := range want {
-			m, ok := retained[topic]
+			m, ok := held[topic]
 			switch {
 			case !ok:
 				t.Errorf("%s: no retained config", topic)
@@ -83,15 +86,15 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 				t.Errorf("%s: retained\n%s\nwant\n%s", topic, m.Payload, payload)
 			}
 		}
-		if len(retained) != len(want) {
-			t.Errorf("%d retained configs, want %d", len(retained), len(want))
+		if len(held) != len(want) {
+			t.Errorf("%d retained configs, want %d", len(held), len(want))
 		}
-		igCheckConfigs(t, f, fleet, retained)
+		igCheckConfigs(t, f, fleet, held)
 
 		// Home Assistant restarts and says so: every config again.
 		before := len(f.sub.Messages())
 		f.sub.Publish(haPrefix+"/status", []byte("online"), false)
-		igWaitPayloads(t, f.sub, before, want, "every config again after Home Assistant came online")
+		waitPayloads(t, f.sub, before, want, "every config again after Home Assistant came online")
 		if n := delays.Load(); n < 2 {
 			t.Errorf("HassDelay called %d times, want one per refresh (connect, online)", n)
 		}
@@ -107,10 +110,10 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		}
 		t.Cleanup(func() { sim.Close() })
 		f.sim = sim
-		igWaitLog(t, f, "keeping the previous inventory")
+		f.log.waitText(t, "keeping the previous inventory")
 		before = len(f.sub.Messages())
 		f.sub.Publish(haPrefix+"/status", []byte("online"), false)
-		igWaitPayloads(t, f.sub, before, want, "every config, V3's too, after an incomplete inventory")
+		waitPayloads(t, f.sub, before, want, "every config, V3's too, after an incomplete inventory")
 
 		// Now it lists its two vehicles: V3 left, and its configs are
 		// deleted (empty retained payloads).
@@ -121,7 +124,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		for topic := range byVehicle["V3"] {
 			gone[topic] = ""
 		}
-		igWaitPayloads(t, f.sub, before, gone, "V3's configs deleted")
+		waitPayloads(t, f.sub, before, gone, "V3's configs deleted")
 
 		// Home Assistant restarts again: V3 does not come back.
 		kept := map[string]string{}
@@ -132,21 +135,21 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		}
 		before = len(f.sub.Messages())
 		f.sub.Publish(haPrefix+"/status", []byte("online"), false)
-		igWaitPayloads(t, f.sub, before, kept, "V1's and V2's configs again")
+		waitPayloads(t, f.sub, before, kept, "V1's and V2's configs again")
 		f.stop() // delivers everything the refresh published
 		for _, m := range f.sub.Messages()[before:] {
 			if _, isGone := gone[m.Topic]; isGone && m.Payload != "" {
 				t.Errorf("%s sent again after V3 left: %s", m.Topic, m.Payload)
 			}
 		}
-		retained = igSnapshot(t, target.URL, haPrefix+"/#")
+		held = retained(t, target.URL, haPrefix+"/#")
 		for topic := range gone {
-			if m, ok := retained[topic]; ok {
+			if m, ok := held[topic]; ok {
 				t.Errorf("%s still retained: %s", topic, m.Payload)
 			}
 		}
 		for topic := range kept {
-			if _, ok := retained[topic]; !ok {
+			if _, ok := held[topic]; !ok {
 				t.Errorf("%s no longer retained", topic)
 			}
 		}
@@ -158,7 +161,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 // positions and the bridge's state, each vehicle is one device named after
 // its plate with the entities docs/integrations.md lists, and no unique_id
 // is used twice.
-func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, retained map[string]brokertest.Msg) {
+func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[string]brokertest.Msg) {
 	t.Helper()
 	type entity struct {
 		component, name, unit, deviceClass string
@@ -185,7 +188,7 @@ func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, retained m
 			t.Errorf("nothing published on %s", position)
 		}
 		var got []entity
-		for topic, m := range retained {
+		for topic, m := range held {
 			var c struct {
 				Name         *string `json:"name"`
 				UniqueID     string  `json:"unique_id"`
@@ -255,14 +258,14 @@ func TestOwnTracksLocations(t *testing.T) {
 						o.OwnTracks = bridge.OwnTracksConfig{Enable: true, User: user, Acc: acc}
 					},
 				})
-				igClearRetainedAtEnd(t, target.URL, base+"/#", f.stop)
+				clearRetainedAtEnd(t, target.URL, base+"/#", f.stop)
 				f.waitLoggedIn()
 				f.sub.WaitTopic(10*time.Second, f.topic("bridge/vehicles"))
 
 				fix := time.Date(2011, 11, 1, 12, 38, 39, 0, igShanghai)
 				f.sim.Send(&exlive.Position{ID: "V1", Code: "沪A10000", Lat: 31.230416, Lng: 121.473701,
-					Speed: exlive.Some(42.6), Direction: exlive.Some(359.6), Time: exlive.Some(fix),
-					Valid: exlive.Some(true), Mileage: exlive.Some(12345.6), PosInfo: "上海市黄浦区人民大道"})
+					Speed: opt.Some(42.6), Direction: opt.Some(359.6), Time: opt.Some(fix),
+					Valid: opt.Some(true), Mileage: opt.Some(12345.6), PosInfo: "上海市黄浦区人民大道"})
 				m := sub.WaitTopic(10*time.Second, base+"/V1")
 				if !strings.HasPrefix(m.Payload, `{"_type":"location"`) {
 					t.Errorf("location = %s", m.Payload)
@@ -271,10 +274,10 @@ func TestOwnTracksLocations(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", m.Payload, err)
 				}
-				want := owntracks.Location{Lat: 31.230416, Lon: 121.473701, Tst: fix.Unix(), Vel: owntracks.Some(43),
-					Cog: owntracks.Some(0), Tid: "00", Odometer: owntracks.Some(12345.6), Addr: "上海市黄浦区人民大道"}
+				want := owntracks.Location{Lat: 31.230416, Lon: 121.473701, Tst: fix.Unix(), Vel: opt.Some(43),
+					Cog: opt.Some(0), Tid: "00", Odometer: opt.Some(12345.6), Addr: "上海市黄浦区人民大道"}
 				if acc > 0 {
-					want.Acc = owntracks.Some(acc)
+					want.Acc = opt.Some(acc)
 				}
 				if l != want {
 					t.Errorf("location\n%+v\nwant\n%+v", l, want)
@@ -293,11 +296,11 @@ func TestOwnTracksLocations(t *testing.T) {
 				// whoever subscribes later (OwnTracks Recorder, Home
 				// Assistant's OwnTracks integration).
 				sub.WaitTopic(10*time.Second, base+"/V1/info")
-				retained := igSnapshot(t, target.URL, base+"/#")
-				if r, ok := retained[base+"/V1"]; !ok || r.Payload != m.Payload {
+				held := retained(t, target.URL, base+"/#")
+				if r, ok := held[base+"/V1"]; !ok || r.Payload != m.Payload {
 					t.Errorf("retained location %q, want %q", r.Payload, m.Payload)
 				}
-				if r, ok := retained[base+"/V1/info"]; !ok {
+				if r, ok := held[base+"/V1/info"]; !ok {
 					t.Error("no retained card on " + base + "/V1/info")
 				} else if card := decode(t, r.Payload); card["_type"] != "card" || card["name"] != "沪A10000" {
 					t.Errorf("card = %s", r.Payload)
@@ -315,7 +318,7 @@ func TestOwnTracksLocations(t *testing.T) {
 func TestOwnTracksLocationUpload(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
 		f := newFixture(t, target, setup{sim: exlivesim.Config{Vehicles: 2, AnswerUploads: true}})
-		igClearRetainedAtEnd(t, target.URL, f.topic("vehicles/V1/position/#"), f.stop)
+		clearRetainedAtEnd(t, target.URL, f.topic("vehicles/V1/position/#"), f.stop)
 		f.waitLoggedIn()
 		f.sub.WaitTopic(10*time.Second, f.topic("bridge/vehicles"))
 
@@ -329,14 +332,14 @@ func TestOwnTracksLocationUpload(t *testing.T) {
 		if r := decode(t, res.Payload); r["ok"] != true || r["cmd"] != "1007" {
 			t.Errorf("result = %s", res.Payload)
 		}
-		igWaitSim(t, f.sim, "the 1007 upload", func(rs []exlivesim.Received) bool {
+		waitSim(t, f.sim, "the 1007 upload", func(rs []exlivesim.Received) bool {
 			return slices.ContainsFunc(rs, func(r exlivesim.Received) bool { return r.Msg.Cmd() == exlive.CmdPosition })
 		})
-		p, _, _ := igLast[*exlive.Position](f.sim)
+		p, _, _ := lastReceived[*exlive.Position](f.sim)
 		if p.ID != "V1" || p.Code != "沪A10000" || p.Lat != 31.2304 || p.Lng != 121.4737 {
 			t.Errorf("platform got %+v", p)
 		}
-		if p.Speed != exlive.Some(36.0) || p.Direction != exlive.Some(91.0) || p.Valid != exlive.Some(true) {
+		if p.Speed != opt.Some(36.0) || p.Direction != opt.Some(91.0) || p.Valid != opt.Some(true) {
 			t.Errorf("platform got speed %v, direction %v, valid %v", p.Speed, p.Direction, p.Valid)
 		}
 		// gpstime is tst in the platform's zone: 1700000000 is
@@ -386,12 +389,12 @@ func TestDatums(t *testing.T) {
 						o.OwnTracks = bridge.OwnTracksConfig{Enable: true, User: user}
 					},
 				})
-				igClearRetainedAtEnd(t, target.URL, "owntracks/"+user+"/#", f.stop)
+				clearRetainedAtEnd(t, target.URL, "owntracks/"+user+"/#", f.stop)
 				f.waitLoggedIn()
 				f.sub.WaitTopic(10*time.Second, f.topic("bridge/vehicles"))
 
 				f.sim.Send(&exlive.Position{ID: "V1", Code: "沪A10000", Lat: c.platLat, Lng: c.platLng,
-					Time: exlive.Some(time.Date(2023, 11, 15, 6, 13, 20, 0, igShanghai))})
+					Time: opt.Some(time.Date(2023, 11, 15, 6, 13, 20, 0, igShanghai))})
 				p := decode(t, f.sub.WaitTopic(10*time.Second, f.topic("vehicles/V1/position")).Payload)
 				if d := igMetres(igNum(t, p, "lat"), igNum(t, p, "lng"), c.wgsLat, c.wgsLng); d > 1 {
 					t.Errorf("published %v,%v: %.2f m from the WGS-84 %v,%v", p["lat"], p["lng"], d, c.wgsLat, c.wgsLng)
@@ -405,10 +408,10 @@ func TestDatums(t *testing.T) {
 				if r["ok"] != true {
 					t.Fatalf("upload result = %v", r)
 				}
-				igWaitSim(t, f.sim, "the upload", func(rs []exlivesim.Received) bool {
+				waitSim(t, f.sim, "the upload", func(rs []exlivesim.Received) bool {
 					return slices.ContainsFunc(rs, func(r exlivesim.Received) bool { return r.Msg.Cmd() == exlive.CmdPosition })
 				})
-				up, _, _ := igLast[*exlive.Position](f.sim)
+				up, _, _ := lastReceived[*exlive.Position](f.sim)
 				if d := igMetres(up.Lat, up.Lng, c.platLat, c.platLng); d > 1 {
 					t.Errorf("platform got %v,%v: %.2f m from the %s %v,%v", up.Lat, up.Lng, d, c.d, c.platLat, c.platLng)
 				}
@@ -479,7 +482,7 @@ func TestGBKPlatform(t *testing.T) {
 						t.Errorf("%s: result %v", q.rest, r)
 					}
 				}
-				igWaitSim(t, f.sim, "four uploads", func(rs []exlivesim.Received) bool {
+				waitSim(t, f.sim, "four uploads", func(rs []exlivesim.Received) bool {
 					n := 0
 					for _, r := range rs {
 						switch r.Msg.Cmd() {
@@ -489,19 +492,19 @@ func TestGBKPlatform(t *testing.T) {
 					}
 					return n >= 4
 				})
-				cmd, rc, _ := igLast[*exlive.VehicleCommand](f.sim)
+				cmd, rc, _ := lastReceived[*exlive.VehicleCommand](f.sim)
 				if cmd.ID != "V1" || cmd.Data != text || !rc.GBK {
 					t.Errorf("platform got 1004 %+v (GBK %v), want data %q", cmd, rc.GBK, text)
 				}
-				pt, rp, _ := igLast[*exlive.Passthrough](f.sim)
+				pt, rp, _ := lastReceived[*exlive.Passthrough](f.sim)
 				if pt.TerminalID != "V1" || pt.Code != "沪A10000" || pt.Data != text || !rp.GBK {
 					t.Errorf("platform got 1012 %+v (GBK %v), want data %q", pt, rp.GBK, text)
 				}
-				pos, rpos, _ := igLast[*exlive.Position](f.sim)
+				pos, rpos, _ := lastReceived[*exlive.Position](f.sim)
 				if pos.PosInfo != text || pos.CState != bs[1] || pos.Code != "沪A10000" || !rpos.GBK {
 					t.Errorf("platform got 1007 %+v (GBK %v), want posinfo %q", pos, rpos.GBK, text)
 				}
-				msg, rm, _ := igLast[*exlive.TextMessage](f.sim)
+				msg, rm, _ := lastReceived[*exlive.TextMessage](f.sim)
 				if msg.Msg != text || !rm.GBK {
 					t.Errorf("platform got 1003 %q (GBK %v), want %q", msg.Msg, rm.GBK, text)
 				}
@@ -521,4 +524,46 @@ func TestGBKPlatform(t *testing.T) {
 			})
 		}
 	})
+}
+
+// igGBKChars finds n CJK characters whose GBK encoding ends in trail, by
+// encoding the CJK block rather than trusting a table (as exlive's
+// frame_test.go does).
+func igGBKChars(t *testing.T, trail byte, n int) []string {
+	t.Helper()
+	enc := simplifiedchinese.GBK.NewEncoder()
+	var found []string
+	for r := rune(0x4E00); r <= 0x9FA5 && len(found) < n; r++ {
+		b, err := enc.Bytes([]byte(string(r)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) == 2 && b[1] == trail {
+			found = append(found, string(r))
+		}
+	}
+	if len(found) < n {
+		t.Fatalf("found %d characters with GBK trail byte %#x, want %d", len(found), trail, n)
+	}
+	return found
+}
+
+// igMetres returns the distance between two points in metres (haversine on
+// the mean Earth radius: plenty for a one-metre tolerance).
+func igMetres(lat1, lng1, lat2, lng2 float64) float64 {
+	const r = 6371008.8
+	φ1, φ2 := lat1*math.Pi/180, lat2*math.Pi/180
+	dφ, dλ := φ2-φ1, (lng2-lng1)*math.Pi/180
+	h := math.Sin(dφ/2)*math.Sin(dφ/2) + math.Cos(φ1)*math.Cos(φ2)*math.Sin(dλ/2)*math.Sin(dλ/2)
+	return 2 * r * math.Asin(math.Sqrt(h))
+}
+
+// igNum reads a JSON number of a decoded payload.
+func igNum(t *testing.T, p map[string]any, key string) float64 {
+	t.Helper()
+	f, ok := p[key].(float64)
+	if !ok {
+		t.Fatalf("%q is %v (%T), want a number; payload %v", key, p[key], p[key], p)
+	}
+	return f
 }

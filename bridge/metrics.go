@@ -10,7 +10,6 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // metrics are the bridge's Prometheus metrics. Label values come from fixed
@@ -210,36 +209,4 @@ func (c mqttCollector) Collect(ch chan<- prometheus.Metric) {
 		connected = 1
 	}
 	gauge(descMQTTConnected, connected)
-}
-
-// sum returns the total of every series of the metrics named, as gathered
-// now. The status page shows a few totals; it asks every two seconds.
-func (m *metrics) sum(names ...string) map[string]float64 {
-	out := make(map[string]float64, len(names))
-	for _, n := range names {
-		out[n] = 0
-	}
-	families, err := m.reg.Gather()
-	if err != nil {
-		return out
-	}
-	for _, f := range families {
-		if _, ok := out[f.GetName()]; !ok {
-			continue
-		}
-		for _, metric := range f.GetMetric() {
-			out[f.GetName()] += metricValue(metric)
-		}
-	}
-	return out
-}
-
-func metricValue(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	}
-	return 0
 }

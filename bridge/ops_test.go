@@ -1,19 +1,14 @@
 package bridge_test
 
-// Operations, seen from the bridge: /readyz follows both links, and
-// /metrics counts what the bridge does, on a real bridge between the
-// simulated platform and a real broker, served by the web package as
-// exlive2mqtt serves it.
+// Operations, seen from the bridge: readiness follows both links, and the
+// metrics count what the bridge does, on a real bridge between the
+// simulated platform and a real broker. The metrics are read from the
+// bridge's registry; cmd/exlive2mqtt's tests read them, and readiness,
+// over HTTP as the program serves them.
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,68 +16,31 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
-	"github.com/exlive2mqtt/exlive2mqtt/web"
-	"github.com/rs/zerolog"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 )
 
-const opsWait = 10 * time.Second
-
-// opsServe serves f's bridge as exlive2mqtt does (web.New with the bridge
-// as Source and its metrics) and returns the base URL and a client.
-func opsServe(t *testing.T, f *fixture) (string, *http.Client) {
+// opsWaitReady polls Ready, which /readyz answers with, until it reports
+// ready with a reason that cond accepts, and returns that reason. Readiness
+// has no event to wait on from outside; polling it is what a probe does.
+func opsWaitReady(t *testing.T, b *bridge.Bridge, ready bool, what string, cond func(reason string) bool) string {
 	t.Helper()
-	ts := httptest.NewServer(web.New(web.Config{}, f.bridge, f.bridge.Metrics(), zerolog.Nop()).Handler())
-	t.Cleanup(ts.Close)
-	return ts.URL, ts.Client()
-}
-
-// opsGet returns the status and body of GET base+path.
-func opsGet(t *testing.T, c *http.Client, url string) (int, string) {
-	t.Helper()
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return resp.StatusCode, string(b)
-}
-
-type opsReadiness struct {
-	Ready  bool   `json:"ready"`
-	Reason string `json:"reason"`
-}
-
-// opsWaitReady polls /readyz until it answers code with a reason that cond
-// accepts, and returns that answer. Readiness has no event to wait on from
-// outside; polling the endpoint is what a probe does.
-func opsWaitReady(t *testing.T, c *http.Client, base string, code int, what string, cond func(reason string) bool) opsReadiness {
-	t.Helper()
-	deadline := time.Now().Add(opsWait)
+	deadline := time.Now().Add(testWait)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	var lastCode int
-	var lastBody string
 	for {
-		lastCode, lastBody = opsGet(t, c, base+"/readyz")
-		var r opsReadiness
-		if err := json.Unmarshal([]byte(lastBody), &r); err != nil {
-			t.Fatalf("/readyz body %q is not JSON: %v", lastBody, err)
-		}
-		if lastCode == code && r.Ready == (code == http.StatusOK) && cond(r.Reason) {
-			return r
+		ok, reason := b.Ready()
+		if ok == ready && cond(reason) {
+			return reason
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/readyz: waited %v for %d (%s); last answer %d %s", opsWait, code, what, lastCode, lastBody)
+			t.Fatalf("Ready: waited %v for %v (%s); last answer %v %q", testWait, ready, what, ok, reason)
 		}
 		<-tick.C
 	}
 }
 
-func TestReadyzFollowsBothLinks(t *testing.T) {
+func TestReadyFollowsBothLinks(t *testing.T) {
 	target := brokertest.Target{Name: "embedded", URL: brokertest.Embedded(t).URL()}
 	var mqProxy, exProxy *brokertest.Proxy
 	f := newFixture(t, target, setup{edit: func(o *bridge.Options) {
@@ -93,7 +51,6 @@ func TestReadyzFollowsBothLinks(t *testing.T) {
 		mqProxy = brokertest.NewProxy(t, strings.TrimPrefix(o.MQTT.URL, "tcp://"))
 		o.MQTT.URL = mqProxy.URL()
 	}})
-	base, c := opsServe(t, f)
 
 	ok := func(reason string) bool { return reason == "" }
 	mqttDown := func(reason string) bool {
@@ -106,38 +63,31 @@ func TestReadyzFollowsBothLinks(t *testing.T) {
 		return strings.Contains(reason, "MQTT") && strings.Contains(reason, "EXLIVE session ") && !strings.Contains(reason, "logged_in")
 	}
 
-	opsWaitReady(t, c, base, http.StatusOK, "both links up", ok)
-	if code, body := opsGet(t, c, base+"/healthz"); code != http.StatusOK {
-		t.Errorf("/healthz = %d %s", code, body)
-	}
+	opsWaitReady(t, f.bridge, true, "both links up", ok)
 
 	mqProxy.SetDown(true)
-	r := opsWaitReady(t, c, base, http.StatusServiceUnavailable, "the MQTT link named", mqttDown)
-	t.Logf("MQTT down: %q", r.Reason)
-	// Liveness is not readiness: the process is fine.
-	if code, _ := opsGet(t, c, base+"/healthz"); code != http.StatusOK {
-		t.Errorf("/healthz = %d while the broker is away, want 200", code)
-	}
+	r := opsWaitReady(t, f.bridge, false, "the MQTT link named", mqttDown)
+	t.Logf("MQTT down: %q", r)
 	mqProxy.SetDown(false)
-	opsWaitReady(t, c, base, http.StatusOK, "the MQTT link back", ok)
+	opsWaitReady(t, f.bridge, true, "the MQTT link back", ok)
 
 	exProxy.SetDown(true)
-	r = opsWaitReady(t, c, base, http.StatusServiceUnavailable, "the EXLIVE link named", exliveDown)
-	t.Logf("EXLIVE down: %q", r.Reason)
+	r = opsWaitReady(t, f.bridge, false, "the EXLIVE link named", exliveDown)
+	t.Logf("EXLIVE down: %q", r)
 
 	mqProxy.SetDown(true)
-	r = opsWaitReady(t, c, base, http.StatusServiceUnavailable, "both links named", bothDown)
-	t.Logf("both down: %q", r.Reason)
+	r = opsWaitReady(t, f.bridge, false, "both links named", bothDown)
+	t.Logf("both down: %q", r)
 
 	mqProxy.SetDown(false)
-	opsWaitReady(t, c, base, http.StatusServiceUnavailable, "only the EXLIVE link named", exliveDown)
+	opsWaitReady(t, f.bridge, false, "only the EXLIVE link named", exliveDown)
 	exProxy.SetDown(false)
-	opsWaitReady(t, c, base, http.StatusOK, "both links back", ok)
+	opsWaitReady(t, f.bridge, true, "both links back", ok)
 }
 
 // A platform that refuses the login leaves the bridge not ready, with the
 // reason, and the gauge and counter say so.
-func TestReadyzAndMetricsAfterRejectedLogin(t *testing.T) {
+func TestReadyAndMetricsAfterRejectedLogin(t *testing.T) {
 	target := brokertest.Target{Name: "embedded", URL: brokertest.Embedded(t).URL()}
 	f := newFixture(t, target, setup{edit: func(o *bridge.Options) {
 		o.Exlive.Pass = "not-the-password"
@@ -145,22 +95,25 @@ func TestReadyzAndMetricsAfterRejectedLogin(t *testing.T) {
 		// exactly one refusal is counted while the test looks.
 		o.Exlive.RetryMax = time.Minute
 	}})
-	base, c := opsServe(t, f)
 
-	r := opsWaitReady(t, c, base, http.StatusServiceUnavailable, "login_failed", func(reason string) bool {
+	r := opsWaitReady(t, f.bridge, false, "login_failed", func(reason string) bool {
 		return reason == "EXLIVE session login_failed"
 	})
-	t.Logf("reason: %q", r.Reason)
+	t.Logf("reason: %q", r)
 	// The state is set before it is counted: wait for the count.
-	m := opsWaitMetric(t, c, base, `exlive_login_failures_total`, 1)
+	m := opsWaitMetric(t, f.bridge, `exlive_login_failures_total`, 1)
 	m.want(t, `exlive_logins_total`, 0)
 	m.want(t, `exlive_session_state{state="login_failed"}`, 1)
 	m.want(t, `exlive_session_state{state="logged_in"}`, 0)
 	if _, refused := f.sim.Logins(); refused != 1 {
 		t.Errorf("platform refused %d logins, want 1", refused)
 	}
-	if strings.Contains(m.text, "not-the-password") {
-		t.Error("the password is in /metrics")
+	text, err := testutil.GatherAndFormat(f.bridge.Gatherer(), expfmt.TypeTextPlain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(text), "not-the-password") {
+		t.Error("the password is in the metrics")
 	}
 }
 
@@ -168,11 +121,10 @@ func TestMetricsCountWhatTheBridgeDoes(t *testing.T) {
 	target := brokertest.Target{Name: "embedded", URL: brokertest.Embedded(t).URL()}
 	// No positions of its own: the test sends exactly the ones it counts.
 	f := newFixture(t, target, setup{sim: exlivesim.Config{Vehicles: 3, Rate: 0}})
-	base, c := opsServe(t, f)
 	f.waitLoggedIn()
-	f.sub.WaitTopic(opsWait, f.topic("bridge/vehicles"))
+	f.sub.WaitTopic(testWait, f.topic("bridge/vehicles"))
 
-	m := opsScrape(t, c, base)
+	m := gather(t, f.bridge)
 	m.want(t, `exlive_session_state{state="logged_in"}`, 1)
 	m.want(t, `exlive_session_state{state="connecting"}`, 0)
 	m.want(t, `exlive_session_state{state="disconnected"}`, 0)
@@ -189,13 +141,13 @@ func TestMetricsCountWhatTheBridgeDoes(t *testing.T) {
 	for i := range n {
 		f.sim.SendRaw([]byte(fmt.Sprintf(`{"header":{"cmd":"1007"},"body":{"id":"V%d","lat":"31.2%d","lng":"121.4%d","veo":"%d"}}`+"\r\n", i%3+1, i, i, 10+i)))
 	}
-	m = opsWaitMetric(t, c, base, `bridge_positions_published_total`, n)
+	m = opsWaitMetric(t, f.bridge, `bridge_positions_published_total`, n)
 	m.want(t, `exlive_positions_received_total`, n)
 	m.want(t, `exlive_frames_received_total{cmd="1007"}`, n)
 	if age := m.value(t, `exlive_newest_position_age_seconds`); age < 0 || age > 60 {
 		t.Errorf("exlive_newest_position_age_seconds = %v, want a few seconds at most", age)
 	}
-	f.sub.Wait(opsWait, "the positions on MQTT", func(ms []brokertest.Msg) bool {
+	f.sub.Wait(testWait, "the positions on MQTT", func(ms []brokertest.Msg) bool {
 		got := 0
 		for _, msg := range ms {
 			if strings.HasSuffix(msg.Topic, "/position") {
@@ -220,7 +172,7 @@ func TestMetricsCountWhatTheBridgeDoes(t *testing.T) {
 
 	// A junk frame, skipped; the next good frame still counts.
 	f.sim.SendRaw([]byte("GARBAGE!\r\n" + `{"header":{"cmd":"1007"},"body":{"id":"V1","lat":"31.3","lng":"121.5"}}` + "\r\n"))
-	m = opsWaitMetric(t, c, base, `exlive_positions_received_total`, n+1)
+	m = opsWaitMetric(t, f.bridge, `exlive_positions_received_total`, n+1)
 	m.want(t, `exlive_frames_skipped_total{reason="junk"}`, 1)
 	m.want(t, `exlive_frames_skipped_total{reason="invalid_json"}`, 0)
 	m.want(t, `bridge_requests_total{cmd="1004",outcome="ok"}`, 1)
@@ -228,7 +180,7 @@ func TestMetricsCountWhatTheBridgeDoes(t *testing.T) {
 	m.want(t, `bridge_requests_total{cmd="1004",outcome="refused"}`, 1)
 	// Latency is observed for answered requests only.
 	m.want(t, `bridge_request_duration_seconds_count{cmd="1004"}`, 2)
-	if sum := m.value(t, `bridge_request_duration_seconds_sum{cmd="1004"}`); sum <= 0 || sum > 2*opsWait.Seconds() {
+	if sum := m.value(t, `bridge_request_duration_seconds_sum{cmd="1004"}`); sum <= 0 || sum > 2*testWait.Seconds() {
 		t.Errorf("bridge_request_duration_seconds_sum = %v", sum)
 	}
 	m.want(t, `bridge_request_duration_seconds_bucket{cmd="1004",le="+Inf"}`, 2)
@@ -238,14 +190,7 @@ func TestMetricsCountWhatTheBridgeDoes(t *testing.T) {
 	m.want(t, `bridge_request_queue_depth`, 0)
 
 	// The status page shows the same totals.
-	code, body := opsGet(t, c, base+"/api/status")
-	if code != http.StatusOK {
-		t.Fatalf("/api/status = %d %s", code, body)
-	}
-	var st web.Status
-	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		t.Fatal(err)
-	}
+	st := f.bridge.Status()
 	for _, ctr := range st.Counters {
 		switch ctr.Name {
 		case "exlive_positions_received_total":
@@ -269,99 +214,37 @@ func TestMetricsCountWhatTheBridgeDoes(t *testing.T) {
 	// The platform goes away: the disconnect counter and the state gauge
 	// follow.
 	f.sim.Close()
-	opsWaitMetricFunc(t, c, base, `exlive_disconnects_total`, ">= 1", func(v float64) bool { return v >= 1 })
-	m = opsWaitMetric(t, c, base, `exlive_session_state{state="logged_in"}`, 0)
+	opsWaitMetricFunc(t, f.bridge, `exlive_disconnects_total`, ">= 1", func(v float64) bool { return v >= 1 })
+	m = opsWaitMetric(t, f.bridge, `exlive_session_state{state="logged_in"}`, 0)
 	if m.value(t, `exlive_session_state{state="connecting"}`)+m.value(t, `exlive_session_state{state="disconnected"}`) != 1 {
 		t.Errorf("session state gauge is not connecting or disconnected:\n%s", m.grep("exlive_session_state"))
 	}
 }
 
-// opsMetrics is one scrape of /metrics: series (name with its labels, as
-// the text format writes them) to value.
-type opsMetrics struct {
-	text   string
-	series map[string]float64
-}
-
-func opsScrape(t *testing.T, c *http.Client, base string) opsMetrics {
-	t.Helper()
-	code, body := opsGet(t, c, base+"/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics = %d %s", code, body)
-	}
-	m := opsMetrics{text: body, series: map[string]float64{}}
-	sc := bufio.NewScanner(strings.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			t.Fatalf("/metrics line %q", line)
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("/metrics line %q: %v", line, err)
-		}
-		m.series[line[:i]] = v
-	}
-	return m
-}
-
-// value returns the value of a series, failing if it is not there.
-func (m opsMetrics) value(t *testing.T, series string) float64 {
-	t.Helper()
-	v, ok := m.series[series]
-	if !ok {
-		name, _, _ := strings.Cut(series, "{")
-		t.Fatalf("/metrics has no %s; it has:\n%s", series, m.grep(name))
-	}
-	return v
-}
-
-func (m opsMetrics) want(t *testing.T, series string, want float64) {
-	t.Helper()
-	if got := m.value(t, series); got != want {
-		t.Errorf("%s = %v, want %v", series, got, want)
-	}
-}
-
-// grep returns the lines of the scrape about name.
-func (m opsMetrics) grep(name string) string {
-	var b strings.Builder
-	for _, line := range strings.Split(m.text, "\n") {
-		if strings.Contains(line, name) {
-			b.WriteString(line + "\n")
-		}
-	}
-	return b.String()
-}
-
-// opsWaitMetric scrapes until series has the value want, then returns a
-// new scrape. One scrape is no snapshot: the registry collects its metrics
-// one after another while the bridge goes on counting, so a scrape can
+// opsWaitMetric gathers until series has the value want, then returns a
+// new gathering. One gathering is no snapshot: the registry collects its
+// metrics one after another while the bridge goes on counting, so it can
 // show the last of a burst in one counter and miss it in another. Counters
-// only grow, so a scrape begun after the condition held shows everything
-// counted before it.
-func opsWaitMetric(t *testing.T, c *http.Client, base, series string, want float64) opsMetrics {
+// only grow, so a gathering begun after the condition held shows
+// everything counted before it.
+func opsWaitMetric(t *testing.T, b *bridge.Bridge, series string, want float64) metrics {
 	t.Helper()
-	return opsWaitMetricFunc(t, c, base, series, fmt.Sprint("= ", want), func(v float64) bool { return v == want })
+	return opsWaitMetricFunc(t, b, series, fmt.Sprint("= ", want), func(v float64) bool { return v == want })
 }
 
-func opsWaitMetricFunc(t *testing.T, c *http.Client, base, series, what string, cond func(float64) bool) opsMetrics {
+func opsWaitMetricFunc(t *testing.T, b *bridge.Bridge, series, what string, cond func(float64) bool) metrics {
 	t.Helper()
-	deadline := time.Now().Add(opsWait)
+	deadline := time.Now().Add(testWait)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		m := opsScrape(t, c, base)
-		if got, ok := m.series[series]; ok && cond(got) {
-			return opsScrape(t, c, base)
+		m := gather(t, b)
+		if got, ok := m.get(t, series); ok && cond(got) {
+			return gather(t, b)
 		}
 		if time.Now().After(deadline) {
 			name, _, _ := strings.Cut(series, "{")
-			t.Fatalf("waited %v for %s %s; last scrape:\n%s", opsWait, series, what, m.grep(name))
+			t.Fatalf("waited %v for %s %s; last gathered:\n%s", testWait, series, what, m.grep(name))
 		}
 		<-tick.C
 	}

@@ -14,7 +14,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"github.com/exlive2mqtt/exlive2mqtt/owntracks"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 // parsed is a request payload read.
@@ -30,20 +32,20 @@ type parsed struct {
 // parseRequest reads a request payload. A JSON object is read for its
 // fields; for commands, passthrough and messages any other payload is the
 // data itself. It never panics, whatever the bytes.
-func parseRequest(k kind, payload []byte) (parsed, error) {
+func parseRequest(k topic.Kind, payload []byte) (parsed, error) {
 	var p parsed
 	if !utf8.Valid(payload) {
 		return p, errors.New("payload is not valid UTF-8")
 	}
 	switch k {
-	case kindGroups, kindVehicles:
+	case topic.KindGroups, topic.KindVehicles:
 		// The payload is the data, JSON or not, as docs/topics.md says.
 		if len(payload) == 0 {
 			return p, errors.New("empty payload")
 		}
 		p.data = string(payload)
 		return p, nil
-	case kindPosition:
+	case topic.KindPosition:
 		return parsePosition(payload)
 	}
 	obj, isObject := object(payload)
@@ -58,7 +60,7 @@ func parseRequest(k kind, payload []byte) (parsed, error) {
 		return p, err
 	}
 	key := "data"
-	if k == kindMessage {
+	if k == topic.KindMessage {
 		key = "msg"
 	}
 	data, ok, err := text(obj, key)
@@ -69,7 +71,7 @@ func parseRequest(k kind, payload []byte) (parsed, error) {
 		return p, fmt.Errorf("missing %q", key)
 	}
 	p.data = data
-	if k == kindPassthrough {
+	if k == topic.KindPassthrough {
 		if p.code, _, err = text(obj, "code"); err != nil {
 			return p, err
 		}
@@ -199,18 +201,18 @@ func parsePosition(payload []byte) (parsed, error) {
 		}
 		p.pos = exlive.Position{Lat: l.Lat, Lng: l.Lon}
 		if l.Tst > 0 {
-			p.pos.Time = exlive.Some(time.Unix(l.Tst, 0))
+			p.pos.Time = opt.Some(time.Unix(l.Tst, 0))
 		}
 		if l.Vel.Valid {
-			p.pos.Speed = exlive.Some(float64(l.Vel.V))
+			p.pos.Speed = opt.Some(float64(l.Vel.V))
 		}
 		if l.Cog.Valid {
-			p.pos.Direction = exlive.Some(float64(l.Cog.V))
+			p.pos.Direction = opt.Some(float64(l.Cog.V))
 		}
 		if l.Odometer.Valid {
-			p.pos.Mileage = exlive.Some(l.Odometer.V)
+			p.pos.Mileage = opt.Some(l.Odometer.V)
 		}
-		p.pos.Valid = exlive.Some(true)
+		p.pos.Valid = opt.Some(true)
 		p.pos.PosInfo = l.Addr
 		return p, nil
 	}
@@ -239,7 +241,7 @@ func parsePosition(payload []byte) (parsed, error) {
 	pos.WState, pos.CState, pos.PosInfo = deref(u.WState), deref(u.CState), deref(u.PosInfo)
 	for _, f := range []struct {
 		v    *float64
-		to   *exlive.Opt[float64]
+		to   *opt.Opt[float64]
 		name string
 		lo   float64
 		hi   float64
@@ -255,20 +257,20 @@ func parsePosition(payload []byte) (parsed, error) {
 		if *f.v < f.lo || *f.v > f.hi {
 			return p, fmt.Errorf("%s %v: out of range", f.name, *f.v)
 		}
-		*f.to = exlive.Some(*f.v)
+		*f.to = opt.Some(*f.v)
 	}
 	if u.Valid != nil {
-		pos.Valid = exlive.Some(*u.Valid)
+		pos.Valid = opt.Some(*u.Valid)
 	}
 	if u.Alarm != nil {
-		pos.Alarm = exlive.Some(*u.Alarm)
+		pos.Alarm = opt.Some(*u.Alarm)
 	}
 	if len(u.Time) > 0 && string(u.Time) != "null" {
 		t, err := timestamp(u.Time)
 		if err != nil {
 			return p, fmt.Errorf("time: %w", err)
 		}
-		pos.Time = exlive.Some(t)
+		pos.Time = opt.Some(t)
 	}
 	p.pos = pos
 	return p, nil

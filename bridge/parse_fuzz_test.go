@@ -5,6 +5,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 // FuzzParseRequest feeds any bytes to the request parser of every kind of
@@ -19,49 +21,49 @@ import (
 //	go test -run='^$' -fuzz='^FuzzParseRequest$' -parallel=1 ./bridge/
 func FuzzParseRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		for k := range kinds {
-			p, err := parseRequest(kind(k), payload)
+		for k := range topic.NumKinds {
+			p, err := parseRequest(k, payload)
 			if err != nil {
-				checkError(t, kind(k), payload, err)
+				checkError(t, k, payload, err)
 				continue
 			}
 			if !utf8.Valid(payload) {
-				t.Fatalf("kind %s: accepted invalid UTF-8 %q", kinds[k].name, payload)
+				t.Fatalf("kind %s: accepted invalid UTF-8 %q", k, payload)
 			}
 			for _, s := range []string{p.requestID, p.data, p.code, p.terminalID, p.pos.ID, p.pos.Code, p.pos.WState, p.pos.CState, p.pos.PosInfo} {
 				if !utf8.ValidString(s) {
-					t.Fatalf("kind %s: accepted text %q is not UTF-8", kinds[k].name, s)
+					t.Fatalf("kind %s: accepted text %q is not UTF-8", k, s)
 				}
 			}
 			if len(p.requestID) > 256 {
-				t.Fatalf("kind %s: request_id of %d bytes accepted", kinds[k].name, len(p.requestID))
+				t.Fatalf("kind %s: request_id of %d bytes accepted", k, len(p.requestID))
 			}
 			if !p.expires.IsZero() && (p.expires.Year() < 1970 || p.expires.Year() > 9999) {
-				t.Fatalf("kind %s: expires %v accepted", kinds[k].name, p.expires)
+				t.Fatalf("kind %s: expires %v accepted", k, p.expires)
 			}
-			if kind(k) == kindPosition {
+			if k == topic.KindPosition {
 				checkPosition(t, p)
 			}
 		}
 	})
 }
 
-func checkError(t *testing.T, k kind, payload []byte, err error) {
+func checkError(t *testing.T, k topic.Kind, payload []byte, err error) {
 	t.Helper()
 	msg := err.Error()
 	switch {
 	case msg == "":
-		t.Fatalf("kind %s: empty error for %q", kinds[k].name, payload)
+		t.Fatalf("kind %s: empty error for %q", k, payload)
 	case !utf8.ValidString(msg):
-		t.Fatalf("kind %s: error %q is not UTF-8", kinds[k].name, msg)
+		t.Fatalf("kind %s: error %q is not UTF-8", k, msg)
 	case len(msg) > 400:
 		// The error is published on the result topic and logged: it must
 		// not echo a large payload back.
-		t.Fatalf("kind %s: error of %d bytes: %.200q…", kinds[k].name, len(msg), msg)
+		t.Fatalf("kind %s: error of %d bytes: %.200q…", k, len(msg), msg)
 	}
 	for _, r := range msg {
 		if unicode.IsControl(r) {
-			t.Fatalf("kind %s: error %q holds a control character", kinds[k].name, msg)
+			t.Fatalf("kind %s: error %q holds a control character", k, msg)
 		}
 	}
 }

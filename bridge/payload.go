@@ -6,6 +6,7 @@ import (
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/jsonw"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
 
 // The payloads of docs/topics.md, written by hand: positions are the hot path,
@@ -23,14 +24,14 @@ func optStr(dst []byte, key, val string) []byte {
 	return str(dst, key, val)
 }
 
-func num(dst []byte, key string, v exlive.Opt[float64]) []byte {
+func num(dst []byte, key string, v opt.Opt[float64]) []byte {
 	if !v.Valid {
 		return dst
 	}
 	return jsonw.Float(jsonw.Member(dst, key), v.V)
 }
 
-func flag(dst []byte, key string, v exlive.Opt[bool]) []byte {
+func flag(dst []byte, key string, v opt.Opt[bool]) []byte {
 	if !v.Valid {
 		return dst
 	}

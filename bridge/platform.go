@@ -2,78 +2,122 @@ package bridge
 
 import (
 	"bytes"
-	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/exlive2mqtt/exlive2mqtt/datum"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
-	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/internal/ratelimit"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"github.com/exlive2mqtt/exlive2mqtt/owntracks"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
+	"github.com/rs/zerolog"
 )
 
-// HandleMessage publishes what the platform sends. It runs on the session's
-// read loop: it must not block, and it does not, since the MQTT client
+// feed is the platform → MQTT side of the bridge: it publishes what the
+// session hands on (positions, passthrough replies, messages, the
+// inventory, the session's state) and counts what it skipped. Its methods
+// run on the session's read loop, so none of them blocks: the MQTT client
 // queues.
-func (b *Bridge) HandleMessage(m exlive.Message) {
+type feed struct {
+	log      zerolog.Logger
+	pub      publisher
+	topics   topic.Layout
+	reg      *registry
+	metrics  *metrics
+	announce *announcer
+
+	datum       datum.Datum
+	retain      bool // MQTT_RETAIN, for positions
+	ownTracks   OwnTracksConfig
+	maxVehicles int
+	// settle lets requests go: called once the first inventory is in, or
+	// the first session attempt has failed (see requests.serve).
+	settle func()
+
+	mu    sync.Mutex
+	state exlive.State
+
+	skipLog, fullLog ratelimit.Every
+	scratch          []byte // position payloads are built here; only the session's read loop uses it
+	stopping         atomic.Bool
+}
+
+// handler is what the session calls.
+func (f *feed) handler() exlive.Handler {
+	return exlive.Handlers{Message: f.message, State: f.setState, Inventory: f.inventory, Skip: f.skip}
+}
+
+// current returns the session's latest state.
+func (f *feed) current() exlive.State {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state
+}
+
+// message publishes what the platform sends.
+func (f *feed) message(m exlive.Message) {
 	switch m := m.(type) {
 	case *exlive.Position:
-		b.metrics.frame(exlive.CmdPosition, true)
-		b.position(m)
+		f.metrics.frame(exlive.CmdPosition, true)
+		f.position(m)
 	case *exlive.PassthroughReply:
-		b.metrics.frame(m.Cmd(), true)
-		level := b.levelOf(m.TerminalID)
+		f.metrics.frame(m.Cmd(), true)
+		level := f.levelOf(m.TerminalID)
 		if level == "" {
-			b.log.Warn().Str("terminalid", m.TerminalID).Msg("passthrough reply without a terminal id: not published")
+			f.log.Warn().Str("terminalid", m.TerminalID).Msg("passthrough reply without a terminal id: not published")
 			return
 		}
-		b.publish(b.prefix+"/vehicles/"+level+"/passthrough", appendPassthrough(nil, m, time.Now()), false)
+		f.pub.publish(f.topics.Passthrough(level), appendPassthrough(nil, m, time.Now()), false)
 	case *exlive.TextMessage:
-		b.metrics.frame(m.Cmd(), true)
-		b.publish(b.prefix+"/bridge/message", appendText(nil, m.Msg, time.Now()), false)
+		f.metrics.frame(m.Cmd(), true)
+		f.pub.publish(f.topics.Message(), appendText(nil, m.Msg, time.Now()), false)
 	case *exlive.Answer:
 		// An answer no request awaits: to a heartbeat (live servers
 		// answer every one; the session keeps the link by them), or one
 		// that came after its request's timeout.
-		b.metrics.frame(m.Cmd(), true)
+		f.metrics.frame(m.Cmd(), true)
 		if m.Command != exlive.CmdHeartbeat {
-			b.log.Debug().Stringer("answers", m.Command).Str("result", m.Result).Msg("unmatched answer")
+			f.log.Debug().Stringer("answers", m.Command).Str("result", m.Result).Msg("unmatched answer")
 		}
 	case *exlive.Unknown:
-		b.metrics.frame(m.Command, false)
-		b.log.Debug().Stringer("cmd", m.Command).Bytes("body", truncate(m.Body, 512)).Msg("unknown command")
+		f.metrics.frame(m.Command, false)
+		f.log.Debug().Stringer("cmd", m.Command).Bytes("body", truncate(m.Body, 512)).Msg("unknown command")
 	default:
 		// Commands a server does not normally send (1009/1011 outside an
 		// inventory, client commands echoed back): counted, logged.
-		b.metrics.frame(m.Cmd(), true)
-		b.log.Debug().Stringer("cmd", m.Cmd()).Msg("frame not published")
+		f.metrics.frame(m.Cmd(), true)
+		f.log.Debug().Stringer("cmd", m.Cmd()).Msg("frame not published")
 	}
 }
 
 // position publishes one position. It is the hot path: the payload is
 // built in a reused buffer and copied once into the message the MQTT client
 // keeps.
-func (b *Bridge) position(p *exlive.Position) {
+func (f *feed) position(p *exlive.Position) {
 	now := time.Now()
-	b.metrics.received.Inc()
-	b.metrics.newest.Store(now.UnixNano())
+	f.metrics.received.Inc()
+	f.metrics.newest.Store(now.UnixNano())
 	if p.Invalid != 0 {
-		for _, f := range p.Invalid.Names() {
-			b.metrics.fieldsIgnored.WithLabelValues(f).Inc()
+		for _, name := range p.Invalid.Names() {
+			f.metrics.fieldsIgnored.WithLabelValues(name).Inc()
 		}
 	}
 	if p.ID == "" {
-		b.metrics.dropped.WithLabelValues(dropNoID).Inc()
-		b.log.Warn().Msg("position without a vehicle id: not published")
+		f.metrics.dropped.WithLabelValues(dropNoID).Inc()
+		f.log.Warn().Msg("position without a vehicle id: not published")
 		return
 	}
-	v := b.vehicle(p.ID, p.Code)
+	v := f.vehicle(p.ID, p.Code)
 	lat, lng := p.Lat, p.Lng
-	if b.datum != 0 {
-		lat, lng = b.datum.ToWGS84(lat, lng)
+	if f.datum != 0 {
+		lat, lng = f.datum.ToWGS84(lat, lng)
 		lat, lng = round7(lat), round7(lng)
 	}
-	topic := ""
+	to := ""
 	if v != nil {
-		topic = v.posTopic
+		to = v.posTopic
 		v.mu.Lock()
 		v.last = fix{
 			seen: true, lat: lat, lng: lng,
@@ -87,23 +131,24 @@ func (b *Bridge) position(p *exlive.Position) {
 		}
 		v.mu.Unlock()
 	} else {
-		topic = b.prefix + "/vehicles/" + mqtt.Level(p.ID) + "/position"
+		to = f.topics.Position(f.topics.Level(p.ID))
 	}
-	b.scratch = appendPosition(b.scratch[:0], p, lat, lng)
-	if b.publish(topic, bytes.Clone(b.scratch), b.opts.MQTT.Retain) {
-		b.metrics.published.Inc()
+	f.scratch = appendPosition(f.scratch[:0], p, lat, lng)
+	if f.pub.publish(to, bytes.Clone(f.scratch), f.retain) {
+		f.metrics.published.Inc()
 	} else {
-		b.metrics.dropped.WithLabelValues(dropRefused).Inc()
+		f.metrics.dropped.WithLabelValues(dropRefused).Inc()
 	}
-	if e := b.log.Debug(); e.Enabled() {
-		e.Str("vehicle", p.ID).Str("topic", topic).Msg("position published")
+	if e := f.log.Debug(); e.Enabled() {
+		e.Str("vehicle", p.ID).Str("topic", to).Msg("position published")
 	}
-	if b.opts.OwnTracks.Enable {
-		b.ownTracks(v, p, lat, lng)
+	if f.ownTracks.Enable {
+		f.ownTracksLocation(p, lat, lng)
 	}
 }
 
-func (b *Bridge) ownTracks(v *vehicle, p *exlive.Position, lat, lng float64) {
+// ownTracksLocation publishes the position as an OwnTracks location too.
+func (f *feed) ownTracksLocation(p *exlive.Position, lat, lng float64) {
 	l := owntracks.Location{Lat: lat, Lon: lng, Tid: owntracks.TrackerID(p.Code, p.ID)}
 	if p.Time.Valid {
 		l.Tst = p.Time.V.Unix()
@@ -114,41 +159,30 @@ func (b *Bridge) ownTracks(v *vehicle, p *exlive.Position, lat, lng float64) {
 	if p.Direction.Valid {
 		l.Cog = owntracks.RoundCourse(p.Direction.V)
 	}
-	if b.opts.OwnTracks.Acc > 0 {
-		l.Acc = owntracks.Some(b.opts.OwnTracks.Acc)
+	if f.ownTracks.Acc > 0 {
+		l.Acc = opt.Some(f.ownTracks.Acc)
 	}
 	if p.Mileage.Valid {
-		l.Odometer = owntracks.Some(p.Mileage.V)
+		l.Odometer = opt.Some(p.Mileage.V)
 	}
 	l.Addr = p.PosInfo
-	b.publish(b.ownTracksTopic(v, p.ID), owntracks.Encode(nil, l), true)
+	f.pub.publish(f.topics.OwnTracks(f.topics.Level(p.ID)), owntracks.Encode(nil, l), true)
 }
 
-// ownTracksTopic returns owntracks/USER/V.
-func (b *Bridge) ownTracksTopic(v *vehicle, id string) string {
-	level := ""
-	if v != nil {
-		level = v.level()
-	} else {
-		level = mqtt.Level(id)
-	}
-	return "owntracks/" + b.opts.OwnTracks.User + "/" + level
-}
-
-// vehicle returns the registry's entry for id, noting its code, and
-// announces a new vehicle to Home Assistant.
-func (b *Bridge) vehicle(id, code string) *vehicle {
-	v, created, collision := b.reg.get(id)
+// vehicle returns the registry's entry for id, noting its code, and has a
+// new vehicle, or one whose code changed, announced.
+func (f *feed) vehicle(id, code string) *vehicle {
+	v, created, collision := f.reg.get(id)
 	if v == nil {
-		if n, ok := b.fullLog.Allow(); ok {
-			b.log.Warn().Int("max", b.opts.Bridge.MaxVehicles).Uint64("since_last_warning", n).
+		if n, ok := f.fullLog.Allow(); ok {
+			f.log.Warn().Int("max", f.maxVehicles).Uint64("since_last_warning", n).
 				Msg("too many vehicles to track: positions of new ones are published, but requests to them are refused")
 		}
 		return nil
 	}
 	if collision {
-		b.metrics.collisions.Inc()
-		b.log.Warn().Str("vehicle", id).Str("level", v.level()).Msg("two vehicle ids share one topic level; requests to it are refused as ambiguous")
+		f.metrics.collisions.Inc()
+		f.log.Warn().Str("vehicle", id).Str("level", f.reg.level(v)).Msg("two vehicle ids share one topic level; requests to it are refused as ambiguous")
 	}
 	changed := created
 	if code != "" {
@@ -160,66 +194,62 @@ func (b *Bridge) vehicle(id, code string) *vehicle {
 		}
 		v.mu.Unlock()
 	}
-	if changed && b.opts.Hass.Discovery {
-		b.announce(v)
-	}
-	if created && b.opts.OwnTracks.Enable && code != "" {
-		b.publish(b.ownTracksTopic(v, id)+"/info", owntracks.EncodeCard(nil, code, ""), true)
+	if changed {
+		f.announce.changed(v, created, code)
 	}
 	return v
 }
 
-// levelOf returns the topic level of a vehicle id.
-func (b *Bridge) levelOf(id string) string {
+// levelOf returns the topic level of a vehicle id, which the registry knows
+// from now on (unless it is full).
+func (f *feed) levelOf(id string) string {
 	if id == "" {
 		return ""
 	}
-	if v, _, _ := b.reg.get(id); v != nil {
-		return v.level()
-	}
-	return mqtt.Level(id)
+	f.reg.get(id)
+	return f.topics.Level(id)
 }
 
-// HandleState publishes the session's state.
-func (b *Bridge) HandleState(s exlive.State) {
-	b.mu.Lock()
-	prev := b.state
-	b.state = s
-	b.mu.Unlock()
-	b.metrics.state(s.State)
+// setState publishes the session's state.
+func (f *feed) setState(s exlive.State) {
+	f.mu.Lock()
+	prev := f.state
+	f.state = s
+	f.mu.Unlock()
+	f.metrics.state(s.State)
 	switch s.State {
 	case exlive.StateLoggedIn:
-		b.metrics.logins.Inc()
+		f.metrics.logins.Inc()
 	case exlive.StateLoginFailed:
-		b.metrics.loginFailures.Inc()
-		b.settle()
+		f.metrics.loginFailures.Inc()
+		f.settle()
 	case exlive.StateDisconnected:
 		if s.Err != nil {
-			b.metrics.disconnects.Inc()
-			b.settle()
+			f.metrics.disconnects.Inc()
+			f.settle()
 		}
 	}
-	if b.stopping.Load() && s.State == exlive.StateDisconnected && prev.State == exlive.StateDisconnected {
+	if f.stopping.Load() && s.State == exlive.StateDisconnected && prev.State == exlive.StateDisconnected {
 		return
 	}
-	b.publishSession(s)
+	f.publishSession(s)
 }
 
-func (b *Bridge) publishSession(s exlive.State) {
-	b.publish(b.prefix+"/bridge/session", appendSession(nil, s), true)
+func (f *feed) publishSession(s exlive.State) {
+	f.pub.publish(f.topics.Session(), appendSession(nil, s), true)
 }
 
-// HandleInventory publishes the account's groups and vehicles, and updates
+// inventory publishes the account's groups and vehicles, and updates
 // the vehicles the bridge knows.
-func (b *Bridge) HandleInventory(inv exlive.Inventory) {
-	defer b.settle() // the vehicles are known: requests may go
+func (f *feed) inventory(inv exlive.Inventory) {
+	defer f.settle() // the vehicles are known: requests may go
 	if len(inv.Vehicles) == 0 {
-		if had := b.listed(); had > 0 {
+		if had := f.listed(); had > 0 {
 			// A platform that lists nothing after listing vehicles more
 			// likely failed to answer than lost the whole fleet: keep what
 			// is known rather than wipe every consumer's list and every
 			// Home Assistant entity.
-			b.log.Warn().Int("previous", had).Msg("platform listed no vehicles; keeping the previous inventory")
+			f.log.Warn().Int("previous", had).Msg("platform listed no vehicles; keeping the previous inventory")
 			return
 		}
 	}
@@ -229,22 +259,20 @@ func (b *Bridge) HandleInventory(inv exlive.Inventory) {
 		if iv.ID == "" {
 			continue
 		}
-		if v := b.vehicle(iv.ID, iv.Code); v != nil {
+		if v := f.vehicle(iv.ID, iv.Code); v != nil {
 			v.mu.Lock()
 			v.inInv = true
 			v.mu.Unlock()
-			if b.opts.Hass.Discovery {
-				b.announce(v) // back in the inventory after it left
-			}
+			f.announce.listed(v) // back in the inventory after it left
 		}
 	}
 	// Published once the vehicles are known, so that a request made on
 	// seeing the list finds its vehicle.
-	b.publish(b.prefix+"/bridge/groups", appendGroups(nil, inv.Groups), true)
-	b.publish(b.prefix+"/bridge/vehicles", appendVehicles(nil, inv.Vehicles), true)
+	f.pub.publish(f.topics.Groups(), appendGroups(nil, inv.Groups), true)
+	f.pub.publish(f.topics.Vehicles(), appendVehicles(nil, inv.Vehicles), true)
 	// A truncated list cannot tell which vehicles left.
 	var gone []*vehicle
-	for _, v := range b.reg.all() {
+	for _, v := range f.reg.all() {
 		v.mu.Lock()
 		if !inv.Truncated && v.inInv && !listed[v.id] {
 			v.inInv = false
@@ -252,19 +280,17 @@ func (b *Bridge) HandleInventory(inv exlive.Inventory) {
 		}
 		v.mu.Unlock()
 	}
-	if b.opts.Hass.Discovery {
-		for _, v := range gone {
-			b.unannounce(v)
-		}
+	for _, v := range gone {
+		f.announce.gone(v)
 	}
 }
 
 // listed returns how many vehicles the last inventory listed. It counts
 // them in the registry rather than keeping the list: a big account's list
 // is megabytes, and nothing else needs it once its payload is published.
-func (b *Bridge) listed() int {
+func (f *feed) listed() int {
 	n := 0
-	for _, v := range b.reg.all() {
+	for _, v := range f.reg.all() {
 		v.mu.Lock()
 		if v.inInv {
 			n++
@@ -274,11 +300,11 @@ func (b *Bridge) listed() int {
 	return n
 }
 
-// HandleSkip counts and logs what the session skipped.
-func (b *Bridge) HandleSkip(err *exlive.FrameError) {
-	b.metrics.skipped.WithLabelValues(string(err.Reason)).Inc()
-	if n, ok := b.skipLog.Allow(); ok {
-		b.log.Warn().Err(err).Str("reason", string(err.Reason)).Uint64("skipped_since_last_warning", n).Msg("frame skipped")
+// skip counts and logs what the session skipped.
+func (f *feed) skip(err *exlive.FrameError) {
+	f.metrics.skipped.WithLabelValues(string(err.Reason)).Inc()
+	if n, ok := f.skipLog.Allow(); ok {
+		f.log.Warn().Err(err).Str("reason", string(err.Reason)).Uint64("skipped_since_last_warning", n).Msg("frame skipped")
 	}
 }
 
@@ -288,5 +314,3 @@ func truncate(b []byte, n int) []byte {
 	}
 	return b
 }
-
-var errNotLoggedIn = errors.New("not logged in to the platform")

@@ -4,41 +4,59 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"sync"
 	"time"
 
+	"github.com/exlive2mqtt/exlive2mqtt/datum"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
+	"github.com/rs/zerolog"
 )
 
-// kind is what a /set topic asks for.
-type kind uint8
-
-const (
-	kindCommand     kind = iota // P/vehicles/V/command/set → 1004
-	kindPassthrough             // P/vehicles/V/passthrough/set → 1012
-	kindPosition                // P/vehicles/V/position/set → 1007
-	kindMessage                 // P/bridge/message/set → 1003
-	kindGroups                  // P/bridge/groups/set → 1005
-	kindVehicles                // P/bridge/vehicles/set → 1006
-)
-
-var kinds = [...]struct {
-	name    string // the topic level before /set
-	cmd     exlive.Cmd
-	vehicle bool // under P/vehicles/V/
-}{
-	kindCommand:     {"command", exlive.CmdVehicleCommand, true},
-	kindPassthrough: {"passthrough", exlive.CmdPassthrough, true},
-	kindPosition:    {"position", exlive.CmdPosition, true},
-	kindMessage:     {"message", exlive.CmdText, false},
-	kindGroups:      {"groups", exlive.CmdGroupData, false},
-	kindVehicles:    {"vehicles", exlive.CmdVehicleData, false},
+// commands are the platform commands the kinds of request become.
+var commands = [topic.NumKinds]exlive.Cmd{
+	topic.KindCommand:     exlive.CmdVehicleCommand, // 1004
+	topic.KindPassthrough: exlive.CmdPassthrough,    // 1012
+	topic.KindPosition:    exlive.CmdPosition,       // 1007
+	topic.KindMessage:     exlive.CmdText,           // 1003
+	topic.KindGroups:      exlive.CmdGroupData,      // 1005
+	topic.KindVehicles:    exlive.CmdVehicleData,    // 1006
 }
+
+// requests is the MQTT → platform side of the bridge: it subscribes to the
+// /set topics, reads what arrives, queues it, carries each request out in
+// the order it came (deduplicated by request_id), and publishes its one
+// answer on the /result topic, with an audit line and a count.
+type requests struct {
+	log     zerolog.Logger
+	audit   zerolog.Logger
+	pub     publisher
+	topics  topic.Layout
+	reg     *registry
+	metrics *metrics
+	session *exlive.Session
+
+	datum      datum.Datum    // of uploaded positions
+	zone       *time.Location // EXLIVE_TIMEZONE, of uploaded positions
+	maxRequest int
+	readOnly   bool
+
+	queue chan *request
+	seen  *dedupe // only serve uses it
+	// settled is closed once the first inventory is in, or the first
+	// session attempt has failed: requests wait for it (see serve).
+	settled    chan struct{}
+	settleOnce sync.Once
+}
+
+// errNotLoggedIn is the answer to a request while the session is not up.
+var errNotLoggedIn = errors.New("not logged in to the platform")
 
 // request is one message received on a /set topic.
 type request struct {
-	kind     kind
+	kind     topic.Kind
 	level    string // V, for vehicle requests
 	payload  []byte
 	retained bool
@@ -46,65 +64,60 @@ type request struct {
 }
 
 // subscribe registers the /set topics, unless the bridge is read-only.
-func (b *Bridge) subscribe() {
-	if b.opts.Hass.Discovery {
-		b.mq.Subscribe(b.opts.Hass.Prefix+"/status", b.onHassStatus)
-	}
-	for k, kd := range kinds {
-		filter := b.prefix + "/bridge/" + kd.name + "/set"
-		if kd.vehicle {
-			filter = b.prefix + "/vehicles/+/" + kd.name + "/set"
-		}
-		if b.opts.Bridge.ReadOnly {
+func (q *requests) subscribe(mq *mqtt.Client) {
+	for k := range topic.NumKinds {
+		filter := q.topics.SetFilter(k)
+		if q.readOnly {
 			// A read-write run under the same client id left these
 			// subscriptions in the persistent session: drop them, and
 			// refuse what the broker had queued, so that nothing is
 			// carried out later by surprise.
-			b.mq.Unsubscribe(filter, func(in mqtt.Incoming) { b.refuseReadOnly(kind(k), in) })
+			mq.Unsubscribe(filter, func(in mqtt.Incoming) { q.refuseReadOnly(k, in) })
 			continue
 		}
-		b.mq.Subscribe(filter, func(in mqtt.Incoming) { b.onRequest(kind(k), in) })
+		mq.Subscribe(filter, func(in mqtt.Incoming) { q.onRequest(k, in) })
 	}
 }
 
 // refuseReadOnly answers a request that reached a read-only bridge.
-func (b *Bridge) refuseReadOnly(k kind, in mqtt.Incoming) {
-	r := &request{kind: k, payload: in.Payload, retained: in.Retained, arrived: time.Now()}
-	if kinds[k].vehicle {
-		rest := strings.TrimPrefix(in.Topic, b.prefix+"/vehicles/")
-		r.level, _, _ = strings.Cut(rest, "/")
-	}
+func (q *requests) refuseReadOnly(k topic.Kind, in mqtt.Incoming) {
+	r := q.newRequest(k, in)
 	var id string
-	if len(in.Payload) <= b.opts.Bridge.MaxRequest {
+	if len(in.Payload) <= q.maxRequest {
 		p, _ := parseRequest(k, in.Payload)
 		id = p.requestID
 	}
-	b.finish(r, "", id, outcomeRefused, result{Error: "read-only: requests are not carried out"})
+	q.finish(r, "", id, outcomeRefused, result{Error: "read-only: requests are not carried out"})
+}
+
+// newRequest reads a message received on the subscription of kind k: for
+// a vehicle's request, V is the level the topic names.
+func (q *requests) newRequest(k topic.Kind, in mqtt.Incoming) *request {
+	r := &request{kind: k, payload: in.Payload, retained: in.Retained, arrived: time.Now()}
+	if k.Vehicle() {
+		r.level, _, _ = q.topics.ParseSet(in.Topic)
+	}
+	return r
 }
 
 // onRequest runs on paho's goroutine for the message: it only checks the
 // size and queues, so it never blocks paho.
-func (b *Bridge) onRequest(k kind, in mqtt.Incoming) {
-	r := &request{kind: k, payload: in.Payload, retained: in.Retained, arrived: time.Now()}
-	if kinds[k].vehicle {
-		// P/vehicles/V/<kind>/set: V is the level after "vehicles/".
-		rest := strings.TrimPrefix(in.Topic, b.prefix+"/vehicles/")
-		r.level, _, _ = strings.Cut(rest, "/")
-	}
-	if len(in.Payload) > b.opts.Bridge.MaxRequest {
-		b.finish(r, "", "", outcomeInvalid, result{Error: fmt.Sprintf("payload too large: %d bytes, at most %d", len(in.Payload), b.opts.Bridge.MaxRequest)})
+func (q *requests) onRequest(k topic.Kind, in mqtt.Incoming) {
+	r := q.newRequest(k, in)
+	if len(in.Payload) > q.maxRequest {
+		q.finish(r, "", "", outcomeInvalid, result{Error: fmt.Sprintf("payload too large: %d bytes, at most %d", len(in.Payload), q.maxRequest)})
 		return
 	}
 	select {
-	case b.requests <- r:
+	case q.queue <- r:
 	default:
-		b.finish(r, "", "", outcomeRefused, result{Error: "busy: too many requests waiting"})
+		q.finish(r, "", "", outcomeRefused, result{Error: "busy: too many requests waiting"})
 	}
 }
 
-// serveRequests carries the queued requests out one at a time, in the order
+// serve carries the queued requests out one at a time, in the order
 // they came. Sending is quick; answers come back asynchronously.
-func (b *Bridge) serveRequests(ctx context.Context) {
+func (q *requests) serve(ctx context.Context) {
 	// The broker keeps the requests published while the bridge was away
 	// (the session is persistent) and delivers them as soon as it
 	// connects, before the platform session is up and its vehicles are
@@ -113,7 +126,7 @@ func (b *Bridge) serveRequests(ctx context.Context) {
 	// is carried out.
 	hold := time.NewTimer(startupHold)
 	select {
-	case <-b.settled:
+	case <-q.settled:
 	case <-hold.C:
 	case <-ctx.Done():
 	}
@@ -124,56 +137,56 @@ func (b *Bridge) serveRequests(ctx context.Context) {
 			// What is still queued is refused, not sent later by surprise.
 			for {
 				select {
-				case r := <-b.requests:
-					b.finish(r, "", "", outcomeRefused, result{Error: "shutting down"})
+				case r := <-q.queue:
+					q.finish(r, "", "", outcomeRefused, result{Error: "shutting down"})
 				default:
 					return
 				}
 			}
-		case r := <-b.requests:
-			b.carryOut(r)
+		case r := <-q.queue:
+			q.carryOut(r)
 		}
 	}
 }
 
-func (b *Bridge) carryOut(r *request) {
-	kd := kinds[r.kind]
+func (q *requests) carryOut(r *request) {
+	cmd := commands[r.kind]
 	p, err := parseRequest(r.kind, r.payload)
 	if err != nil {
-		b.finish(r, "", p.requestID, outcomeInvalid, result{Error: err.Error()})
+		q.finish(r, "", p.requestID, outcomeInvalid, result{Error: err.Error()})
 		return
 	}
 	if r.retained {
 		// A retained request would be carried out again at every restart.
-		b.finish(r, "", p.requestID, outcomeRefused, result{Error: "retained requests are not carried out"})
+		q.finish(r, "", p.requestID, outcomeRefused, result{Error: "retained requests are not carried out"})
 		return
 	}
 	if !p.expires.IsZero() && time.Now().After(p.expires) {
-		b.finish(r, "", p.requestID, outcomeExpired, result{Error: "expired"})
+		q.finish(r, "", p.requestID, outcomeExpired, result{Error: "expired"})
 		return
 	}
-	if p.requestID != "" && b.seen.add(kd.name+"\x00"+r.level+"\x00"+p.requestID, r.arrived) {
+	if p.requestID != "" && q.seen.add(r.kind.String()+"\x00"+r.level+"\x00"+p.requestID, r.arrived) {
 		// The broker delivered it again (QoS 1 is at least once); it has
 		// been answered already.
-		b.audit.Info().Str("cmd", kd.cmd.String()).Str("vehicle", r.level).Str("request_id", p.requestID).
+		q.audit.Info().Str("cmd", cmd.String()).Str("vehicle", r.level).Str("request_id", p.requestID).
 			Str("outcome", outcomeRepeated).Msg("request")
-		b.metrics.requests.WithLabelValues(kd.cmd.String(), outcomeRepeated).Inc()
+		q.metrics.requests.WithLabelValues(cmd.String(), outcomeRepeated).Inc()
 		return
 	}
 	var (
 		v  *vehicle
 		id string // the vehicle's platform id
 	)
-	if kd.vehicle {
+	if r.kind.Vehicle() {
 		var ambiguous bool
-		v, ambiguous = b.reg.lookup(r.level)
+		v, ambiguous = q.reg.lookup(r.level)
 		switch {
 		case ambiguous:
-			b.finish(r, "", p.requestID, outcomeRefused, result{Error: "ambiguous vehicle: several ids share this topic level"})
+			q.finish(r, "", p.requestID, outcomeRefused, result{Error: "ambiguous vehicle: several ids share this topic level"})
 			return
 		case v != nil:
 			id = v.id
-		case r.kind == kindPosition && r.level != "":
+		case r.kind == topic.KindPosition && r.level != "":
 			// The specification's third party uploads the positions of
 			// its own vehicles, which the platform may list to no
 			// account: an upload goes for any vehicle, its id the topic
@@ -183,17 +196,17 @@ func (b *Bridge) carryOut(r *request) {
 			// level it has not seen): those stay refused.
 			id = r.level
 		default:
-			b.finish(r, "", p.requestID, outcomeRefused, result{Error: "unknown vehicle"})
+			q.finish(r, "", p.requestID, outcomeRefused, result{Error: "unknown vehicle"})
 			return
 		}
 	}
-	msg, err := b.message(r.kind, p, v, id)
+	msg, err := q.message(r.kind, p, v, id)
 	if err != nil {
-		b.finish(r, id, p.requestID, outcomeInvalid, result{Error: err.Error()})
+		q.finish(r, id, p.requestID, outcomeInvalid, result{Error: err.Error()})
 		return
 	}
-	err = b.session.RequestAsync(msg, func(a *exlive.Answer, err error) {
-		b.answered(r, id, p.requestID, a, err)
+	err = q.session.RequestAsync(msg, func(a *exlive.Answer, err error) {
+		q.answered(r, id, p.requestID, a, err)
 	})
 	if err != nil {
 		outcome, text := outcomeRefused, err.Error()
@@ -202,7 +215,7 @@ func (b *Bridge) carryOut(r *request) {
 		} else if errors.Is(err, exlive.ErrTooManyPending) {
 			text = "busy: too many requests awaiting the platform's answer"
 		}
-		b.finish(r, id, p.requestID, outcome, result{Error: text})
+		q.finish(r, id, p.requestID, outcome, result{Error: text})
 	}
 }
 
@@ -210,47 +223,50 @@ func (b *Bridge) carryOut(r *request) {
 // session and its inventory.
 const startupHold = time.Minute
 
-// settle lets requests go (see serveRequests).
-func (b *Bridge) settle() { b.settleOnce.Do(func() { close(b.settled) }) }
+// settle lets requests go (see serve).
+func (q *requests) settle() { q.settleOnce.Do(func() { close(q.settled) }) }
+
+// queued returns how many requests wait to be carried out.
+func (q *requests) queued() int { return len(q.queue) }
 
 // answered reports the platform's answer, or the lack of one.
-func (b *Bridge) answered(r *request, id, requestID string, a *exlive.Answer, err error) {
-	kd := kinds[r.kind]
+func (q *requests) answered(r *request, id, requestID string, a *exlive.Answer, err error) {
+	cmd := commands[r.kind]
 	if a != nil {
-		b.metrics.latency.WithLabelValues(kd.cmd.String()).Observe(time.Since(r.arrived).Seconds())
+		q.metrics.latency.WithLabelValues(cmd.String()).Observe(time.Since(r.arrived).Seconds())
 		outcome := outcomeOK
 		if !a.OK() {
 			outcome = outcomeRejected
 		}
-		b.finish(r, id, requestID, outcome, result{OK: a.OK(), Result: a.Result})
+		q.finish(r, id, requestID, outcome, result{OK: a.OK(), Result: a.Result})
 		return
 	}
 	outcome, text := outcomeLost, "connection to the platform lost before it answered"
 	if errors.Is(err, exlive.ErrTimeout) {
 		outcome, text = outcomeTimeout, "timeout"
 	}
-	if kd.cmd != exlive.CmdVehicleCommand && kd.cmd != exlive.CmdPassthrough {
+	if cmd != exlive.CmdVehicleCommand && cmd != exlive.CmdPassthrough {
 		// Whether the platform answers these at all is unknown: no answer
 		// is not a failure, and nothing is published.
-		b.audit.Info().Str("cmd", kd.cmd.String()).Str("vehicle", id).Str("request_id", requestID).
+		q.audit.Info().Str("cmd", cmd.String()).Str("vehicle", id).Str("request_id", requestID).
 			Str("outcome", outcomeSent).Msg("request")
-		b.metrics.requests.WithLabelValues(kd.cmd.String(), outcomeSent).Inc()
+		q.metrics.requests.WithLabelValues(cmd.String(), outcomeSent).Inc()
 		return
 	}
-	b.finish(r, id, requestID, outcome, result{Error: text})
+	q.finish(r, id, requestID, outcome, result{Error: text})
 }
 
 // finish publishes a request's one answer, counts it and writes the audit
 // line.
-func (b *Bridge) finish(r *request, id, requestID, outcome string, res result) {
-	kd := kinds[r.kind]
-	res.RequestID, res.Cmd = requestID, kd.cmd
-	ev := b.audit.Info().Str("cmd", kd.cmd.String())
-	if kd.vehicle {
+func (q *requests) finish(r *request, id, requestID, outcome string, res result) {
+	cmd := commands[r.kind]
+	res.RequestID, res.Cmd = requestID, cmd
+	ev := q.audit.Info().Str("cmd", cmd.String())
+	if r.kind.Vehicle() {
 		if id == "" {
 			// Refused before the vehicle was looked up (invalid,
 			// expired, busy): the audit line still names it.
-			if v, _ := b.reg.lookup(r.level); v != nil {
+			if v, _ := q.reg.lookup(r.level); v != nil {
 				id = v.id
 			}
 		}
@@ -264,25 +280,21 @@ func (b *Bridge) finish(r *request, id, requestID, outcome string, res result) {
 		ev = ev.Str("error", res.Error)
 	}
 	ev.Msg("request")
-	b.metrics.requests.WithLabelValues(kd.cmd.String(), outcome).Inc()
+	q.metrics.requests.WithLabelValues(cmd.String(), outcome).Inc()
 
-	topic := b.prefix + "/bridge/" + kd.name + "/result"
-	if kd.vehicle {
-		if mqtt.ValidTopic(r.level) != nil {
-			return // a level with a wildcard cannot have come from a subscription
-		}
-		topic = b.prefix + "/vehicles/" + r.level + "/" + kd.name + "/result"
+	if r.kind.Vehicle() && mqtt.ValidTopic(r.level) != nil {
+		return // a level with a wildcard cannot have come from a subscription
 	}
-	b.publish(topic, appendResult(nil, res), false)
+	q.pub.publish(q.topics.Result(r.kind, r.level), appendResult(nil, res), false)
 }
 
 // message builds the frame a request becomes. v is the vehicle, nil for an
 // upload for one the bridge does not know; id is its platform id.
-func (b *Bridge) message(k kind, p parsed, v *vehicle, id string) (exlive.Message, error) {
+func (q *requests) message(k topic.Kind, p parsed, v *vehicle, id string) (exlive.Message, error) {
 	switch k {
-	case kindCommand:
+	case topic.KindCommand:
 		return &exlive.VehicleCommand{ID: v.id, Data: p.data}, nil
-	case kindPassthrough:
+	case topic.KindPassthrough:
 		m := &exlive.Passthrough{TerminalID: p.terminalID, Code: p.code, Data: p.data}
 		if m.TerminalID == "" {
 			m.TerminalID = v.id
@@ -293,12 +305,12 @@ func (b *Bridge) message(k kind, p parsed, v *vehicle, id string) (exlive.Messag
 			v.mu.Unlock()
 		}
 		return m, nil
-	case kindPosition:
+	case topic.KindPosition:
 		pos := p.pos
 		switch {
 		case pos.ID == "" || pos.ID == id:
 			pos.ID = id
-		case v == nil && mqtt.Level(pos.ID) == id:
+		case v == nil && q.topics.Level(pos.ID) == id:
 			// A vehicle the bridge does not know, whose id needs
 			// sanitising to be a topic level: the payload names it.
 		default:
@@ -309,52 +321,21 @@ func (b *Bridge) message(k kind, p parsed, v *vehicle, id string) (exlive.Messag
 			pos.Code = v.code
 			v.mu.Unlock()
 		}
-		pos.Lat, pos.Lng = b.datum.FromWGS84(pos.Lat, pos.Lng)
-		if b.datum != 0 {
+		pos.Lat, pos.Lng = q.datum.FromWGS84(pos.Lat, pos.Lng)
+		if q.datum != 0 {
 			pos.Lat, pos.Lng = round7(pos.Lat), round7(pos.Lng)
 		}
 		if !pos.Time.Valid {
-			pos.Time = exlive.Some(time.Now())
+			pos.Time = opt.Some(time.Now())
 		}
-		pos.Time.V = pos.Time.V.In(b.opts.Exlive.Timezone.Location).Truncate(time.Second)
+		pos.Time.V = pos.Time.V.In(q.zone).Truncate(time.Second)
 		return &pos, nil
-	case kindMessage:
+	case topic.KindMessage:
 		return &exlive.TextMessage{Msg: p.data}, nil
-	case kindGroups:
+	case topic.KindGroups:
 		return &exlive.GroupData{Data: p.data}, nil
-	case kindVehicles:
+	case topic.KindVehicles:
 		return &exlive.VehicleData{Data: p.data}, nil
 	}
 	return nil, fmt.Errorf("unknown request kind %d", k)
-}
-
-// dedupe remembers request ids for a while, in bounded space.
-type dedupe struct {
-	max    int
-	window time.Duration
-	seen   map[string]time.Time
-	order  []string
-}
-
-func newDedupe(max int, window time.Duration) *dedupe {
-	return &dedupe{max: max, window: window, seen: make(map[string]time.Time)}
-}
-
-// add notes key at now and reports whether it was seen within the window.
-// Only serveRequests calls it.
-func (d *dedupe) add(key string, now time.Time) bool {
-	for len(d.order) > 0 {
-		oldest := d.order[0]
-		if len(d.order) < d.max && now.Sub(d.seen[oldest]) < d.window {
-			break
-		}
-		delete(d.seen, oldest)
-		d.order = d.order[1:]
-	}
-	if t, ok := d.seen[key]; ok && now.Sub(t) < d.window {
-		return true
-	}
-	d.seen[key] = now
-	d.order = append(d.order, key)
-	return false
 }

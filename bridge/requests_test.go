@@ -16,6 +16,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
 
 // ctAnswered are the requests the platform answers with 8000 by protocol.
@@ -32,7 +33,7 @@ func ctExpect(t *testing.T, what string, got map[string]any, want map[string]any
 
 // once checks, after a settle, that request id on P/rest got exactly one
 // result and one audit line of outcome (besides any "repeated" ones).
-func (f *ctFixture) once(rest, cmd, id, outcome string) {
+func (f *fixture) once(rest, cmd, id, outcome string) {
 	f.t.Helper()
 	if rs := f.results(rest, id); len(rs) != 1 {
 		f.t.Errorf("request %s on %s: %d results, want exactly 1: %v", id, rest, len(rs), rs)
@@ -72,7 +73,7 @@ func TestRequestsReachThePlatform(t *testing.T) {
 		// The platform answers only 1004 and 1012 (as far as anyone
 		// knows): the other requests get no answer, and the bridge
 		// publishes none for them once it stops waiting.
-		f := newCT(t, target, setup{edit: func(o *bridge.Options) { o.Exlive.CommandTimeout = 300 * time.Millisecond }})
+		f := newFixture(t, target, setup{edit: func(o *bridge.Options) { o.Exlive.CommandTimeout = 300 * time.Millisecond }})
 		f.ready()
 
 		// command/set: a JSON object, or any other bytes as data.
@@ -82,7 +83,7 @@ func TestRequestsReachThePlatform(t *testing.T) {
 			map[string]any{"cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
 		ctExpect(t, "JSON array command", f.ask("vehicles/V1/command", "", `[1,2]`),
 			map[string]any{"cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
-		if got, want := ctReceived[*exlive.VehicleCommand](f.sim), []*exlive.VehicleCommand{
+		if got, want := received[*exlive.VehicleCommand](f.sim), []*exlive.VehicleCommand{
 			{ID: "V1", Data: "STOP"}, {ID: "V2", Data: "RESTART 1 2"}, {ID: "V1", Data: "[1,2]"},
 		}; !reflect.DeepEqual(got, want) {
 			t.Errorf("platform received commands %v, want %v", got, want)
@@ -101,7 +102,7 @@ func TestRequestsReachThePlatform(t *testing.T) {
 			}
 			ctExpect(t, c.payload, f.ask(c.rest, c.id, c.payload), want)
 		}
-		if got, want := ctReceived[*exlive.Passthrough](f.sim), []*exlive.Passthrough{
+		if got, want := received[*exlive.Passthrough](f.sim), []*exlive.Passthrough{
 			{TerminalID: "V2", Code: "沪A10001", Data: "7E02"},
 			{TerminalID: "T-77", Code: "X9", Data: "7E03"},
 			{TerminalID: "V3", Code: "沪A10002", Data: "HELLO"},
@@ -117,7 +118,7 @@ func TestRequestsReachThePlatform(t *testing.T) {
 			`"time":"2011-11-01T04:38:39Z","valid":true,"alarm":false,"fuel":37.2,"mileage":12345.6,`+
 			`"wstate":"W1","cstate":"ACC开","posinfo":"上海市黄浦区人民大道","request_id":"u1"}`)
 		f.set("vehicles/V2/position", fmt.Sprintf(`{"lat":-33.5,"lng":151.25,"time":%d,"code":"自定","request_id":"u2"}`, fix.Unix()))
-		ctWaitSim(t, f.sim, "two position uploads", func(rs []exlivesim.Received) bool {
+		waitSim(t, f.sim, "two position uploads", func(rs []exlivesim.Received) bool {
 			n := 0
 			for _, r := range rs {
 				if r.Msg.Cmd() == exlive.CmdPosition {
@@ -126,12 +127,12 @@ func TestRequestsReachThePlatform(t *testing.T) {
 			}
 			return n == 2
 		})
-		ups := ctReceived[*exlive.Position](f.sim)
+		ups := received[*exlive.Position](f.sim)
 		slices.SortFunc(ups, func(a, b *exlive.Position) int { return strings.Compare(a.ID, b.ID) })
 		u := ups[0]
 		if u.ID != "V1" || u.Code != "沪A10000" || u.Lat != 31.230416 || u.Lng != 121.473701 ||
-			u.Speed != exlive.Some(42.5) || u.Direction != exlive.Some(180.0) || u.Valid != exlive.Some(true) ||
-			u.Alarm != exlive.Some(false) || u.Fuel != exlive.Some(37.2) || u.Mileage != exlive.Some(12345.6) ||
+			u.Speed != opt.Some(42.5) || u.Direction != opt.Some(180.0) || u.Valid != opt.Some(true) ||
+			u.Alarm != opt.Some(false) || u.Fuel != opt.Some(37.2) || u.Mileage != opt.Some(12345.6) ||
 			u.WState != "W1" || u.CState != "ACC开" || u.PosInfo != "上海市黄浦区人民大道" {
 			t.Errorf("platform received position %+v", *u)
 		}
@@ -154,7 +155,7 @@ func TestRequestsReachThePlatform(t *testing.T) {
 		f.set("bridge/groups", "G1")
 		f.set("bridge/groups", `{"groups":[1,2],"request_id":"not-read"}`)
 		f.set("bridge/vehicles", `[{"id":"V9"}]`)
-		ctWaitSim(t, f.sim, "the messages and data", func(rs []exlivesim.Received) bool {
+		waitSim(t, f.sim, "the messages and data", func(rs []exlivesim.Received) bool {
 			n := 0
 			for _, r := range rs {
 				switch r.Msg.Cmd() {
@@ -190,7 +191,7 @@ func TestRequestsReachThePlatform(t *testing.T) {
 		// Unanswered, none of these is published on its /result: wait
 		// until the bridge has given up on each (its audit line), then
 		// settle.
-		f.log.wait(t, "the bridge to stop waiting for answers", func(as []ctAudit) bool {
+		f.log.wait(t, "the bridge to stop waiting for answers", func(as []audit) bool {
 			n := 0
 			for _, a := range as {
 				if a.Outcome == "sent" {
@@ -214,7 +215,7 @@ func TestRequestsUploadsAnswered(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
 		// A platform that answers 1003, 1005, 1006 and 1007 with 8000:
 		// each answer is published on the request's /result.
-		f := newCT(t, target, setup{sim: exlivesim.Config{AnswerUploads: true}})
+		f := newFixture(t, target, setup{sim: exlivesim.Config{AnswerUploads: true}})
 		f.ready()
 		for _, c := range []struct {
 			rest, id, payload, cmd string
@@ -247,7 +248,7 @@ func TestRequestsUploadsAnswered(t *testing.T) {
 // passthrough, each answered once with the caller's request_id.
 func TestRequestAnswers(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{})
+		f := newFixture(t, target, setup{})
 		f.ready()
 		for _, k := range ctAnswered {
 			rest := "vehicles/V1/" + k.name
@@ -277,7 +278,7 @@ func TestRequestAnswers(t *testing.T) {
 // error "timeout", once.
 func TestRequestTimeout(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{edit: func(o *bridge.Options) { o.Exlive.CommandTimeout = 300 * time.Millisecond }})
+		f := newFixture(t, target, setup{edit: func(o *bridge.Options) { o.Exlive.CommandTimeout = 300 * time.Millisecond }})
 		f.ready()
 		f.sim.SetAnswer("", 0, true)
 		for _, k := range ctAnswered {
@@ -304,7 +305,7 @@ func TestRequestTimeout(t *testing.T) {
 func TestRequestRefusals(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
 		const maxRequest = 256
-		f := newCT(t, target, setup{edit: func(o *bridge.Options) { o.Bridge.MaxRequest = maxRequest }})
+		f := newFixture(t, target, setup{edit: func(o *bridge.Options) { o.Bridge.MaxRequest = maxRequest }})
 		f.ready()
 		past, future := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
 		big := `{"data":"` + strings.Repeat("x", maxRequest) + `","request_id":"big"}`
@@ -347,7 +348,7 @@ func TestRequestRefusals(t *testing.T) {
 			dup := `{"data":"DUP","request_id":"dup"}`
 			f.set(rest, dup)
 			f.set(rest, dup)
-			f.log.wait(t, "both deliveries of dup", func(as []ctAudit) bool {
+			f.log.wait(t, "both deliveries of dup", func(as []audit) bool {
 				n := 0
 				for _, a := range as {
 					if a.RequestID == "dup" && a.Cmd == k.cmd {
@@ -381,7 +382,7 @@ func TestRequestRefusals(t *testing.T) {
 // bridge again at every (re)subscription; it is refused, never carried out.
 func TestRequestRetainedRefused(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{noStart: true})
+		f := newFixture(t, target, setup{noStart: true})
 		for _, k := range ctAnswered {
 			f.sub.Publish(f.topic("vehicles/V1/"+k.name+"/set"), []byte(`{"data":"OLD","request_id":"old-`+k.name+`"}`), true)
 		}
@@ -413,7 +414,7 @@ func TestRequestRetainedRefused(t *testing.T) {
 // connection drops before the answer is answered so.
 func TestRequestOffline(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{noStart: true})
+		f := newFixture(t, target, setup{noStart: true})
 		proxy := brokertest.NewProxy(t, f.sim.Addr())
 		f.opts.Exlive.Addr = proxy.Addr()
 		f.start()
@@ -425,7 +426,7 @@ func TestRequestOffline(t *testing.T) {
 		for _, k := range ctAnswered {
 			f.set("vehicles/V1/"+k.name, `{"data":"LOST","request_id":"lost"}`)
 		}
-		ctWaitSim(t, f.sim, "both requests", func(rs []exlivesim.Received) bool {
+		waitSim(t, f.sim, "both requests", func(rs []exlivesim.Received) bool {
 			n := 0
 			for _, r := range rs {
 				if c := r.Msg.Cmd(); c == exlive.CmdVehicleCommand || c == exlive.CmdPassthrough {
@@ -486,7 +487,7 @@ func TestRequestOffline(t *testing.T) {
 // the bridge does not know stay refused.
 func TestPositionUploadForAnyVehicle(t *testing.T) {
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
-		f := newCT(t, target, setup{sim: exlivesim.Config{Vehicles: 2, IDPrefix: "a/b", AnswerUploads: true}})
+		f := newFixture(t, target, setup{sim: exlivesim.Config{Vehicles: 2, IDPrefix: "a/b", AnswerUploads: true}})
 		f.ready()
 		tst := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Unix()
 		for _, c := range []struct{ rest, id, payload string }{
@@ -504,7 +505,7 @@ func TestPositionUploadForAnyVehicle(t *testing.T) {
 				t.Errorf("%s: result %v, want ok", c.rest, r)
 			}
 		}
-		ctWaitSim(t, f.sim, "four uploads", func(rs []exlivesim.Received) bool {
+		waitSim(t, f.sim, "four uploads", func(rs []exlivesim.Received) bool {
 			n := 0
 			for _, r := range rs {
 				if r.Msg.Cmd() == exlive.CmdPosition {
@@ -514,16 +515,16 @@ func TestPositionUploadForAnyVehicle(t *testing.T) {
 			return n == 4
 		})
 		got := map[string]*exlive.Position{}
-		for _, p := range ctReceived[*exlive.Position](f.sim) {
+		for _, p := range received[*exlive.Position](f.sim) {
 			got[p.ID] = p
 		}
 		if p := got["a/b1"]; p == nil || p.Code != "沪A10000" || p.Lat != 31.2 {
 			t.Errorf("upload for the listed vehicle: %+v, want id a/b1 with its code", p)
 		}
-		if p := got["EXT-1"]; p == nil || p.Code != "外部1" || p.Lat != 22.5 || p.Speed != exlive.Some(10.0) {
+		if p := got["EXT-1"]; p == nil || p.Code != "外部1" || p.Lat != 22.5 || p.Speed != opt.Some(10.0) {
 			t.Errorf("upload for EXT-1: %+v", p)
 		}
-		if p := got["phone7"]; p == nil || p.Lat != 39.9 || p.Lng != 116.4 || !p.Time.Valid || p.Time.V.Unix() != tst || p.Speed != exlive.Some(36.0) {
+		if p := got["phone7"]; p == nil || p.Lat != 39.9 || p.Lng != 116.4 || !p.Time.Valid || p.Time.V.Unix() != tst || p.Speed != opt.Some(36.0) {
 			t.Errorf("OwnTracks upload for phone7: %+v", p)
 		}
 		if p := got["粤B/123"]; p == nil || p.Lat != 23.1 {
@@ -542,10 +543,10 @@ func TestPositionUploadForAnyVehicle(t *testing.T) {
 			}
 		}
 		f.settle()
-		if n := len(ctReceived[*exlive.Position](f.sim)); n != 4 {
+		if n := len(received[*exlive.Position](f.sim)); n != 4 {
 			t.Errorf("platform received %d uploads, want 4", n)
 		}
-		if n := len(ctReceived[*exlive.VehicleCommand](f.sim)) + len(ctReceived[*exlive.Passthrough](f.sim)); n != 0 {
+		if n := len(received[*exlive.VehicleCommand](f.sim)) + len(received[*exlive.Passthrough](f.sim)); n != 0 {
 			t.Errorf("platform received %d commands for an unknown vehicle", n)
 		}
 	})

@@ -2,12 +2,12 @@ package bridge_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +20,8 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/internal/certtest"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/exlive2mqtt/exlive2mqtt/secret"
-	"github.com/exlive2mqtt/exlive2mqtt/web"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 )
 
 // Security against a real Mosquitto: TLS with certificates made at run time
@@ -59,21 +60,22 @@ func scSecretFile(t *testing.T, name, value string) string {
 	return path
 }
 
-// scOutputs gathers everything the bridge shows: its log, its metrics, the
-// status page and its API, health and readiness, its status and its
-// settings printed every way.
+// scOutputs gathers everything the bridge shows: its log, its metrics, what
+// the status page shows (its status, its vehicles, its readiness) and its
+// settings printed every way. (cmd/exlive2mqtt's TestNoSecretInOutput reads
+// the HTTP endpoints the program serves them on.)
 func scOutputs(t *testing.T, f *fixture) map[string]string {
 	t.Helper()
-	out := map[string]string{"log": f.logs.String()}
-	srv := web.New(web.Config{Addr: "127.0.0.1:0"}, f.bridge, f.bridge.Metrics(), f.opts.Log)
-	for _, path := range []string{"/", "/api/status", "/api/vehicles", "/api/config", "/healthz", "/readyz", "/metrics"} {
-		rec := httptest.NewRecorder()
-		srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
-		body, _ := io.ReadAll(rec.Body)
-		out["GET "+path] = string(body)
+	out := map[string]string{"log": f.log.String()}
+	text, err := testutil.GatherAndFormat(f.bridge.Gatherer(), expfmt.TypeTextPlain)
+	if err != nil {
+		t.Fatal(err)
 	}
+	out["metrics"] = string(text)
 	status, _ := json.Marshal(f.bridge.Status())
 	out["Status"] = string(status)
+	vehicles, _ := json.Marshal(slices.Collect(f.bridge.Vehicles()))
+	out["Vehicles"] = string(vehicles)
 	ready, why := f.bridge.Ready()
 	out["Ready"] = fmt.Sprint(ready, why)
 	out["%v"] = fmt.Sprintf("%v", f.opts)
@@ -122,7 +124,7 @@ func TestBridgeOverTLSWithSecretsFromFiles(t *testing.T) {
 	ex := exlive.Defaults()
 	ex.Addr, ex.User, ex.PassFile = f.sim.Addr(), "fleet", scSecretFile(t, "exlive_pass", scExlivePass)
 	ex.RetryMin, ex.RetryMax, ex.InventoryQuiet = f.opts.Exlive.RetryMin, f.opts.Exlive.RetryMax, f.opts.Exlive.InventoryQuiet
-	if err := ex.Validate(os.ReadFile); err != nil {
+	if err := errors.Join(ex.Validate(), ex.ReadFiles(os.ReadFile)); err != nil {
 		t.Fatal(err)
 	}
 	mq := mqtt.Defaults()
@@ -130,7 +132,7 @@ func TestBridgeOverTLSWithSecretsFromFiles(t *testing.T) {
 	mq.Username, mq.PasswordFile = "bridge", scSecretFile(t, "mqtt_password", scMQTTPass)
 	mq.CAFile, mq.CertFile, mq.KeyFile = ca.File, client.CertFile, client.KeyFile
 	mq.RetryMax = f.opts.MQTT.RetryMax
-	if err := mq.Validate(os.ReadFile, os.Hostname); err != nil {
+	if err := errors.Join(mq.Validate(os.Hostname), mq.ReadFiles(os.ReadFile)); err != nil {
 		t.Fatal(err)
 	}
 	if ex.Pass.Reveal() != scExlivePass || mq.Password.Reveal() != scMQTTPass {
@@ -140,8 +142,8 @@ func TestBridgeOverTLSWithSecretsFromFiles(t *testing.T) {
 
 	cnt := brokertest.NewCounter(t, plainURL, f.prefix+"/#", func(o *paho.ClientOptions) { o.SetUsername("bridge").SetPassword(scMQTTPass) })
 	f.start()
-	cnt.WaitCount(ftWait, "/vehicles/V1/position", 1)
-	cnt.WaitCount(ftWait, "/bridge/vehicles", 1)
+	cnt.WaitCount(testWait, "/vehicles/V1/position", 1)
+	cnt.WaitCount(testWait, "/bridge/vehicles", 1)
 	scCheckNoSecret(t, scOutputs(t, f), scExlivePass, scMQTTPass)
 }
 
@@ -162,25 +164,25 @@ func TestSecretsNeverLeak(t *testing.T) {
 	f.opts.MQTT.Username, f.opts.MQTT.Password = "bridge", secret.String(scMQTTPass)
 	// Never connected, the bridge would wait its whole stop timeout for
 	// the broker.
-	f.bridge, _ = ftRun(t, f.opts, 200*time.Millisecond)
-	ftWaitFor(t, ftWait, "the login to be rejected and the broker to refuse", func() bool {
-		logs := f.logs.String()
+	f.bridge, _ = runBridge(t, f.opts, 200*time.Millisecond)
+	waitFor(t, testWait, "the login to be rejected and the broker to refuse", func() bool {
+		logs := f.log.String()
 		return strings.Contains(logs, "login rejected") && strings.Contains(logs, "not Authorized")
 	})
 	outputs := scOutputs(t, f)
-	if !strings.Contains(outputs["GET /api/status"], "login rejected") {
-		t.Errorf("the status page does not say why: %s", outputs["GET /api/status"])
+	if !strings.Contains(outputs["Status"], "login rejected") {
+		t.Errorf("the status does not say why: %s", outputs["Status"])
 	}
 
 	// Settings errors name the variable, never the secret.
 	ex := f.opts.Exlive
 	ex.PassFile = "/run/secrets/x"
-	outputs["exlive Validate"] = fmt.Sprint(ex.Validate(os.ReadFile))
+	outputs["exlive Validate"] = fmt.Sprint(errors.Join(ex.Validate(), ex.ReadFiles(os.ReadFile)))
 	mq := f.opts.MQTT
 	mq.URL = "tcp://bridge:" + scMQTTPass + "@127.0.0.1:1883"
 	mq.PasswordFile = "/run/secrets/y"
-	outputs["mqtt Validate"] = fmt.Sprint(mq.Validate(os.ReadFile, os.Hostname))
-	if _, err := mqtt.New(mq, f.opts.Log, nil); err != nil {
+	outputs["mqtt Validate"] = fmt.Sprint(errors.Join(mq.Validate(os.Hostname), mq.ReadFiles(os.ReadFile)))
+	if _, err := mqtt.New(mq, mqtt.State{}, f.opts.Log, nil); err != nil {
 		outputs["mqtt New"] = err.Error()
 	}
 
@@ -217,22 +219,22 @@ func TestReadOnly(t *testing.T) {
 	m := brokertest.StartMosquitto(t, "log_type all")
 	f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{sim: exlivesim.Config{Rate: 20}})
 	f.waitLoggedIn()
-	f.sub.WaitTopic(ftWait, f.topic("bridge/vehicles"))
+	f.sub.WaitTopic(testWait, f.topic("bridge/vehicles"))
 	f.stop() // leaves /set subscriptions in the persistent session
 	// The broker keeps this one for the session.
 	f.sub.Publish(f.topic("vehicles/V1/command/set"), []byte(`{"data":"QUEUED","request_id":"queued"}`), false)
 
 	n0, log0 := len(f.sim.Received()), len(m.Log())
 	f.opts.Bridge.ReadOnly = true
-	b, stop := ftRun(t, f.opts, 2*time.Second)
+	b, stop := runBridge(t, f.opts, 2*time.Second)
 	f.bridge = b
 	// Delivered at connect, it is answered, not carried out.
-	if r := ftResult(t, f, "vehicles/V1/command", "queued"); r["ok"] != false || !strings.Contains(fmt.Sprint(r["error"]), "read-only") {
+	if r := f.resultAfter(0, "vehicles/V1/command", "queued"); r["ok"] != false || !strings.Contains(fmt.Sprint(r["error"]), "read-only") {
 		t.Errorf("request kept for the session: %v, want refused as read-only", r)
 	}
-	ftWaitFor(t, ftWait, "the read-only bridge on both links", func() bool { ok, _ := b.Ready(); return ok })
+	waitFor(t, testWait, "the read-only bridge on both links", func() bool { ok, _ := b.Ready(); return ok })
 	log1 := len(m.Log())
-	f.sub.WaitTopic(ftWait, f.topic("vehicles/V1/position"))
+	f.sub.WaitTopic(testWait, f.topic("vehicles/V1/position"))
 	for _, rest := range []string{"vehicles/V1/command", "vehicles/V1/passthrough", "vehicles/V1/position", "bridge/message", "bridge/groups", "bridge/vehicles"} {
 		// Acknowledged by the broker once it has routed it: to the
 		// bridge too, were it subscribed.
@@ -250,12 +252,8 @@ func TestReadOnly(t *testing.T) {
 			t.Errorf("the broker sent a request to the read-only bridge: %s", line)
 		}
 	}
-	for _, r := range f.sim.Received()[n0:] {
-		switch r.Msg.(type) {
-		case *exlive.Login, *exlive.Logout, *exlive.Heartbeat, *exlive.GroupsRequest, *exlive.VehiclesRequest:
-		default:
-			t.Errorf("the read-only bridge sent %s to the platform", r.Msg.Cmd())
-		}
+	for _, m := range requests(f.sim.Received()[n0:]) {
+		t.Errorf("the read-only bridge sent %s to the platform", m.Cmd())
 	}
 
 	// Back to read-write under the same client id: the requests published
@@ -263,47 +261,15 @@ func TestReadOnly(t *testing.T) {
 	f.opts.Bridge.ReadOnly = false
 	f.start()
 	// Subscribed once its broker link is up.
-	ftWaitFor(t, ftWait, "the read-write bridge on both links", func() bool { ok, _ := f.bridge.Ready(); return ok })
+	waitFor(t, testWait, "the read-write bridge on both links", func() bool { ok, _ := f.bridge.Ready(); return ok })
 	if r := f.request("vehicles/V1/command", `{"data":"RW","request_id":"rw"}`); r["ok"] != true {
 		t.Fatalf("read-write request: %v", r)
 	}
-	for _, msg := range ftSent(f.sim) {
+	for _, msg := range requests(f.sim.Received()) {
 		if c, ok := msg.(*exlive.VehicleCommand); !ok || c.Data != "RW" {
 			t.Errorf("the platform received %s %+v: a request from the read-only time carried out later", msg.Cmd(), msg)
 		}
 	}
-}
-
-// scAudit is an audit log line.
-type scAudit struct {
-	Level     string `json:"level"`
-	Component string `json:"component"`
-	Message   string `json:"message"`
-	Cmd       string `json:"cmd"`
-	Vehicle   *string
-	RequestID string `json:"request_id"`
-	Outcome   string `json:"outcome"`
-}
-
-func scAudits(t *testing.T, logs string) map[string][]scAudit {
-	t.Helper()
-	out := make(map[string][]scAudit)
-	for _, line := range strings.Split(logs, "\n") {
-		if !strings.Contains(line, `"component":"audit"`) {
-			continue
-		}
-		var a scAudit
-		var raw map[string]any
-		if err := json.Unmarshal([]byte(line), &a); err != nil {
-			t.Fatalf("audit line %q: %v", line, err)
-		}
-		json.Unmarshal([]byte(line), &raw)
-		if v, ok := raw["vehicle"].(string); ok {
-			a.Vehicle = &v
-		}
-		out[a.RequestID] = append(out[a.RequestID], a)
-	}
-	return out
 }
 
 // TestAuditLogForEveryRequest: every request carried out or refused leaves
@@ -312,7 +278,7 @@ func scAudits(t *testing.T, logs string) map[string][]scAudit {
 func TestAuditLogForEveryRequest(t *testing.T) {
 	f := newFixture(t, brokertest.Targets(t)[0], setup{edit: func(o *bridge.Options) { o.Bridge.MaxRequest = 1024 }})
 	f.waitLoggedIn()
-	f.sub.WaitTopic(ftWait, f.topic("bridge/vehicles"))
+	f.sub.WaitTopic(testWait, f.topic("bridge/vehicles"))
 	past := time.Now().Add(-time.Hour).Format(time.RFC3339)
 	for _, r := range []struct{ rest, payload string }{
 		{"vehicles/V1/command", `{"data":"GO","request_id":"a-ok"}`},
@@ -326,12 +292,15 @@ func TestAuditLogForEveryRequest(t *testing.T) {
 	// not answered twice.
 	f.sub.Publish(f.topic("vehicles/V1/command/set"), []byte(`{"data":"GO","request_id":"a-ok"}`), false)
 	f.sub.Publish(f.topic("bridge/message/set"), []byte(`{"msg":"hi","request_id":"a-msg"}`), false)
-	ftWaitFor(t, ftWait, "the audit lines of the repeated request and the message", func() bool {
-		a := scAudits(t, f.logs.String())
-		return len(a["a-msg"]) > 0 && len(a["a-ok"]) > 1
+	f.log.wait(t, "the audit lines of the repeated request and the message", func(as []audit) bool {
+		n := map[string]int{}
+		for _, a := range as {
+			n[a.RequestID]++
+		}
+		return n["a-msg"] > 0 && n["a-ok"] > 1
 	})
 
-	audits := scAudits(t, f.logs.String())
+	audits := f.log.byRequest()
 	for id, want := range map[string][]string{
 		"a-ok":      {"1004", "V1", "ok", "repeated"},
 		"a-unknown": {"1004", "", "refused"},
@@ -349,7 +318,7 @@ func TestAuditLogForEveryRequest(t *testing.T) {
 			if a.Level != "info" || a.Message != "request" || a.Cmd != want[0] || a.Outcome != outcomes[i] {
 				t.Errorf("%s: audit line %+v, want info, cmd %s, outcome %s", id, a, want[0], outcomes[i])
 			}
-			if want[1] != "-" && (a.Vehicle == nil || (want[1] != "" && *a.Vehicle != want[1])) {
+			if want[1] != "-" && (!a.HasVehicle || (want[1] != "" && a.Vehicle != want[1])) {
 				t.Errorf("%s: audit line without the vehicle %q: %+v", id, want[1], a)
 			}
 		}

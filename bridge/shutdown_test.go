@@ -5,7 +5,6 @@ package bridge_test
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"os/exec"
 	"strings"
@@ -23,7 +22,7 @@ import (
 const ctExitWithin = 10 * time.Second
 
 func TestShutdownOnSIGTERM(t *testing.T) {
-	bin := ctBuild(t, "github.com/exlive2mqtt/exlive2mqtt/cmd/exlive2mqtt")
+	bin := buildCommand(t, "github.com/exlive2mqtt/exlive2mqtt/cmd/exlive2mqtt")
 	// Every case runs in parallel: one of them waits out most of the stop
 	// timeout on purpose.
 	for _, target := range brokertest.Targets(t) {
@@ -33,32 +32,32 @@ func TestShutdownOnSIGTERM(t *testing.T) {
 			prefix := brokertest.Prefix(t)
 			sub := brokertest.Subscribe(t, target.URL, prefix+"/#")
 			p := ctRun(t, bin, ctEnv(sim.Addr(), target.URL, prefix))
-			sub.Wait(ctWait, "logged_in", func(ms []brokertest.Msg) bool {
+			sub.Wait(testWait, "logged_in", func(ms []brokertest.Msg) bool {
 				m, ok := last(ms, prefix+"/bridge/session")
 				return ok && strings.Contains(m.Payload, `"state":"logged_in"`)
 			})
 			// A position reaches the bridge, which hands it to its MQTT
 			// client (the debug line says so); the signal follows at once.
-			sim.SendRaw(ctRawPosition(map[string]string{"id": "V1", "lat": "31.2", "lng": "121.4", "posinfo": "just before SIGTERM"}))
+			sim.SendRaw(rawPosition(map[string]string{"id": "V1", "lat": "31.2", "lng": "121.4", "posinfo": "just before SIGTERM"}))
 			p.log.waitText(t, `"message":"position published"`)
 			if code, took := p.term(t); code != 0 || took > ctExitWithin {
 				t.Errorf("exit status %d after %s, want 0 within %s", code, took, ctExitWithin)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), ctWait)
+			ctx, cancel := context.WithTimeout(context.Background(), testWait)
 			defer cancel()
 			if err := sim.WaitCount(ctx, exlive.CmdLogout, 1); err != nil {
 				t.Errorf("platform received no 1001 logout: %v", err)
 			}
-			sub.Wait(ctWait, "the position and offline", func(ms []brokertest.Msg) bool {
+			sub.Wait(testWait, "the position and offline", func(ms []brokertest.Msg) bool {
 				m, ok := last(ms, prefix+"/bridge/state")
 				pos, _ := last(ms, prefix+"/vehicles/V1/position")
 				return ok && m.Payload == "offline" && strings.Contains(pos.Payload, "just before SIGTERM")
 			})
-			retained := ctRetained(t, target.URL, prefix+"/bridge/#")
-			if m := retained[prefix+"/bridge/state"]; m.Payload != "offline" {
+			held := retained(t, target.URL, prefix+"/bridge/#")
+			if m := held[prefix+"/bridge/state"]; m.Payload != "offline" {
 				t.Errorf("retained state %q, want offline", m.Payload)
 			}
-			if m := retained[prefix+"/bridge/session"]; !strings.Contains(m.Payload, `"state":"disconnected"`) {
+			if m := held[prefix+"/bridge/session"]; !strings.Contains(m.Payload, `"state":"disconnected"`) {
 				t.Errorf("retained session %q, want disconnected", m.Payload)
 			}
 		})
@@ -76,13 +75,13 @@ func TestShutdownOnSIGTERM(t *testing.T) {
 			prefix := brokertest.Prefix(t)
 			sub := brokertest.Subscribe(t, target.URL, prefix+"/#")
 			p := ctRun(t, bin, append(ctEnv(sim.Addr(), proxy.URL(), prefix), "MQTT_RETRY_MAX=200ms"))
-			sub.Wait(ctWait, "logged_in", func(ms []brokertest.Msg) bool {
+			sub.Wait(testWait, "logged_in", func(ms []brokertest.Msg) bool {
 				m, ok := last(ms, prefix+"/bridge/session")
 				return ok && strings.Contains(m.Payload, `"state":"logged_in"`)
 			})
 			proxy.SetDown(true)
 			p.log.waitText(t, `"message":"broker connection lost"`)
-			sim.SendRaw(ctRawPosition(map[string]string{"id": "V2", "lat": "31.2", "lng": "121.4", "posinfo": "queued at SIGTERM"}))
+			sim.SendRaw(rawPosition(map[string]string{"id": "V2", "lat": "31.2", "lng": "121.4", "posinfo": "queued at SIGTERM"}))
 			p.log.waitText(t, `"message":"position published"`)
 			done := make(chan struct{})
 			go func() {
@@ -94,7 +93,7 @@ func TestShutdownOnSIGTERM(t *testing.T) {
 				t.Errorf("exit status %d after %s, want 0 within %s", code, took, ctExitWithin)
 			}
 			<-done
-			sub.Wait(ctWait, "the queued position and offline", func(ms []brokertest.Msg) bool {
+			sub.Wait(testWait, "the queued position and offline", func(ms []brokertest.Msg) bool {
 				m, ok := last(ms, prefix+"/bridge/state")
 				pos, _ := last(ms, prefix+"/vehicles/V2/position")
 				return ok && m.Payload == "offline" && strings.Contains(pos.Payload, "queued at SIGTERM")
@@ -104,8 +103,8 @@ func TestShutdownOnSIGTERM(t *testing.T) {
 			t.Parallel()
 			prefix := brokertest.Prefix(t)
 			sub := brokertest.Subscribe(t, target.URL, prefix+"/#")
-			p := ctRun(t, bin, ctEnv(ctClosedAddr(t), target.URL, prefix))
-			sub.Wait(ctWait, "online, and the session failing", func(ms []brokertest.Msg) bool {
+			p := ctRun(t, bin, ctEnv(closedAddr(t), target.URL, prefix))
+			sub.Wait(testWait, "online, and the session failing", func(ms []brokertest.Msg) bool {
 				m, ok := last(ms, prefix+"/bridge/state")
 				s, _ := last(ms, prefix+"/bridge/session")
 				return ok && m.Payload == "online" && strings.Contains(s.Payload, `"state":"disconnected"`) && strings.Contains(s.Payload, `"error"`)
@@ -113,7 +112,7 @@ func TestShutdownOnSIGTERM(t *testing.T) {
 			if code, took := p.term(t); code != 0 || took > ctExitWithin {
 				t.Errorf("exit status %d after %s, want 0 within %s", code, took, ctExitWithin)
 			}
-			sub.Wait(ctWait, "offline", func(ms []brokertest.Msg) bool {
+			sub.Wait(testWait, "offline", func(ms []brokertest.Msg) bool {
 				m, ok := last(ms, prefix+"/bridge/state")
 				return ok && m.Payload == "offline"
 			})
@@ -122,12 +121,12 @@ func TestShutdownOnSIGTERM(t *testing.T) {
 	t.Run("broker unreachable", func(t *testing.T) {
 		t.Parallel()
 		sim := ctSim(t)
-		p := ctRun(t, bin, ctEnv(sim.Addr(), "tcp://"+ctClosedAddr(t), "exlive"))
+		p := ctRun(t, bin, ctEnv(sim.Addr(), "tcp://"+closedAddr(t), "exlive"))
 		p.log.waitText(t, `"state":"logged_in"`)
 		if code, took := p.term(t); code != 0 || took > ctExitWithin {
 			t.Errorf("exit status %d after %s, want 0 within %s", code, took, ctExitWithin)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), ctWait)
+		ctx, cancel := context.WithTimeout(context.Background(), testWait)
 		defer cancel()
 		if err := sim.WaitCount(ctx, exlive.CmdLogout, 1); err != nil {
 			t.Errorf("platform received no 1001 logout: %v", err)
@@ -167,7 +166,7 @@ func ctEnv(platform, broker, prefix string) []string {
 // ctProc is a running bridge process.
 type ctProc struct {
 	cmd  *exec.Cmd
-	log  *ctLog // stderr: the JSON log
+	log  *testLog // stderr: the JSON log
 	done chan struct{}
 	err  error
 }
@@ -176,7 +175,7 @@ type ctProc struct {
 // it is still running.
 func ctRun(t *testing.T, bin string, env []string, args ...string) *ctProc {
 	t.Helper()
-	p := &ctProc{cmd: exec.Command(bin, args...), log: newCTLog(), done: make(chan struct{})}
+	p := &ctProc{cmd: exec.Command(bin, args...), log: newTestLog(), done: make(chan struct{})}
 	p.cmd.Env = env
 	p.cmd.Stderr = p.log
 	p.cmd.Stdout = p.log
@@ -217,10 +216,4 @@ func (p *ctProc) term(t *testing.T) (code int, took time.Duration) {
 	took = time.Since(start)
 	t.Logf("exited %s after SIGTERM: %v", took.Round(time.Millisecond), p.err)
 	return p.cmd.ProcessState.ExitCode(), took
-}
-
-// ctClosedAddr returns a loopback address nothing listens on.
-func ctClosedAddr(t *testing.T) string {
-	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", brokertest.FreePort(t))
 }

@@ -3,29 +3,23 @@ package bridge
 import (
 	"sync"
 
-	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 // vehicle is what the bridge knows of one vehicle. A big account has a
 // hundred thousand of them, so it holds only what the hot path and the
-// status page need: about 200 bytes with its map entry.
+// status page need: about 200 bytes with its map entry. Its topic level V
+// is not kept: registry.level derives it from the id when needed, which
+// costs no allocation for an id that is its own level (almost all).
 type vehicle struct {
 	id       string
 	posTopic string // P/vehicles/V/position, built once: the topic of every position
 	mu       sync.Mutex
 	code     string // guarded by mu, like the fields below
 	last     fix
-	lvl      uint16 // where V starts in posTopic
-	inInv    bool   // listed in the last inventory
-	announce bool   // Home Assistant discovery sent for the current code
+	inInv    bool // listed in the last inventory
+	announce bool // Home Assistant discovery sent for the current code
 }
-
-// level returns the vehicle's topic level V.
-func (v *vehicle) level() string {
-	return v.posTopic[v.lvl : len(v.posTopic)-len(positionSuffix)]
-}
-
-const positionSuffix = "/position"
 
 // fix is the latest position of a vehicle, for the status page.
 type fix struct {
@@ -39,7 +33,7 @@ type fix struct {
 
 // registry maps platform ids to topic levels and back.
 type registry struct {
-	prefix string
+	topics topic.Layout
 	max    int
 
 	mu   sync.RWMutex
@@ -50,9 +44,9 @@ type registry struct {
 	collided map[string]bool // levels that more than one id maps to
 }
 
-func newRegistry(prefix string, max int) *registry {
+func newRegistry(topics topic.Layout, max int) *registry {
 	return &registry{
-		prefix:   prefix,
+		topics:   topics,
 		max:      max,
 		byID:     make(map[string]*vehicle),
 		byLevel:  make(map[string]*vehicle),
@@ -78,9 +72,8 @@ func (r *registry) get(id string) (v *vehicle, created, collision bool) {
 	if len(r.byID) >= r.max {
 		return nil, false, false
 	}
-	level := mqtt.Level(id)
-	head := r.prefix + "/vehicles/"
-	v = &vehicle{id: id, posTopic: head + level + positionSuffix, lvl: uint16(len(head))}
+	level := r.topics.Level(id)
+	v = &vehicle{id: id, posTopic: r.topics.Position(level)}
 	other := r.levelLocked(level)
 	if other != nil && other.id != id {
 		r.collided[level] = true
@@ -98,11 +91,14 @@ func (r *registry) levelLocked(level string) *vehicle {
 	if v := r.byLevel[level]; v != nil {
 		return v
 	}
-	if v := r.byID[level]; v != nil && v.level() == level {
+	if v := r.byID[level]; v != nil && r.level(v) == level {
 		return v
 	}
 	return nil
 }
+
+// level returns the topic level V of v.
+func (r *registry) level(v *vehicle) string { return r.topics.Level(v.id) }
 
 // lookup returns the vehicle published under level. ambiguous reports a
 // level that several ids map to.

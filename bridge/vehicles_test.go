@@ -1,10 +1,14 @@
 package bridge
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
+)
 
 func TestRegistryLevels(t *testing.T) {
 	for _, order := range [][]string{{"a/b", "a_b"}, {"a_b", "a/b"}} {
-		r := newRegistry("p", 100)
+		r := newRegistry(topic.Layout{Prefix: "p"}, 100)
 		for _, id := range order {
 			r.get(id)
 		}
@@ -12,7 +16,7 @@ func TestRegistryLevels(t *testing.T) {
 			t.Errorf("%v: lookup(a_b) = %v, %v; want ambiguous", order, v, ambiguous)
 		}
 	}
-	r := newRegistry("p/q", 100)
+	r := newRegistry(topic.Layout{Prefix: "p/q"}, 100)
 	for _, id := range []string{"V1", "x+y", "沪A1", "n\x00"} {
 		v, created, collision := r.get(id)
 		if !created || collision {
@@ -28,8 +32,8 @@ func TestRegistryLevels(t *testing.T) {
 			t.Errorf("lookup(%q) = %v, %v; want %q", level, v, ambiguous, id)
 			continue
 		}
-		if v.level() != level || v.posTopic != "p/q/vehicles/"+level+"/position" {
-			t.Errorf("%q: level %q, topic %q", id, v.level(), v.posTopic)
+		if r.level(v) != level || v.posTopic != "p/q/vehicles/"+level+"/position" {
+			t.Errorf("%q: level %q, topic %q", id, r.level(v), v.posTopic)
 		}
 	}
 	if v, _ := r.lookup("x+y"); v != nil {
@@ -38,7 +42,7 @@ func TestRegistryLevels(t *testing.T) {
 	if v, _ := r.lookup("nobody"); v != nil {
 		t.Error("unknown level found")
 	}
-	small := newRegistry("p", 1)
+	small := newRegistry(topic.Layout{Prefix: "p"}, 1)
 	small.get("a")
 	if v, _, _ := small.get("b"); v != nil {
 		t.Error("a full registry added a vehicle")

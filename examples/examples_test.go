@@ -27,6 +27,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 )
@@ -501,10 +502,10 @@ func startStack(t *testing.T) *stack {
 	mq.URL = b.URL()
 	mq.ClientID = brokertest.ClientID(t)
 	mq.TopicPrefix = "exlive"
-	if err := ex.Validate(nil); err != nil {
+	if err := ex.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := mq.Validate(nil, nil); err != nil {
+	if err := mq.Validate(nil); err != nil {
 		t.Fatal(err)
 	}
 	br, err := bridge.New(bridge.Options{Bridge: bridge.Defaults(), Exlive: ex, MQTT: mq, Version: "test", Log: zerolog.Nop()})
@@ -529,9 +530,9 @@ func startStack(t *testing.T) *stack {
 // position sends one position of V1 from the platform and returns it.
 func (s *stack) position() *exlive.Position {
 	p := &exlive.Position{ID: "V1", Code: "沪A10000", Lat: 31.230416, Lng: 121.473701,
-		Speed: exlive.Some(42.5), Direction: exlive.Some(180.0),
-		Time:  exlive.Some(time.Date(2011, 11, 1, 12, 38, 39, 0, time.FixedZone("CST", 8*3600))),
-		Valid: exlive.Some(true), Alarm: exlive.Some(false), Fuel: exlive.Some(37.2), Mileage: exlive.Some(12345.6),
+		Speed: opt.Some(42.5), Direction: opt.Some(180.0),
+		Time:  opt.Some(time.Date(2011, 11, 1, 12, 38, 39, 0, time.FixedZone("CST", 8*3600))),
+		Valid: opt.Some(true), Alarm: opt.Some(false), Fuel: opt.Some(37.2), Mileage: opt.Some(12345.6),
 		CState: "ACC开", PosInfo: "上海市黄浦区人民大道"}
 	s.sim.Send(p)
 	return p

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
 
 // benchPosition is a position as a platform sends it, Chinese text included.
@@ -79,8 +81,8 @@ func BenchmarkDecodePosition(b *testing.B) {
 func BenchmarkAppendFramePosition(b *testing.B) {
 	p := &Position{
 		ID: "42", Code: "沪A10042", Lat: 31.230416, Lng: 121.473701,
-		Speed: Some(42.5), Direction: Some(270.0), Time: Some(time.Date(2011, 11, 1, 12, 38, 39, 0, shanghai(b))),
-		Valid: Some(true), Alarm: Some(false), Fuel: Some(35.2), Mileage: Some(123456.7),
+		Speed: opt.Some(42.5), Direction: opt.Some(270.0), Time: opt.Some(time.Date(2011, 11, 1, 12, 38, 39, 0, shanghai(b))),
+		Valid: opt.Some(true), Alarm: opt.Some(false), Fuel: opt.Some(35.2), Mileage: opt.Some(123456.7),
 		WState: "00000001", CState: "ACC开,GPS定位", PosInfo: "上海市黄浦区人民大道200号附近，距离人民广场约120米",
 	}
 	buf := AppendFrame(nil, p)

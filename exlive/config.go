@@ -112,13 +112,10 @@ func Defaults() Config {
 }
 
 // Validate checks the settings and completes them: it adds the default port
-// to Addr and reads PassFile. It returns one error per bad setting, each
-// starting with the variable's name without the EXLIVE_ prefix, and never
-// quotes the password.
-func (c *Config) Validate(readFile func(string) ([]byte, error)) error {
-	if readFile == nil {
-		readFile = os.ReadFile
-	}
+// to Addr. It reads no file (ReadFiles does). It returns one error per bad
+// setting, each starting with the variable's name without the EXLIVE_
+// prefix, and never quotes the password.
+func (c *Config) Validate() error {
 	var errs []error
 	bad := func(name, value, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, fmt.Sprintf(format, args...)))
@@ -136,15 +133,7 @@ func (c *Config) Validate(readFile func(string) ([]byte, error)) error {
 	switch {
 	case c.PassFile != "" && c.Pass != "":
 		errs = append(errs, errors.New("PASS_FILE: set together with PASS; set only one"))
-	case c.PassFile != "":
-		b, err := readFile(c.PassFile)
-		if err != nil {
-			bad("PASS_FILE", c.PassFile, "cannot read: %v", err)
-		} else {
-			c.Pass = secret.String(strings.TrimRight(string(b), "\r\n"))
-		}
-	}
-	if c.Pass == "" && c.PassFile == "" {
+	case c.Pass == "" && c.PassFile == "":
 		errs = append(errs, errors.New("PASS: required (or PASS_FILE)"))
 	}
 	positive := func(name string, d time.Duration) {
@@ -180,6 +169,25 @@ func (c *Config) Validate(readFile func(string) ([]byte, error)) error {
 		c.Timezone.Location = time.UTC
 	}
 	return errors.Join(errs...)
+}
+
+// ReadFiles reads what the settings keep in files: the password from
+// PassFile, without its trailing line break, when PASS is not set (Validate
+// refuses both). nil reads with os.ReadFile. Its error starts with the
+// variable's name without the EXLIVE_ prefix.
+func (c *Config) ReadFiles(readFile func(string) ([]byte, error)) error {
+	if c.PassFile == "" || c.Pass != "" {
+		return nil
+	}
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
+	b, err := readFile(c.PassFile)
+	if err != nil {
+		return fmt.Errorf("PASS_FILE=%q: cannot read: %v", c.PassFile, err)
+	}
+	c.Pass = secret.String(strings.TrimRight(string(b), "\r\n"))
+	return nil
 }
 
 func withPort(addr string) (string, error) {

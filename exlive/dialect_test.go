@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
 
 // dialectCase is a frame as it crosses the wire between a live server and
@@ -29,8 +31,8 @@ var dialectCases = []dialectCase{
 	// specification's (lat_bd, lato, p1, temp…) are read past.
 	{file: "dialect/09_position_json_common_gbk.json", gbk: true, want: &Position{
 		ID: "10086", Code: "沪A12345", Lat: 31.222428, Lng: 121.473707,
-		Speed: Some(42.5), Direction: Some(270.0), Time: Some(gpstime20111101),
-		Valid: Some(true), Alarm: Some(false), Fuel: Some(35.2), Mileage: Some(123456.7),
+		Speed: opt.Some(42.5), Direction: opt.Some(270.0), Time: opt.Some(gpstime20111101),
+		Valid: opt.Some(true), Alarm: opt.Some(false), Fuel: opt.Some(35.2), Mileage: opt.Some(123456.7),
 		WState: "3", CState: "ACC开,GPS定位", PosInfo: "上海市黄浦区人民大道200号",
 	}},
 	{file: "dialect/10_command_answer_succeed.json", want: &Answer{Command: CmdVehicleCommand, Result: ResultSucceed}},

@@ -23,7 +23,7 @@ func ExampleSession() {
 	cfg := exlive.Defaults()
 	cfg.Addr, cfg.User, cfg.Pass = sim.Addr(), exlivesim.DefaultUser, exlivesim.DefaultPass
 	cfg.InventoryQuiet = 500 * time.Millisecond // the simulator answers at once
-	if err := cfg.Validate(nil); err != nil {
+	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}
 

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
 
 // The seed corpora are files under testdata/fuzz/<FuzzName>/, written from
@@ -223,7 +225,7 @@ func reencoded(m Message) Message {
 	if c.Time.Valid {
 		c.Time.V = c.Time.V.Truncate(time.Second)
 		if y := c.Time.V.Year(); y < 0 || y > 9999 {
-			c.Time = Opt[time.Time]{}
+			c.Time = opt.Opt[time.Time]{}
 		}
 	}
 	return &c
@@ -235,7 +237,7 @@ func checkPosition(t *testing.T, p *Position, loc *time.Location) {
 	if !finite(p.Lat) || !finite(p.Lng) || p.Lat < -90 || p.Lat > 90 || p.Lng < -180 || p.Lng > 180 {
 		t.Fatalf("position at %v, %v", p.Lat, p.Lng)
 	}
-	for _, o := range []Opt[float64]{p.Speed, p.Direction, p.Fuel, p.Mileage} {
+	for _, o := range []opt.Opt[float64]{p.Speed, p.Direction, p.Fuel, p.Mileage} {
 		if o.Valid && !finite(o.V) {
 			t.Fatalf("position with %v", o.V)
 		}

@@ -294,7 +294,7 @@ func TestHeartbeatAnswersNeverTakeACommandsPlace(t *testing.T) {
 	defer ln.Close()
 	cfg := testConfig(ln.Addr().String())
 	cfg.Heartbeat = time.Hour // the script answers heartbeats itself
-	if err := cfg.Validate(nil); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	nc, err := exlive.Dial(context.Background(), cfg.Addr)
@@ -399,7 +399,7 @@ func TestTapShowsEveryFrameInOrder(t *testing.T) {
 	srv := startSim(t, exlivesim.Config{Rate: 0})
 	cfg := testConfig(srv.Addr())
 	cfg.Heartbeat = 20 * time.Millisecond
-	if err := cfg.Validate(nil); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	nc, err := exlive.Dial(context.Background(), cfg.Addr)

@@ -14,6 +14,7 @@ import (
 	"time"
 	_ "time/tzdata" // the tests need Asia/Shanghai on machines without a zone database
 
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
@@ -68,24 +69,24 @@ var codecCases = []codecCase{
 	// Positions.
 	{file: "frames/position_full.json", want: &Position{
 		ID: "10086", Code: "沪A12345", Lat: 31.230416, Lng: 121.473701,
-		Speed: Some(42.5), Direction: Some(270.0), Time: Some(gpstime20111101),
-		Valid: Some(true), Alarm: Some(false), Fuel: Some(35.2), Mileage: Some(123456.7),
+		Speed: opt.Some(42.5), Direction: opt.Some(270.0), Time: opt.Some(gpstime20111101),
+		Valid: opt.Some(true), Alarm: opt.Some(false), Fuel: opt.Some(35.2), Mileage: opt.Some(123456.7),
 		WState: "00000001", CState: "ACC开 ", PosInfo: "上海市黄浦区人民大道200号",
 	}},
 	{file: "frames/position_json_numbers.json", want: &Position{
 		ID: "10086", Lat: 31.230416, Lng: -121.5,
-		Speed: Some(0.0), Direction: Some(359.0), Time: Some(gpstime20111101),
-		Valid: Some(true), Alarm: Some(false), Fuel: Some(0.0), Mileage: Some(1500.0),
+		Speed: opt.Some(0.0), Direction: opt.Some(359.0), Time: opt.Some(gpstime20111101),
+		Valid: opt.Some(true), Alarm: opt.Some(false), Fuel: opt.Some(0.0), Mileage: opt.Some(1500.0),
 	}},
 	// "" and null mean "not given": absent, never 0, and not invalid.
 	{file: "frames/position_empty_optional.json", want: &Position{ID: "7"}},
 	{file: "frames/position_bad_optional.json", want: &Position{ID: "7", Lat: 22.5, Lng: 114.1, Invalid: allOptional}},
 	{file: "frames/position_spaces_escapes.json", want: &Position{
-		ID: "7", Lat: 22.5, Lng: 114.1, Speed: Some(8.0), Valid: Some(true), Alarm: Some(false),
+		ID: "7", Lat: 22.5, Lng: 114.1, Speed: opt.Some(8.0), Valid: opt.Some(true), Alarm: opt.Some(false),
 		PosInfo: `深圳 "Nanshan" / \`,
 	}},
-	{file: "frames/position_body_first.json", want: &Position{ID: "8", Lat: 39.9, Lng: 116.4, Time: Some(gpstime20111101)}},
-	{file: "frames/position_duplicate_lat.json", want: &Position{ID: "7", Lat: 30, Lng: 120, Time: Some(gpstime20111101)}},
+	{file: "frames/position_body_first.json", want: &Position{ID: "8", Lat: 39.9, Lng: 116.4, Time: opt.Some(gpstime20111101)}},
+	{file: "frames/position_duplicate_lat.json", want: &Position{ID: "7", Lat: 30, Lng: 120, Time: opt.Some(gpstime20111101)}},
 	{file: "frames/position_lat_missing.json", reason: ReasonBadField, cmd: CmdPosition},
 	{file: "frames/position_no_lng.json", reason: ReasonBadField, cmd: CmdPosition},
 	{file: "frames/position_lat_not_number.json", reason: ReasonBadField, cmd: CmdPosition},
@@ -226,13 +227,13 @@ func roundTripMessages(loc *time.Location) []Message {
 		&VehicleData{Data: "{}"},
 		&Position{
 			ID: "10086", Code: "沪A12345", Lat: 31.230416, Lng: 121.473701,
-			Speed: Some(42.5), Direction: Some(0.0), Time: Some(time.Date(2011, 11, 1, 12, 38, 39, 0, loc)),
-			Valid: Some(true), Alarm: Some(false), Fuel: Some(-0.5), Mileage: Some(123456.7),
+			Speed: opt.Some(42.5), Direction: opt.Some(0.0), Time: opt.Some(time.Date(2011, 11, 1, 12, 38, 39, 0, loc)),
+			Valid: opt.Some(true), Alarm: opt.Some(false), Fuel: opt.Some(-0.5), Mileage: opt.Some(123456.7),
 			WState: "00000001", CState: "ACC开", PosInfo: "上海市黄浦区人民大道200号",
 		},
 		&Position{Lat: -90, Lng: 180},
 		// The longest numbers AppendFrame writes (it never uses exponents).
-		&Position{Lat: 5e-324, Lng: -2.2250738585072014e-308, Speed: Some(1.7976931348623157e308), Mileage: Some(-1.7976931348623157e308)},
+		&Position{Lat: 5e-324, Lng: -2.2250738585072014e-308, Speed: opt.Some(1.7976931348623157e308), Mileage: opt.Some(-1.7976931348623157e308)},
 		&GroupsRequest{Client: true},
 		&GroupsRequest{},
 		&Group{ID: "12", Relation: "0", Customer: "3", Name: "华东车队"},
@@ -278,7 +279,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestRoundTripKeepsTimeZone(t *testing.T) {
 	loc := shanghai(t)
-	p := &Position{Lat: 1, Lng: 2, Time: Some(time.Date(2024, 2, 29, 23, 59, 59, 0, loc))}
+	p := &Position{Lat: 1, Lng: 2, Time: opt.Some(time.Date(2024, 2, 29, 23, 59, 59, 0, loc))}
 	frame := AppendFrame(nil, p)
 	if !bytes.Contains(frame, []byte(`"gpstime":"2024-02-29 23:59:59"`)) {
 		t.Errorf("frame %s: want gpstime as the platform writes it", frame)

@@ -7,17 +7,8 @@ import (
 	"unsafe"
 
 	"github.com/exlive2mqtt/exlive2mqtt/internal/jsonw"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
-
-// Opt is a value that may be absent. The platform sends "" for a field it
-// does not know; that must stay "not given", never become 0.
-type Opt[T any] struct {
-	V     T
-	Valid bool
-}
-
-// Some returns a present value.
-func Some[T any](v T) Opt[T] { return Opt[T]{V: v, Valid: true} }
 
 // Field names a field of a position, for Position.Invalid.
 type Field uint16
@@ -51,14 +42,14 @@ func (f Field) Names() []string {
 type Position struct {
 	ID        string
 	Code      string
-	Lat, Lng  float64        // degrees; a position without both is not a position
-	Speed     Opt[float64]   // veo, km/h
-	Direction Opt[float64]   // dir, degrees from north
-	Time      Opt[time.Time] // gpstime
-	Valid     Opt[bool]      // av: a valid fix
-	Alarm     Opt[bool]
-	Fuel      Opt[float64] // oil, litres
-	Mileage   Opt[float64] // dis, km
+	Lat, Lng  float64            // degrees; a position without both is not a position
+	Speed     opt.Opt[float64]   // veo, km/h
+	Direction opt.Opt[float64]   // dir, degrees from north
+	Time      opt.Opt[time.Time] // gpstime
+	Valid     opt.Opt[bool]      // av: a valid fix
+	Alarm     opt.Opt[bool]
+	Fuel      opt.Opt[float64] // oil, litres
+	Mileage   opt.Opt[float64] // dis, km
 	WState    string
 	CState    string
 	PosInfo   string
@@ -101,11 +92,11 @@ func (p *Position) decodeBody(key []byte, v value, d *Decoder) {
 	case "dis":
 		p.Mileage = optNumber(v, &p.Invalid, FieldMileage, -math.MaxFloat64, math.MaxFloat64)
 	case "gpstime":
-		p.Time = Opt[time.Time]{}
+		p.Time = opt.Opt[time.Time]{}
 		p.Invalid &^= FieldTime
 		if !empty(v) {
 			if t, ok := parseTime(v.bytes(), d.loc); ok {
-				p.Time = Some(t)
+				p.Time = opt.Some(t)
 			} else {
 				p.Invalid |= FieldTime
 			}
@@ -145,8 +136,8 @@ func (p *Position) appendBody(dst []byte) []byte {
 	dst = append(dst, '{')
 	dst = field(dst, "code", p.Code)
 	dst = field(dst, "id", p.ID)
-	dst = numField(dst, "lat", Some(p.Lat))
-	dst = numField(dst, "lng", Some(p.Lng))
+	dst = numField(dst, "lat", opt.Some(p.Lat))
+	dst = numField(dst, "lng", opt.Some(p.Lng))
 	dst = numField(dst, "veo", p.Speed)
 	dst = numField(dst, "dir", p.Direction)
 	ts := ""
@@ -167,7 +158,7 @@ func (p *Position) appendBody(dst []byte) []byte {
 // TimeLayout is the layout of gpstime.
 const TimeLayout = "2006-01-02 15:04:05"
 
-func numField(dst []byte, key string, v Opt[float64]) []byte {
+func numField(dst []byte, key string, v opt.Opt[float64]) []byte {
 	dst = append(dst, ',')
 	dst = jsonw.Key(dst, key)
 	dst = append(dst, '"')
@@ -177,7 +168,7 @@ func numField(dst []byte, key string, v Opt[float64]) []byte {
 	return append(dst, '"')
 }
 
-func boolField(dst []byte, key string, v Opt[bool]) []byte {
+func boolField(dst []byte, key string, v opt.Opt[bool]) []byte {
 	dst = append(dst, ',')
 	dst = jsonw.Key(dst, key)
 	switch {
@@ -232,30 +223,30 @@ func number(v value) (float64, bool) {
 	return f, true
 }
 
-func optNumber(v value, invalid *Field, f Field, lo, hi float64) Opt[float64] {
+func optNumber(v value, invalid *Field, f Field, lo, hi float64) opt.Opt[float64] {
 	*invalid &^= f
 	if empty(v) {
-		return Opt[float64]{}
+		return opt.Opt[float64]{}
 	}
 	n, ok := number(v)
 	if !ok || n < lo || n > hi {
 		*invalid |= f
-		return Opt[float64]{}
+		return opt.Opt[float64]{}
 	}
-	return Some(n)
+	return opt.Some(n)
 }
 
-func optBool(v value, invalid *Field, f Field) Opt[bool] {
+func optBool(v value, invalid *Field, f Field) opt.Opt[bool] {
 	*invalid &^= f
 	if empty(v) {
-		return Opt[bool]{}
+		return opt.Opt[bool]{}
 	}
 	b, ok := parseBool(v)
 	if !ok {
 		*invalid |= f
-		return Opt[bool]{}
+		return opt.Opt[bool]{}
 	}
-	return Some(b)
+	return opt.Some(b)
 }
 
 // parseTime reads gpstime in loc. The common layout is parsed by hand (it is

@@ -111,7 +111,7 @@ func testConfig(addr string) exlive.Config {
 // runSession runs a session until the test ends.
 func runSession(t *testing.T, cfg exlive.Config, h exlive.Handler) *exlive.Session {
 	t.Helper()
-	if err := cfg.Validate(nil); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	s := exlive.New(cfg, h, zerolog.Nop())
@@ -361,7 +361,7 @@ func TestRequestTimeoutAndOffline(t *testing.T) {
 	rec := newRecorder()
 	cfg := testConfig(srv.Addr())
 	cfg.CommandTimeout = 100 * time.Millisecond
-	cfg.Validate(nil)
+	cfg.Validate()
 	s := exlive.New(cfg, rec, zerolog.Nop())
 
 	// Not running yet: refused at once, nothing sent.
@@ -429,7 +429,7 @@ func TestLogoutOnCancel(t *testing.T) {
 	srv := startSim(t, exlivesim.Config{Rate: 0})
 	rec := newRecorder()
 	cfg := testConfig(srv.Addr())
-	if err := cfg.Validate(nil); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	s := exlive.New(cfg, rec, zerolog.Nop())

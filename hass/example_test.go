@@ -4,10 +4,11 @@ import (
 	"fmt"
 
 	"github.com/exlive2mqtt/exlive2mqtt/hass"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 func Example() {
-	cfg := hass.Config{DiscoveryPrefix: "homeassistant", TopicPrefix: "exlive"}
+	cfg := hass.Config{Topics: topic.Layout{Prefix: "exlive", DiscoveryPrefix: "homeassistant"}}
 	v := hass.Vehicle{ID: "V1", Code: "沪A12345", Level: "V1"}
 
 	// Publish these retained when HASS_DISCOVERY=true, and again whenever

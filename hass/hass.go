@@ -4,12 +4,13 @@
 // with a GPS device_tracker, sensors and binary sensors, all reading the
 // vehicle's retained position topic P/vehicles/V/position.
 //
-// The package only builds topics and payloads; publishing them (retained,
-// when HASS_DISCOVERY=true) is the caller's job.
+// The package only builds messages, with the topics of package topic;
+// publishing them (retained, when HASS_DISCOVERY=true) is the caller's job.
 //
 // Design notes, with the Home Assistant facts they rest on:
 //
-//   - One config topic per entity, <HASS_PREFIX>/<component>/exlive2mqtt/<slug>_<object>/config.
+//   - One config topic per entity, <HASS_PREFIX>/<component>/exlive2mqtt/<slug>_<object>/config
+//     (topic.Layout.DiscoveryConfig).
 //     HA only accepts node and object ids made of [a-zA-Z0-9_-] (TOPIC_MATCHER
 //     in homeassistant/components/mqtt/discovery.py, and the "Discovery topic"
 //     section of the MQTT integration docs), so vehicle ids are turned into a
@@ -44,28 +45,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
-
-// DefaultDiscoveryPrefix is Home Assistant's default discovery prefix, used
-// when Config.DiscoveryPrefix is empty.
-const DefaultDiscoveryPrefix = "homeassistant"
-
-// DefaultTopicPrefix is the bridge's default topic prefix P, used when
-// Config.TopicPrefix is empty.
-const DefaultTopicPrefix = "exlive"
-
-// NodeID is the node_id level of every discovery topic this package builds.
-const NodeID = "exlive2mqtt"
 
 // Config holds the settings the discovery messages depend on.
 type Config struct {
-	// DiscoveryPrefix is HASS_PREFIX, the discovery topic prefix Home
-	// Assistant listens on; DefaultDiscoveryPrefix when empty.
-	DiscoveryPrefix string
-	// TopicPrefix is the bridge's topic prefix P; DefaultTopicPrefix when empty.
-	TopicPrefix string
+	// Topics is the bridge's topic layout: the discovery configs go under
+	// its DiscoveryPrefix (topic.DefaultDiscoveryPrefix when empty) and
+	// read the topics under its Prefix (topic.DefaultPrefix when empty).
+	Topics topic.Layout
 	// Version, when set, is sent as origin.sw_version and as the bridge
 	// device's sw_version, so HA's logs name the software that sent a config.
 	Version string
@@ -79,7 +69,7 @@ type Vehicle struct {
 	// named after it, or after ID when it is empty.
 	Code string
 	// Level is the vehicle's topic level V as the bridge publishes it. When
-	// empty it is derived from ID with the rule of the design (see [TopicLevel]).
+	// empty it is derived from ID by Config.Topics.Level.
 	Level string
 }
 
@@ -205,7 +195,7 @@ func Configs(cfg Config, v Vehicle) []Message {
 	}
 	cfg = cfg.withDefaults()
 	slug := Slug(v.ID)
-	position := cfg.TopicPrefix + "/vehicles/" + v.level() + "/position"
+	position := cfg.Topics.Position(v.level(cfg))
 	name := v.Code
 	if name == "" {
 		name = v.ID
@@ -218,9 +208,9 @@ func Configs(cfg Config, v Vehicle) []Message {
 		ViaDevice:    bridgeIdentifier(cfg),
 	}
 	avail := []availability{{
-		Topic:               cfg.stateTopic(),
-		PayloadAvailable:    "online",
-		PayloadNotAvailable: "offline",
+		Topic:               cfg.Topics.State(),
+		PayloadAvailable:    topic.Online,
+		PayloadNotAvailable: topic.Offline,
 	}}
 	specs := []spec{
 		{componentTracker, ObjectTracker, entity{
@@ -304,7 +294,7 @@ func Configs(cfg Config, v Vehicle) []Message {
 		s.e.Device = dev
 		s.e.Origin = cfg.origin()
 		msgs = append(msgs, Message{
-			Topic:   cfg.configTopic(s.component, slug+"_"+s.object),
+			Topic:   cfg.Topics.DiscoveryConfig(s.component, slug+"_"+s.object),
 			Payload: marshal(s.e),
 			Retain:  true,
 		})
@@ -329,20 +319,20 @@ func Bridge(cfg Config) []Message {
 	e := entity{
 		Name:        nil,
 		UniqueID:    bridgeIdentifier(cfg),
-		StateTopic:  cfg.stateTopic(),
+		StateTopic:  cfg.Topics.State(),
 		DeviceClass: "connectivity",
-		PayloadOn:   "online",
-		PayloadOff:  "offline",
+		PayloadOn:   topic.Online,
+		PayloadOff:  topic.Offline,
 		Device: device{
 			Identifiers: []string{bridgeIdentifier(cfg)},
-			Name:        "exlive2mqtt " + cfg.TopicPrefix,
+			Name:        "exlive2mqtt " + cfg.Topics.Prefix,
 			Model:       "exlive2mqtt",
 			SWVersion:   cfg.Version,
 		},
 		Origin: cfg.origin(),
 	}
 	return []Message{{
-		Topic:   cfg.configTopic(componentBinary, Slug(cfg.TopicPrefix)+"_"+ObjectBridge),
+		Topic:   cfg.Topics.DiscoveryConfig(componentBinary, Slug(cfg.Topics.Prefix)+"_"+ObjectBridge),
 		Payload: marshal(e),
 		Retain:  true,
 	}}
@@ -364,7 +354,7 @@ func Clear(msgs []Message) []Message {
 // the bridge can [Clear] those of vehicles it no longer has.
 func ConfigFilter(cfg Config) string {
 	cfg = cfg.withDefaults()
-	return cfg.DiscoveryPrefix + "/+/" + NodeID + "/+/config"
+	return cfg.Topics.DiscoveryFilter()
 }
 
 // Slug turns a platform id into an identifier made of [a-zA-Z0-9_-] only, as
@@ -399,53 +389,28 @@ func Slug(id string) string {
 	return b.String() + "_" + h
 }
 
-// TopicLevel derives a vehicle's topic level V from its platform id with the
-// rule of the design: '/', '+', '#', NUL and other control characters become
-// '_', so the id is always exactly one topic level. Bytes that are not valid
-// UTF-8, which MQTT forbids in topics, become '_' as well. The bridge should
-// pass its own V in [Vehicle.Level]; this is the fallback.
-func TopicLevel(id string) string {
-	var b strings.Builder
-	for i := 0; i < len(id); {
-		r, n := utf8.DecodeRuneInString(id[i:])
-		if (r == utf8.RuneError && n == 1) || r == '/' || r == '+' || r == '#' || unicode.IsControl(r) {
-			b.WriteByte('_')
-		} else {
-			b.WriteString(id[i : i+n])
-		}
-		i += n
-	}
-	return b.String()
-}
-
-func (v Vehicle) level() string {
+func (v Vehicle) level(c Config) string {
 	if v.Level != "" {
 		return v.Level
 	}
-	return TopicLevel(v.ID)
+	return c.Topics.Level(v.ID)
 }
 
 func (c Config) withDefaults() Config {
-	if c.DiscoveryPrefix == "" {
-		c.DiscoveryPrefix = DefaultDiscoveryPrefix
+	if c.Topics.DiscoveryPrefix == "" {
+		c.Topics.DiscoveryPrefix = topic.DefaultDiscoveryPrefix
 	}
-	if c.TopicPrefix == "" {
-		c.TopicPrefix = DefaultTopicPrefix
+	if c.Topics.Prefix == "" {
+		c.Topics.Prefix = topic.DefaultPrefix
 	}
 	return c
-}
-
-func (c Config) stateTopic() string { return c.TopicPrefix + "/bridge/state" }
-
-func (c Config) configTopic(component, object string) string {
-	return c.DiscoveryPrefix + "/" + component + "/" + NodeID + "/" + object + "/config"
 }
 
 func (c Config) origin() origin { return origin{Name: "exlive2mqtt", SWVersion: c.Version} }
 
 // bridgeIdentifier names the bridge device after its topic prefix, so two
 // bridges on one broker with different prefixes are two devices.
-func bridgeIdentifier(c Config) string { return "exlive2mqtt_bridge_" + Slug(c.TopicPrefix) }
+func bridgeIdentifier(c Config) string { return "exlive2mqtt_bridge_" + Slug(c.Topics.Prefix) }
 
 // marshal encodes without HTML escaping, so templates keep their '<', '>'
 // and '&' readable for whoever inspects the retained configs.

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -69,14 +71,14 @@ func checkGolden(t *testing.T, name string, got []byte) {
 var (
 	plate = Vehicle{ID: "12345", Code: "沪A12345", Level: "12345"}
 	// An id with characters that are illegal in topic levels and discovery
-	// ids, no code, and no Level so that TopicLevel derives it.
+	// ids, no code, and no Level so that Config.Topics.Level derives it.
 	awkward = Vehicle{ID: "fleet/7+a"}
 )
 
 func TestGolden(t *testing.T) {
 	cfg := Config{Version: "1.2.3"}
 	checkGolden(t, "plate.json", goldenDoc(t, Configs(cfg, plate)))
-	checkGolden(t, "awkward_id.json", goldenDoc(t, Configs(Config{DiscoveryPrefix: "ha", TopicPrefix: "fleet"}, awkward)))
+	checkGolden(t, "awkward_id.json", goldenDoc(t, Configs(Config{Topics: topic.Layout{Prefix: "fleet", DiscoveryPrefix: "ha"}}, awkward)))
 	checkGolden(t, "bridge.json", goldenDoc(t, Bridge(cfg)))
 }
 
@@ -178,27 +180,13 @@ func FuzzSlug(f *testing.F) {
 	})
 }
 
-func TestTopicLevel(t *testing.T) {
-	for _, tc := range []struct{ id, want string }{
-		{"12345", "12345"},
-		{"沪A12345", "沪A12345"},
-		{"a/b+c#d", "a_b_c_d"},
-		{"a\x00b\nc\x7f", "a_b_c_"},
-		{"a\xffb", "a_b"},
-	} {
-		if got := TopicLevel(tc.id); got != tc.want {
-			t.Errorf("TopicLevel(%q) = %q, want %q", tc.id, got, tc.want)
-		}
-	}
-}
-
 func TestConfigFilter(t *testing.T) {
 	if got := ConfigFilter(Config{}); got != "homeassistant/+/exlive2mqtt/+/config" {
 		t.Errorf("ConfigFilter = %q", got)
 	}
 	// Every topic we build must match the filter, or start-up clean-up
 	// would never see it.
-	cfg := Config{DiscoveryPrefix: "ha"}
+	cfg := Config{Topics: topic.Layout{DiscoveryPrefix: "ha"}}
 	msgs := append(Configs(cfg, awkward), Bridge(cfg)...)
 	filter := strings.Split(ConfigFilter(cfg), "/")
 	for _, m := range msgs {

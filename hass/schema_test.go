@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 // The tables below restate what Home Assistant documents and validates for
@@ -225,7 +227,7 @@ var configTopicRE = regexp.MustCompile(`^(?:homeassistant|ha)/(device_tracker|se
 // discovery prefixes, plus the bridge's.
 func allMessages() []Message {
 	var msgs []Message
-	for _, cfg := range []Config{{}, {DiscoveryPrefix: "ha", TopicPrefix: "fleet"}} {
+	for _, cfg := range []Config{{}, {Topics: topic.Layout{Prefix: "fleet", DiscoveryPrefix: "ha"}}} {
 		for _, v := range []Vehicle{plate, awkward, {ID: "a/b"}, {ID: "a+b"}, {ID: "沪"}, {ID: "x", Code: "x"}} {
 			msgs = append(msgs, Configs(cfg, v)...)
 		}

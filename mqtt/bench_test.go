@@ -56,25 +56,13 @@ func BenchmarkValidTopic(b *testing.B) {
 	}
 }
 
-func BenchmarkLevel(b *testing.B) {
-	for _, id := range []string{"V12345", "沪A12345", "a/b+c#d"} {
-		b.Run(id, func(b *testing.B) {
-			b.ReportAllocs()
-			defer cpuPerOp(b)()
-			for b.Loop() {
-				mqtt.Level(id)
-			}
-		})
-	}
-}
-
 // BenchmarkPublishQueue is Publish on a client that is not connected: the
 // topic check and the queue, which drops its oldest message once full.
 func BenchmarkPublishQueue(b *testing.B) {
 	cfg := mqtt.Defaults()
 	cfg.ClientID = "bench"
 	cfg.QueueLimit = 4096
-	c, err := mqtt.New(cfg, zerolog.Nop(), nil)
+	c, err := mqtt.New(cfg, bridgeState(cfg), zerolog.Nop(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -109,11 +97,11 @@ func BenchmarkPublish(b *testing.B) {
 				cfg.ClientID = brokertest.ClientID(b)
 				cfg.TopicPrefix = brokertest.Prefix(b)
 				cfg.QoS = qos
-				if err := cfg.Validate(nil, nil); err != nil {
+				if err := cfg.Validate(nil); err != nil {
 					b.Fatal(err)
 				}
 				up := make(chan struct{}, 1)
-				c, err := mqtt.New(cfg, zerolog.Nop(), func(l mqtt.Link) {
+				c, err := mqtt.New(cfg, bridgeState(cfg), zerolog.Nop(), func(l mqtt.Link) {
 					if l.Connected {
 						select {
 						case up <- struct{}{}:

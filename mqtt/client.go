@@ -35,11 +35,14 @@ import (
 // ErrClosed is returned by Publish after Stop.
 var ErrClosed = errors.New("mqtt: client stopped")
 
-// StatePayload* are the payloads of the bridge's state topic.
-const (
-	StateOnline  = "online"
-	StateOffline = "offline"
-)
+// State is a retained topic that tells whether the client is connected:
+// Online is published on every connect, Offline at Stop and, by the broker,
+// as the client's last will. The client knows no topic of its own: the
+// caller names this one. A zero State publishes nothing and sets no will.
+type State struct {
+	Topic           string
+	Online, Offline string
+}
 
 // highWater is how long the queue may grow while the broker keeps up before
 // Publish waits for room.
@@ -76,13 +79,13 @@ type Stats struct {
 
 // Client is the bridge's broker connection.
 type Client struct {
-	cfg        Config
-	log        zerolog.Logger
-	pc         paho.Client
-	store      *resumeStore
-	attempt    atomic.Uint64 // store lists counted when the current connection attempt began
-	stateTopic string
-	onLink     func(Link)
+	cfg     Config
+	log     zerolog.Logger
+	pc      paho.Client
+	store   *resumeStore
+	attempt atomic.Uint64 // store lists counted when the current connection attempt began
+	state   State
+	onLink  func(Link)
 
 	mu      sync.Mutex
 	q       queue
@@ -117,25 +120,25 @@ type tracked struct {
 	qos      byte
 }
 
-// New returns a Client for cfg, which must have passed Validate. onLink, if
-// not nil, is called on every connect and connection loss; it must not
-// block.
-func New(cfg Config, log zerolog.Logger, onLink func(Link)) (*Client, error) {
+// New returns a Client for cfg, which must have passed Validate, that keeps
+// state up to date. onLink, if not nil, is called on every connect and
+// connection loss; it must not block.
+func New(cfg Config, state State, log zerolog.Logger, onLink func(Link)) (*Client, error) {
 	tc, err := cfg.TLS()
 	if err != nil {
 		return nil, err
 	}
 	c := &Client{
-		cfg:        cfg,
-		log:        log,
-		stateTopic: cfg.TopicPrefix + "/bridge/state",
-		onLink:     onLink,
-		q:          queue{limit: cfg.QueueLimit},
-		link:       Link{Since: time.Now()},
-		room:       make(chan struct{}),
-		wake:       make(chan struct{}, 1),
-		tokens:     make(chan tracked, cfg.InFlight),
-		stop:       make(chan struct{}),
+		cfg:    cfg,
+		log:    log,
+		state:  state,
+		onLink: onLink,
+		q:      queue{limit: cfg.QueueLimit},
+		link:   Link{Since: time.Now()},
+		room:   make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+		tokens: make(chan tracked, cfg.InFlight),
+		stop:   make(chan struct{}),
 	}
 	var store paho.Store = paho.NewOrderedMemoryStore()
 	if cfg.StoreDir != "" {
@@ -153,7 +156,7 @@ func New(cfg Config, log zerolog.Logger, onLink func(Link)) (*Client, error) {
 		SetKeepAlive(cfg.Keepalive).
 		SetPingTimeout(min(cfg.Keepalive, 10*time.Second)).
 		SetWriteTimeout(cfg.WriteTimeout).
-		SetConnectTimeout(10*time.Second).
+		SetConnectTimeout(10 * time.Second).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(min(time.Second, cfg.RetryMax)).
 		SetAutoReconnect(true).
@@ -165,7 +168,6 @@ func New(cfg Config, log zerolog.Logger, onLink func(Link)) (*Client, error) {
 			c.attempt.Store(c.store.mark())
 			return tc
 		}).
-		SetBinaryWill(c.stateTopic, []byte(StateOffline), cfg.QoS, true).
 		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(c.onConnectionLost).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
@@ -173,6 +175,9 @@ func New(cfg Config, log zerolog.Logger, onLink func(Link)) (*Client, error) {
 		}).
 		SetConnectionNotificationHandler(c.onNotification).
 		SetDefaultPublishHandler(c.onUnrouted)
+	if state.Topic != "" {
+		opts.SetBinaryWill(state.Topic, []byte(state.Offline), cfg.QoS, true)
+	}
 	if tc != nil {
 		opts.SetTLSConfig(tc)
 	}
@@ -277,9 +282,6 @@ func (c *Client) Stats() Stats {
 		InFlight:   int(c.inflight.Load()),
 	}
 }
-
-// Prefix returns the topic prefix.
-func (c *Client) Prefix() string { return c.cfg.TopicPrefix }
 
 // Publish publishes payload on topic at the configured QoS. It refuses a
 // topic that is not valid to publish to; otherwise the message is queued and
@@ -563,15 +565,17 @@ func (c *Client) onConnect(pc paho.Client) {
 			c.log.Error().Err(err).Strs("filters", drop).Msg("unsubscribe failed")
 		}
 	}
-	tok := pc.Publish(c.stateTopic, c.cfg.QoS, true, []byte(StateOnline))
-	if !tok.WaitTimeout(c.cfg.WriteTimeout) {
-		c.late.Add(1)
-		c.log.Warn().Msg("online state not acknowledged in time")
-	} else if err := tok.Error(); err != nil {
-		c.failed.Add(1)
-		c.log.Warn().Err(err).Msg("online state not published")
-	} else {
-		c.published.Add(1)
+	if c.state.Topic != "" {
+		tok := pc.Publish(c.state.Topic, c.cfg.QoS, true, []byte(c.state.Online))
+		if !tok.WaitTimeout(c.cfg.WriteTimeout) {
+			c.late.Add(1)
+			c.log.Warn().Msg("online state not acknowledged in time")
+		} else if err := tok.Error(); err != nil {
+			c.failed.Add(1)
+			c.log.Warn().Err(err).Msg("online state not published")
+		} else {
+			c.published.Add(1)
+		}
 	}
 	c.mu.Lock()
 	c.link = Link{Connected: true, Since: time.Now()}
@@ -631,7 +635,9 @@ func (c *Client) Stop(ctx context.Context) (lost int) {
 		return 0
 	}
 	c.mu.Unlock()
-	c.Publish(c.stateTopic, []byte(StateOffline), true)
+	if c.state.Topic != "" {
+		c.Publish(c.state.Topic, []byte(c.state.Offline), true)
+	}
 	c.mu.Lock()
 	c.closed = true
 	c.broadcastRoom()
@@ -672,7 +678,7 @@ func (c *Client) Stop(ctx context.Context) (lost int) {
 	for _, m := range left {
 		// The offline state is not stored: sent after a restart, it could
 		// land after that run's online.
-		if c.cfg.StoreDir != "" && m.qos > 0 && m.topic != c.stateTopic && !c.pc.IsConnectionOpen() && !c.store.broken.Load() {
+		if c.cfg.StoreDir != "" && m.qos > 0 && (c.state.Topic == "" || m.topic != c.state.Topic) && !c.pc.IsConnectionOpen() && !c.store.broken.Load() {
 			// paho stores a QoS 1 publish made while it is reconnecting
 			// and sends it once connected, after a restart too; it fails
 			// at once when it has no message id left (65535 in flight).
@@ -702,7 +708,7 @@ func (c *Client) unacknowledged() int {
 			continue
 		}
 		if c.cfg.StoreDir != "" {
-			if pub, ok := c.store.Get(key).(*packets.PublishPacket); ok && pub.TopicName == c.stateTopic {
+			if pub, ok := c.store.Get(key).(*packets.PublishPacket); ok && c.state.Topic != "" && pub.TopicName == c.state.Topic {
 				c.store.Del(key)
 				continue
 			}

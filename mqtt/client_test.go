@@ -25,17 +25,23 @@ func config(t *testing.T, url string) mqtt.Config {
 	cfg.TopicPrefix = brokertest.Prefix(t)
 	cfg.RetryMax = 200 * time.Millisecond
 	cfg.WriteTimeout = 2 * time.Second
-	if err := cfg.Validate(nil, nil); err != nil {
+	if err := cfg.Validate(nil); err != nil {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// bridgeState is the state topic the bridge gives its client, under the
+// test's prefix.
+func bridgeState(cfg mqtt.Config) mqtt.State {
+	return mqtt.State{Topic: cfg.TopicPrefix + "/bridge/state", Online: "online", Offline: "offline"}
 }
 
 // start starts a client and stops it when the test ends.
 func start(t *testing.T, cfg mqtt.Config, subs map[string]func(mqtt.Incoming)) (*mqtt.Client, *links) {
 	t.Helper()
 	l := &links{changed: make(chan struct{})}
-	c, err := mqtt.New(cfg, zerolog.Nop(), l.add)
+	c, err := mqtt.New(cfg, bridgeState(cfg), zerolog.Nop(), l.add)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +303,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := mqtt.Defaults()
 			tc.edit(&cfg)
-			err := cfg.Validate(read, host)
+			err := errors.Join(cfg.Validate(host), cfg.ReadFiles(read))
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -326,29 +332,18 @@ func TestValidate(t *testing.T) {
 	}
 	cfg := mqtt.Defaults()
 	cfg.PasswordFile = "/run/secrets/mqtt"
-	if err := cfg.Validate(read, host); err != nil || cfg.Password.Reveal() != "s3cret" {
+	if err := cfg.Validate(host); err != nil || cfg.Password != "" {
+		t.Fatalf("Validate read the password file: %v, %q", err, cfg.Password.Reveal())
+	}
+	if err := cfg.ReadFiles(read); err != nil || cfg.Password.Reveal() != "s3cret" {
 		t.Fatalf("password file: %v, %q", err, cfg.Password.Reveal())
 	}
-}
-
-func TestLevel(t *testing.T) {
-	for in, want := range map[string]string{
-		"V1":            "V1",
-		"沪A12345":       "沪A12345",
-		"a/b":           "a_b",
-		"a+b#c":         "a_b_c",
-		"nul\x00":       "nul_",
-		"ctl\x01\x7f":   "ctl__",
-		"bad\xff":       "bad_",
-		"nonchar\uFFFE": "nonchar_",
-		"":              "",
-	} {
-		if got := mqtt.Level(in); got != want {
-			t.Errorf("Level(%q) = %q, want %q", in, got, want)
-		}
-		if got := mqtt.Level(in); got != "" && mqtt.ValidTopic("p/"+got) != nil {
-			t.Errorf("Level(%q) = %q is not a valid level", in, got)
-		}
+	// Validate reads no file: a CA file that cannot be read is ReadFiles'
+	// error alone.
+	cfg = mqtt.Defaults()
+	cfg.CAFile = "/nope.pem"
+	if err := cfg.Validate(host); err != nil {
+		t.Fatalf("Validate = %v, want nil: it reads no file", err)
 	}
 }
 

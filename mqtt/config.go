@@ -14,7 +14,9 @@ import (
 )
 
 // Config holds the broker settings. The env tags are read by caarlos0/env
-// with the prefix MQTT_.
+// with the prefix MQTT_. TopicPrefix is read and checked here, with the
+// broker's settings, but the client builds no topic from it: package topic
+// does.
 type Config struct {
 	URL          string        `env:"URL" envDefault:"tcp://localhost:1883" help:"broker; ssl:// or mqtts:// for TLS, ws:// or wss:// for websockets"`
 	Username     string        `env:"USERNAME" help:"broker user name"`
@@ -53,14 +55,12 @@ func Defaults() Config {
 	}
 }
 
-// Validate checks the settings and completes them: it reads PasswordFile,
-// fills ClientID and trims TopicPrefix. It returns one error per bad
-// setting, each starting with the variable's name without the MQTT_ prefix,
-// and never quotes the password.
-func (c *Config) Validate(readFile func(string) ([]byte, error), hostname func() (string, error)) error {
-	if readFile == nil {
-		readFile = os.ReadFile
-	}
+// Validate checks the settings and completes them: it fills ClientID from
+// hostname (nil: os.Hostname) and trims TopicPrefix. It reads no file
+// (ReadFiles does). It returns one error per bad setting, each starting with
+// the variable's name without the MQTT_ prefix, and never quotes the
+// password.
+func (c *Config) Validate(hostname func() (string, error)) error {
 	if hostname == nil {
 		hostname = os.Hostname
 	}
@@ -85,16 +85,8 @@ func (c *Config) Validate(readFile func(string) ([]byte, error), hostname func()
 			bad("URL", redactURL(u), "put the user name and password in MQTT_USERNAME and MQTT_PASSWORD, not in the URL")
 		}
 	}
-	switch {
-	case c.PasswordFile != "" && c.Password != "":
+	if c.PasswordFile != "" && c.Password != "" {
 		errs = append(errs, errors.New("PASSWORD_FILE: set together with PASSWORD; set only one"))
-	case c.PasswordFile != "":
-		b, err := readFile(c.PasswordFile)
-		if err != nil {
-			bad("PASSWORD_FILE", c.PasswordFile, "cannot read: %v", err)
-		} else {
-			c.Password = secret.String(strings.TrimRight(string(b), "\r\n"))
-		}
 	}
 	if c.ClientID == "" {
 		host, err := hostname()
@@ -116,13 +108,6 @@ func (c *Config) Validate(readFile func(string) ([]byte, error), hostname func()
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		errs = append(errs, errors.New("CERT_FILE, KEY_FILE: set both or neither"))
 	}
-	for _, f := range []struct{ name, path string }{{"CA_FILE", c.CAFile}, {"CERT_FILE", c.CertFile}, {"KEY_FILE", c.KeyFile}} {
-		if f.path != "" {
-			if _, err := readFile(f.path); err != nil {
-				bad(f.name, f.path, "cannot read: %v", err)
-			}
-		}
-	}
 	if c.QueueLimit < 1 {
 		bad("QUEUE_LIMIT", fmt.Sprint(c.QueueLimit), "must be at least 1")
 	}
@@ -139,6 +124,35 @@ func (c *Config) Validate(readFile func(string) ([]byte, error), hostname func()
 	}
 	if c.Keepalive > 0 && c.Keepalive < time.Second {
 		bad("KEEPALIVE", c.Keepalive.String(), "must be at least 1s")
+	}
+	return errors.Join(errs...)
+}
+
+// ReadFiles reads what the settings keep in files: the password from
+// PasswordFile, without its trailing line break, when PASSWORD is not set
+// (Validate refuses both); and it checks that the CA, certificate and key
+// files can be read, so that a wrong path is a settings error rather than a
+// failure at every connection attempt. nil reads with os.ReadFile. It
+// returns one error per file, each starting with the variable's name without
+// the MQTT_ prefix.
+func (c *Config) ReadFiles(readFile func(string) ([]byte, error)) error {
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
+	var errs []error
+	if c.PasswordFile != "" && c.Password == "" {
+		if b, err := readFile(c.PasswordFile); err != nil {
+			errs = append(errs, fmt.Errorf("PASSWORD_FILE=%q: cannot read: %v", c.PasswordFile, err))
+		} else {
+			c.Password = secret.String(strings.TrimRight(string(b), "\r\n"))
+		}
+	}
+	for _, f := range []struct{ name, path string }{{"CA_FILE", c.CAFile}, {"CERT_FILE", c.CertFile}, {"KEY_FILE", c.KeyFile}} {
+		if f.path != "" {
+			if _, err := readFile(f.path); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: cannot read: %v", f.name, f.path, err))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -151,7 +151,9 @@ func TestBrokerDownAtStart(t *testing.T) {
 		t.Fatal("connected to a broker that is down")
 	}
 	up := time.Now()
-	m.Start()
+	if err := m.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	if d := l.connectedAfter(t, up); d > 5*time.Second {
 		t.Errorf("connected %s after the broker started, want within 5 s", d)
 	}
@@ -208,7 +210,9 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 			l.wait(t, false, 1)
 			publish(3000)
 			up := time.Now()
-			m.Start()
+			if err := m.Restart(); err != nil {
+				t.Fatal(err)
+			}
 			if d := l.connectedAfter(t, up); d > 5*time.Second {
 				t.Errorf("reconnected %s after the broker's return, want within 5 s", d)
 			}

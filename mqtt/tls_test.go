@@ -3,6 +3,7 @@ package mqtt_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -115,7 +116,7 @@ func startLogged(t *testing.T, cfg mqtt.Config) (*mqtt.Client, *links, *logBuffe
 	t.Helper()
 	logs := &logBuffer{}
 	l := &links{changed: make(chan struct{})}
-	c, err := mqtt.New(cfg, zerolog.New(logs).Level(zerolog.DebugLevel), l.add)
+	c, err := mqtt.New(cfg, bridgeState(cfg), zerolog.New(logs).Level(zerolog.DebugLevel), l.add)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func TestPasswordAuth(t *testing.T) {
 		cfg.TopicPrefix = brokertest.Prefix(t)
 		cfg.RetryMax = 200 * time.Millisecond
 		cfg.Username, cfg.PasswordFile = user, file
-		if err := cfg.Validate(os.ReadFile, os.Hostname); err != nil {
+		if err := errors.Join(cfg.Validate(os.Hostname), cfg.ReadFiles(os.ReadFile)); err != nil {
 			t.Fatal(err)
 		}
 		cnt := brokertest.NewCounter(t, m.URL(), cfg.TopicPrefix+"/#", auth)

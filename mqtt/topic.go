@@ -17,31 +17,9 @@ var (
 	ErrTopicText     = errors.New("mqtt: topic is not valid UTF-8 or holds a control character")
 )
 
-// Level turns any text into one topic level: every '/', '+', '#' and NUL,
-// every other control character, every invalid byte and every Unicode
-// non-character becomes '_'. A broker disconnects a client that publishes
-// to a topic with a wildcard (Mosquitto also refuses control characters and
-// non-characters), and a client that resends such a message after every
-// reconnect never gets anywhere; so a vehicle id from the platform never
-// reaches a topic unchanged unless it is safe.
-func Level(s string) string {
-	if levelSafe(s) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if (r == utf8.RuneError && size == 1) || !levelRune(r) {
-			b.WriteByte('_')
-		} else {
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
-}
-
+// levelSafe reports whether s may be one level of a topic: no '/', '+',
+// '#', control character, invalid byte or Unicode non-character (package
+// topic's Level makes any text into such a level).
 func levelSafe(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
 
 // Decode parses an OwnTracks location message, as a phone running OwnTracks
@@ -138,7 +140,7 @@ func Decode(b []byte) (Location, error) {
 	}
 
 	names := [...]string{"acc", "alt", "vac", "vel", "cog", "batt", "bs", "rad"}
-	fields := [...]*Opt[int]{&l.Acc, &l.Alt, &l.Vac, &l.Vel, &l.Cog, &l.Batt, &l.BS, &l.Rad}
+	fields := [...]*opt.Opt[int]{&l.Acc, &l.Alt, &l.Vac, &l.Vel, &l.Cog, &l.Batt, &l.BS, &l.Rad}
 	for k, raw := range ints {
 		f, present, err := number(names[k], raw)
 		if err != nil {
@@ -164,19 +166,19 @@ func Decode(b []byte) (Location, error) {
 			}
 			n %= 360
 		}
-		*fields[k] = Some(n)
+		*fields[k] = opt.Some(n)
 	}
 	for _, fl := range [...]struct {
 		name string
 		raw  []byte
-		dst  *Opt[float64]
+		dst  *opt.Opt[float64]
 	}{{"p", pres, &l.P}, {"odometer", odo, &l.Odometer}} {
 		f, present, err := number(fl.name, fl.raw)
 		if err != nil {
 			return Location{}, err
 		}
 		if present {
-			*fl.dst = Some(f)
+			*fl.dst = opt.Some(f)
 		}
 	}
 	for _, s := range [...]struct {

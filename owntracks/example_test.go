@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/exlive2mqtt/exlive2mqtt/owntracks"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 func Example() {
@@ -21,7 +22,7 @@ func Example() {
 	if err := l.Validate(); err != nil {
 		panic(err)
 	}
-	fmt.Println(owntracks.Topic("fleet", "V1"))
+	fmt.Println(topic.Layout{OwnTracksUser: "fleet"}.OwnTracks("V1"))
 	fmt.Println(string(owntracks.Encode(nil, l)))
 
 	// A phone's location published on .../position/set is an upload.

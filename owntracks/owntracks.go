@@ -31,18 +31,8 @@ import (
 	"unicode"
 
 	"github.com/exlive2mqtt/exlive2mqtt/internal/jsonw"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
-
-// Opt is an optional value: Valid reports whether V is present. OwnTracks
-// leaves out what it does not know, and so does this package, rather than
-// sending zeros.
-type Opt[T any] struct {
-	V     T
-	Valid bool
-}
-
-// Some returns a present Opt holding v.
-func Some[T any](v T) Opt[T] { return Opt[T]{V: v, Valid: true} }
 
 // Location is an OwnTracks location message. Field comments give the JSON
 // key, unit and source of each field; fields not listed here are ignored by
@@ -54,19 +44,19 @@ type Location struct {
 	// and is left out when encoding.
 	Tst int64
 
-	Acc  Opt[int] // "acc", horizontal accuracy, metres
-	Alt  Opt[int] // "alt", altitude above sea level, metres
-	Vac  Opt[int] // "vac" ("vacc" in older apps), vertical accuracy, metres
-	Vel  Opt[int] // "vel", speed, km/h
-	Cog  Opt[int] // "cog", course over ground, degrees 0-359, 0 = north
-	Batt Opt[int] // "batt", device battery, percent
-	BS   Opt[int] // "bs", battery status: 0 unknown, 1 unplugged, 2 charging, 3 full
-	Rad  Opt[int] // "rad", radius of the region entered or left, metres
+	Acc  opt.Opt[int] // "acc", horizontal accuracy, metres
+	Alt  opt.Opt[int] // "alt", altitude above sea level, metres
+	Vac  opt.Opt[int] // "vac" ("vacc" in older apps), vertical accuracy, metres
+	Vel  opt.Opt[int] // "vel", speed, km/h
+	Cog  opt.Opt[int] // "cog", course over ground, degrees 0-359, 0 = north
+	Batt opt.Opt[int] // "batt", device battery, percent
+	BS   opt.Opt[int] // "bs", battery status: 0 unknown, 1 unplugged, 2 charging, 3 full
+	Rad  opt.Opt[int] // "rad", radius of the region entered or left, metres
 
-	P Opt[float64] // "p", barometric pressure, kPa
+	P opt.Opt[float64] // "p", barometric pressure, kPa
 	// Odometer ("odometer") is the total distance in km, an element
 	// OwnTracks documents for Queclink vehicle trackers.
-	Odometer Opt[float64]
+	Odometer opt.Opt[float64]
 
 	T    string // "t", trigger; empty (left out) means an automatic update
 	Tid  string // "tid", tracker id shown on maps, two characters
@@ -157,7 +147,7 @@ func Encode(dst []byte, l Location) []byte {
 // EncodeCard appends an OwnTracks card message to dst: the display name (the
 // plate, for a vehicle) and, when face is not empty, the base64 PNG or JPEG
 // avatar. Cards are published retained on the device's topic plus "/info"
-// (see [InfoTopic]).
+// (the bridge's topic.Layout.OwnTracksCard).
 func EncodeCard(dst []byte, name, face string) []byte {
 	dst = append(dst, `{"_type":"card"`...)
 	dst = appendString(dst, `,"name":`, name)
@@ -165,15 +155,7 @@ func EncodeCard(dst []byte, name, face string) []byte {
 	return append(dst, '}')
 }
 
-// Topic returns the topic a device publishes its locations on,
-// owntracks/<user>/<device>. Both must be single topic levels (no '/', '+'
-// or '#'), as the bridge's V already is.
-func Topic(user, device string) string { return "owntracks/" + user + "/" + device }
-
-// InfoTopic returns the topic of a device's card, owntracks/<user>/<device>/info.
-func InfoTopic(user, device string) string { return Topic(user, device) + "/info" }
-
-func appendInt(dst []byte, key string, v Opt[int]) []byte {
+func appendInt(dst []byte, key string, v opt.Opt[int]) []byte {
 	if !v.Valid {
 		return dst
 	}
@@ -241,23 +223,23 @@ func TrackerID(code, id string) string {
 // RoundSpeed converts a speed in km/h to the integer OwnTracks wants in vel.
 // Negative or non-finite speeds are not valid speeds and give an absent
 // value rather than a made-up one.
-func RoundSpeed(kmh float64) Opt[int] {
+func RoundSpeed(kmh float64) opt.Opt[int] {
 	if math.IsNaN(kmh) || kmh < 0 || kmh >= maxInt {
-		return Opt[int]{}
+		return opt.Opt[int]{}
 	}
-	return Some(int(math.Round(kmh)))
+	return opt.Some(int(math.Round(kmh)))
 }
 
 // RoundCourse converts a direction in degrees to the integer 0-359 OwnTracks
 // wants in cog, wrapping 359.6 to 0 and -90 to 270. Non-finite directions
 // give an absent value.
-func RoundCourse(deg float64) Opt[int] {
+func RoundCourse(deg float64) opt.Opt[int] {
 	if math.IsNaN(deg) || math.IsInf(deg, 0) {
-		return Opt[int]{}
+		return opt.Opt[int]{}
 	}
 	c := math.Mod(math.Round(deg), 360)
 	if c < 0 {
 		c += 360
 	}
-	return Some(int(c))
+	return opt.Some(int(c))
 }

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
 
 // Real location messages, as published by OwnTracks apps.
@@ -18,28 +20,28 @@ var realPayloads = []struct {
 		name:    "ha-docs",
 		source:  "home-assistant.io, source/_integrations/sensor.mqtt.markdown, \"Owntracks battery level sensor\"",
 		payload: `{"_type":"location","lon":7.21,"t":"u","batt":92,"tst":144995643,"tid":"ta","acc":27,"lat":46.12}`,
-		want:    Location{Lat: 46.12, Lon: 7.21, Tst: 144995643, Acc: Some(27), Batt: Some(92), T: "u", Tid: "ta"},
+		want:    Location{Lat: 46.12, Lon: 7.21, Tst: 144995643, Acc: opt.Some(27), Batt: opt.Some(92), T: "u", Tid: "ta"},
 	},
 	{
 		name:    "android",
 		source:  "owntracks/android, e2e test ContactsAndMapTests.kt (the app's own fixture; \"al\" is unknown and ignored)",
 		payload: `{"_type":"location","acc":20,"al":0,"batt":100,"bs":0,"conn":"w","created_at":1610748273,"lat":51.2,"lon":-4,"tid":"aa","tst":1610799026,"vac":40,"vel":7}`,
-		want: Location{Lat: 51.2, Lon: -4, Tst: 1610799026, CreatedAt: 1610748273, Acc: Some(20), Batt: Some(100),
-			BS: Some(0), Conn: "w", Tid: "aa", Vac: Some(40), Vel: Some(7)},
+		want: Location{Lat: 51.2, Lon: -4, Tst: 1610799026, CreatedAt: 1610748273, Acc: opt.Some(20), Batt: opt.Some(100),
+			BS: opt.Some(0), Conn: "w", Tid: "aa", Vac: opt.Some(40), Vel: opt.Some(7)},
 	},
 	{
 		name:    "ios-extended",
 		source:  "an iOS capture quoted in a public stream-processing example (BSSID, SSID and m are ignored)",
 		payload: `{"_type":"location","acc":5,"alt":120,"batt":33,"bs":1,"BSSID":"dc:ef:9:e5:78:36","cog":31,"conn":"w","lat":41.702987,"lon":-74.082472,"m":2,"p":100.138,"SSID":"lon3r-5G","t":"u","tid":"0E","tst":1657840848,"vac":3,"vel":0}`,
-		want: Location{Lat: 41.702987, Lon: -74.082472, Tst: 1657840848, Acc: Some(5), Alt: Some(120), Batt: Some(33),
-			BS: Some(1), Cog: Some(31), Conn: "w", P: Some(100.138), T: "u", Tid: "0E", Vac: Some(3), Vel: Some(0)},
+		want: Location{Lat: 41.702987, Lon: -74.082472, Tst: 1657840848, Acc: opt.Some(5), Alt: opt.Some(120), Batt: opt.Some(33),
+			BS: opt.Some(1), Cog: opt.Some(31), Conn: "w", P: opt.Some(100.138), T: "u", Tid: "0E", Vac: opt.Some(3), Vel: opt.Some(0)},
 	},
 	{
 		name:    "inregions",
 		source:  "an Android message logged in a public MQTT bridge's README (inregions is ignored)",
 		payload: `{"_type":"location","acc":78,"alt":0,"batt":86,"conn":"w","inregions":["Casa"],"lat":44.2792575,"lon":11.9055914,"tid":"ic","tst":1546871086,"vac":0,"vel":0}`,
-		want: Location{Lat: 44.2792575, Lon: 11.9055914, Tst: 1546871086, Acc: Some(78), Alt: Some(0), Batt: Some(86),
-			Conn: "w", Tid: "ic", Vac: Some(0), Vel: Some(0)},
+		want: Location{Lat: 44.2792575, Lon: 11.9055914, Tst: 1546871086, Acc: opt.Some(78), Alt: opt.Some(0), Batt: opt.Some(86),
+			Conn: "w", Tid: "ic", Vac: opt.Some(0), Vel: opt.Some(0)},
 	},
 	{
 		// The booklet's Greenwich example has placeholders for lat/lon;
@@ -47,7 +49,7 @@ var realPayloads = []struct {
 		name:    "greenwich",
 		source:  "owntracks/booklet docs/tech/json.md, \"Greenwich\"",
 		payload: `{"_type":"location","alt":160,"cog":0,"dist":189,"trip":279122,"lat":52.0343,"lon":8.4765,"vel":12,"t":"t","tst":1406803894}`,
-		want:    Location{Lat: 52.0343, Lon: 8.4765, Tst: 1406803894, Alt: Some(160), Cog: Some(0), Vel: Some(12), T: "t"},
+		want:    Location{Lat: 52.0343, Lon: 8.4765, Tst: 1406803894, Alt: opt.Some(160), Cog: opt.Some(0), Vel: opt.Some(12), T: "t"},
 	},
 }
 
@@ -76,21 +78,21 @@ func TestDecode(t *testing.T) {
 		{"minimal", `{"_type":"location","lat":1,"lon":2}`, Location{Lat: 1, Lon: 2}},
 		{"whitespace and order", " \n{ \"lon\" : 2 ,\t\"lat\":1, \"_type\" : \"location\" }\r\n", Location{Lat: 1, Lon: 2}},
 		{"legacy strings", `{"_type":"location","lat":"48.85833","lon":"2.29513","tst":"1497476456","acc":"10","vel":"5"}`,
-			Location{Lat: 48.85833, Lon: 2.29513, Tst: 1497476456, Acc: Some(10), Vel: Some(5)}},
-		{"legacy vacc", `{"_type":"location","lat":1,"lon":2,"vacc":7}`, Location{Lat: 1, Lon: 2, Vac: Some(7)}},
+			Location{Lat: 48.85833, Lon: 2.29513, Tst: 1497476456, Acc: opt.Some(10), Vel: opt.Some(5)}},
+		{"legacy vacc", `{"_type":"location","lat":1,"lon":2,"vacc":7}`, Location{Lat: 1, Lon: 2, Vac: opt.Some(7)}},
 		{"rounding", `{"_type":"location","lat":1,"lon":2,"acc":14.5,"vel":12.4,"alt":-3.6,"tst":1e9}`,
-			Location{Lat: 1, Lon: 2, Tst: 1000000000, Acc: Some(15), Vel: Some(12), Alt: Some(-4)}},
+			Location{Lat: 1, Lon: 2, Tst: 1000000000, Acc: opt.Some(15), Vel: opt.Some(12), Alt: opt.Some(-4)}},
 		{"iOS invalid values", `{"_type":"location","lat":1,"lon":2,"acc":-1,"vel":-1,"cog":-1,"vac":-1,"batt":-1,"alt":-20}`,
-			Location{Lat: 1, Lon: 2, Alt: Some(-20)}},
-		{"cog wraps", `{"_type":"location","lat":1,"lon":2,"cog":359.6}`, Location{Lat: 1, Lon: 2, Cog: Some(0)}},
-		{"cog 360", `{"_type":"location","lat":1,"lon":2,"cog":725}`, Location{Lat: 1, Lon: 2, Cog: Some(5)}},
+			Location{Lat: 1, Lon: 2, Alt: opt.Some(-20)}},
+		{"cog wraps", `{"_type":"location","lat":1,"lon":2,"cog":359.6}`, Location{Lat: 1, Lon: 2, Cog: opt.Some(0)}},
+		{"cog 360", `{"_type":"location","lat":1,"lon":2,"cog":725}`, Location{Lat: 1, Lon: 2, Cog: opt.Some(5)}},
 		{"nulls", `{"_type":"location","lat":1,"lon":2,"acc":null,"tid":null,"tst":null,"p":null}`, Location{Lat: 1, Lon: 2}},
 		{"edges", `{"_type":"location","lat":-90,"lon":180,"tst":0}`, Location{Lat: -90, Lon: 180}},
 		{"unknown nested", `{"_type":"location","x":{"a":[1,{"b":null}],"c":"\"}"},"lat":1,"lon":2,"inregions":[]}`, Location{Lat: 1, Lon: 2}},
 		{"duplicates: last wins", `{"_type":"location","lat":1,"lon":2,"lat":3}`, Location{Lat: 3, Lon: 2}},
 		{"escaped key and value", `{"\u005ftype":"loc\u0061tion","lat":1,"lon":2,"tid":"\u6caaA"}`, Location{Lat: 1, Lon: 2, Tid: "沪A"}},
 		{"extensions", `{"_type":"location","lat":1,"lon":2,"odometer":12345.6,"addr":"上海市黄浦区","rad":50,"conn":"m"}`,
-			Location{Lat: 1, Lon: 2, Odometer: Some(12345.6), Addr: "上海市黄浦区", Rad: Some(50), Conn: "m"}},
+			Location{Lat: 1, Lon: 2, Odometer: opt.Some(12345.6), Addr: "上海市黄浦区", Rad: opt.Some(50), Conn: "m"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Decode([]byte(tc.in))
@@ -186,17 +188,17 @@ func TestEncode(t *testing.T) {
 		want string
 	}{
 		{"minimal", Location{Lat: 1, Lon: 2}, `{"_type":"location","lat":1,"lon":2}`},
-		{"vehicle", Location{Lat: 31.230416, Lon: 121.473701, Tst: 1320122319, Vel: Some(43), Cog: Some(180), Tid: "45"},
+		{"vehicle", Location{Lat: 31.230416, Lon: 121.473701, Tst: 1320122319, Vel: opt.Some(43), Cog: opt.Some(180), Tid: "45"},
 			`{"_type":"location","cog":180,"lat":31.230416,"lon":121.473701,"tid":"45","tst":1320122319,"vel":43}`},
-		{"zeros are values", Location{Lat: 0, Lon: -0.5, Vel: Some(0), Cog: Some(0), Alt: Some(-3)},
+		{"zeros are values", Location{Lat: 0, Lon: -0.5, Vel: opt.Some(0), Cog: opt.Some(0), Alt: opt.Some(-3)},
 			`{"_type":"location","alt":-3,"cog":0,"lat":0,"lon":-0.5,"vel":0}`},
-		{"all", Location{Lat: -33.8688, Lon: 151.2093, Tst: 1700000000, CreatedAt: 1700000001, Acc: Some(10), Alt: Some(58),
-			Vac: Some(3), Vel: Some(60), Cog: Some(359), Batt: Some(80), BS: Some(2), Rad: Some(100), P: Some(101.325),
-			Odometer: Some(12345.6), T: "u", Tid: "AB", Conn: "m", Addr: "上海市黄浦区人民大道"},
+		{"all", Location{Lat: -33.8688, Lon: 151.2093, Tst: 1700000000, CreatedAt: 1700000001, Acc: opt.Some(10), Alt: opt.Some(58),
+			Vac: opt.Some(3), Vel: opt.Some(60), Cog: opt.Some(359), Batt: opt.Some(80), BS: opt.Some(2), Rad: opt.Some(100), P: opt.Some(101.325),
+			Odometer: opt.Some(12345.6), T: "u", Tid: "AB", Conn: "m", Addr: "上海市黄浦区人民大道"},
 			`{"_type":"location","acc":10,"alt":58,"batt":80,"bs":2,"cog":359,"conn":"m","created_at":1700000001,` +
 				`"lat":-33.8688,"lon":151.2093,"p":101.325,"rad":100,"t":"u","tid":"AB","tst":1700000000,"vac":3,"vel":60,` +
 				`"addr":"上海市黄浦区人民大道","odometer":12345.6}`},
-		{"small and large floats", Location{Lat: 1e-7, Lon: 179.99999999999997, P: Some(1e21)},
+		{"small and large floats", Location{Lat: 1e-7, Lon: 179.99999999999997, P: opt.Some(1e21)},
 			`{"_type":"location","lat":0.0000001,"lon":179.99999999999997,"p":1000000000000000000000}`},
 		{"escapes", Location{Lat: 1, Lon: 2, Tid: "\"\\", Addr: "a\x00b\nc\u2028d\xffe</script>"},
 			`{"_type":"location","lat":1,"lon":2,"tid":"\"\\","addr":"a\u0000b\nc\u2028d` + "\ufffd" + `e</script>"}`},
@@ -236,9 +238,9 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 
 func TestRoundTrip(t *testing.T) {
 	ls := []Location{
-		{Lat: 31.230416, Lon: 121.473701, Tst: 1320122319, Vel: Some(43), Cog: Some(180), Tid: "45", Addr: "人民大道"},
+		{Lat: 31.230416, Lon: 121.473701, Tst: 1320122319, Vel: opt.Some(43), Cog: opt.Some(180), Tid: "45", Addr: "人民大道"},
 		{Lat: -90, Lon: -180},
-		{Lat: 0.1, Lon: 0.2, Acc: Some(0), Alt: Some(-400), Batt: Some(0), BS: Some(0), Rad: Some(0), Vac: Some(0), P: Some(0.0), Odometer: Some(0.0)},
+		{Lat: 0.1, Lon: 0.2, Acc: opt.Some(0), Alt: opt.Some(-400), Batt: opt.Some(0), BS: opt.Some(0), Rad: opt.Some(0), Vac: opt.Some(0), P: opt.Some(0.0), Odometer: opt.Some(0.0)},
 	}
 	for _, tc := range realPayloads {
 		ls = append(ls, tc.want)
@@ -290,9 +292,6 @@ func TestEncodeCard(t *testing.T) {
 	if got := string(EncodeCard(nil, "Jane Jolie", "iV1CFEVk==")); got != `{"_type":"card","name":"Jane Jolie","face":"iV1CFEVk=="}` {
 		t.Errorf("EncodeCard = %s", got)
 	}
-	if Topic("fleet", "V1") != "owntracks/fleet/V1" || InfoTopic("fleet", "V1") != "owntracks/fleet/V1/info" {
-		t.Error("wrong topics")
-	}
 }
 
 func TestTrackerID(t *testing.T) {
@@ -317,9 +316,9 @@ func TestTrackerID(t *testing.T) {
 func TestRound(t *testing.T) {
 	for _, tc := range []struct {
 		kmh  float64
-		want Opt[int]
+		want opt.Opt[int]
 	}{
-		{42.5, Some(43)}, {0, Some(0)}, {0.4, Some(0)}, {-1, Opt[int]{}}, {math.NaN(), Opt[int]{}}, {math.Inf(1), Opt[int]{}},
+		{42.5, opt.Some(43)}, {0, opt.Some(0)}, {0.4, opt.Some(0)}, {-1, opt.Opt[int]{}}, {math.NaN(), opt.Opt[int]{}}, {math.Inf(1), opt.Opt[int]{}},
 	} {
 		if got := RoundSpeed(tc.kmh); got != tc.want {
 			t.Errorf("RoundSpeed(%v) = %+v, want %+v", tc.kmh, got, tc.want)
@@ -327,10 +326,10 @@ func TestRound(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		deg  float64
-		want Opt[int]
+		want opt.Opt[int]
 	}{
-		{180, Some(180)}, {359.4, Some(359)}, {359.6, Some(0)}, {360, Some(0)}, {-90, Some(270)}, {-0.2, Some(0)}, {725, Some(5)},
-		{math.NaN(), Opt[int]{}}, {math.Inf(-1), Opt[int]{}},
+		{180, opt.Some(180)}, {359.4, opt.Some(359)}, {359.6, opt.Some(0)}, {360, opt.Some(0)}, {-90, opt.Some(270)}, {-0.2, opt.Some(0)}, {725, opt.Some(5)},
+		{math.NaN(), opt.Opt[int]{}}, {math.Inf(-1), opt.Opt[int]{}},
 	} {
 		if got := RoundCourse(tc.deg); got != tc.want {
 			t.Errorf("RoundCourse(%v) = %+v, want %+v", tc.deg, got, tc.want)
@@ -350,8 +349,8 @@ func TestEncodeAllocs(t *testing.T) {
 	}
 }
 
-var benchLocation = Location{Lat: 31.230416, Lon: 121.473701, Tst: 1320122319, Acc: Some(10), Vel: Some(43),
-	Cog: Some(180), Tid: "45", Addr: "上海市黄浦区人民大道", Odometer: Some(12345.6)}
+var benchLocation = Location{Lat: 31.230416, Lon: 121.473701, Tst: 1320122319, Acc: opt.Some(10), Vel: opt.Some(43),
+	Cog: opt.Some(180), Tid: "45", Addr: "上海市黄浦区人民大道", Odometer: opt.Some(12345.6)}
 
 func BenchmarkEncode(b *testing.B) {
 	buf := make([]byte, 0, 512)

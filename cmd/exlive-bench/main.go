@@ -18,7 +18,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -33,6 +32,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
+	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 )
 
 func main() {
@@ -167,7 +167,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	b.brokerURL = o.broker
 	if o.privateBroker {
-		stopBroker, url, pid, err := startMosquitto(b.tmp)
+		stopBroker, url, pid, err := startMosquitto(b.tmp, stderr)
 		if err != nil {
 			return err
 		}
@@ -378,7 +378,7 @@ func (b *bench) bridgeRun(ctx context.Context, run string, qos, vehicles int, ra
 		return nil, nil, err
 	}
 	defer sim.Close()
-	since := b.sub.mark("vehicles")
+	since := b.sub.mark(b.sub.topics.Vehicles())
 	name := fmt.Sprintf("%s-qos%d", run, qos)
 	p, err := b.startBridge(ctx, name, sim.Addr(), qos)
 	if err != nil {
@@ -387,7 +387,7 @@ func (b *bench) bridgeRun(ctx context.Context, run string, qos, vehicles int, ra
 	defer p.stop()
 	// The inventory is published once the session is logged in; it reaches
 	// the subscriber once the bridge has connected to the broker.
-	if err := b.sub.waitBridge("vehicles", since, 2*time.Minute); err != nil {
+	if err := b.sub.waitBridge(b.sub.topics.Vehicles(), since, 2*time.Minute); err != nil {
 		return nil, nil, fmt.Errorf("%s: bridge not ready: %w\n%s", name, err, p.logTail())
 	}
 	if sim.Connections() != 1 {
@@ -653,44 +653,22 @@ func (p *bridgeProc) logTail() string {
 }
 
 // startMosquitto starts a private broker that queues without limit, so a
-// slow subscriber can never lose a message to the broker's default cap.
-func startMosquitto(dir string) (stop func(), url string, pid int, err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// slow subscriber can never lose a message to the broker's default cap. Its
+// log (errors and warnings) goes to stderr when it stops.
+func startMosquitto(dir string, stderr io.Writer) (stop func(), url string, pid int, err error) {
+	bin, err := brokertest.LookMosquitto()
 	if err != nil {
 		return nil, "", 0, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nlog_dest stderr\nlog_type error\nlog_type warning\n", port)
-	if os.Geteuid() == 0 {
-		text += "user root\n"
-	}
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		return nil, "", 0, err
-	}
-	bin, err := exec.LookPath("mosquitto")
+	m, err := brokertest.RunMosquitto(bin, dir, "persistence false")
 	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
-			return nil, "", 0, errors.New("mosquitto is not installed")
-		}
+		return nil, "", 0, fmt.Errorf("private %w", err)
 	}
-	cmd := exec.Command(bin, "-c", conf)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, "", 0, err
+	stop = func() {
+		m.Kill()
+		io.WriteString(stderr, m.Log())
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for range 100 {
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return func() { cmd.Process.Kill(); cmd.Wait() }, "tcp://" + addr, cmd.Process.Pid, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	return nil, "", 0, errors.New("private mosquitto did not start")
+	return stop, m.URL(), m.PID(), nil
 }
 
 // brokerVersion asks the broker ($SYS/broker/version), or the installed

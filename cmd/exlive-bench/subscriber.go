@@ -11,12 +11,14 @@ import (
 	"net"
 	neturl "net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 // subscriber counts what reaches the broker's other side. It is a bare
@@ -27,8 +29,8 @@ import (
 // two cores with the platform, the bridge and the broker does fall behind.
 type subscriber struct {
 	nc     net.Conn
-	prefix string
-	posPre string // P/vehicles/
+	topics topic.Layout
+	posPre []byte // P/vehicles/: what tells a position from the bridge's own topics, without an allocation
 	wmu    sync.Mutex
 	done   chan struct{}
 	err    error
@@ -90,8 +92,9 @@ func newSubscriber(url, prefix, clientID string) (*subscriber, error) {
 	}
 	nc.(*net.TCPConn).SetReadBuffer(8 << 20)
 	nc = quickAck{nc.(*net.TCPConn)}
-	s := &subscriber{nc: nc, prefix: prefix, posPre: prefix + "/vehicles/", bridge: map[string]int{},
-		changed: make(chan struct{}), done: make(chan struct{})}
+	topics := topic.Layout{Prefix: prefix}
+	s := &subscriber{nc: nc, topics: topics, posPre: []byte(strings.TrimSuffix(topics.PositionFilter(), "+/position")),
+		bridge: map[string]int{}, changed: make(chan struct{}), done: make(chan struct{})}
 	r := bufio.NewReaderSize(nc, 1<<20)
 	// CONNECT, clean session, keepalive 60 s.
 	var p []byte
@@ -107,7 +110,7 @@ func newSubscriber(url, prefix, clientID string) (*subscriber, error) {
 		return nil, fmt.Errorf("subscriber: connect refused (%v %x)", err, body)
 	}
 	p = append(p[:0], 0, 1)
-	for _, f := range []string{prefix + "/vehicles/+/position", prefix + "/bridge/+"} {
+	for _, f := range []string{topics.PositionFilter(), topics.BridgeFilter()} {
 		p = append(appendStr(p, f), 0)
 	}
 	if err := s.write(0x82, p); err != nil {
@@ -199,7 +202,7 @@ func (s *subscriber) readLoop(r *bufio.Reader) {
 		if typ&0x06 != 0 { // QoS > 0: a packet id; not expected at QoS 0
 			payload = payload[2:]
 		}
-		if bytes.HasPrefix(topic, []byte(s.posPre)) {
+		if bytes.HasPrefix(topic, s.posPre) {
 			s.onPosition(topic, payload, typ&1 != 0, now)
 		} else {
 			s.onBridge(string(topic), typ&1 != 0)
@@ -275,13 +278,13 @@ func (s *subscriber) onBridge(topic string, retained bool) {
 	s.changed = make(chan struct{})
 }
 
-// waitBridge waits until a live message has arrived on P/bridge/<name>,
-// counting from the snapshot taken by mark.
-func (s *subscriber) waitBridge(name string, since int, timeout time.Duration) error {
+// waitBridge waits until a live message has arrived on the bridge's topic
+// t (one of P/bridge/…), counting from the snapshot taken by mark.
+func (s *subscriber) waitBridge(t string, since int, timeout time.Duration) error {
 	deadline := time.After(timeout)
 	for {
 		s.mu.Lock()
-		n := s.bridge[s.prefix+"/bridge/"+name]
+		n := s.bridge[t]
 		ch := s.changed
 		s.mu.Unlock()
 		if n > since {
@@ -290,15 +293,15 @@ func (s *subscriber) waitBridge(name string, since int, timeout time.Duration) e
 		select {
 		case <-ch:
 		case <-deadline:
-			return fmt.Errorf("no %s/bridge/%s within %s", s.prefix, name, timeout)
+			return fmt.Errorf("no %s within %s", t, timeout)
 		}
 	}
 }
 
-func (s *subscriber) mark(name string) int {
+func (s *subscriber) mark(t string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.bridge[s.prefix+"/bridge/"+name]
+	return s.bridge[t]
 }
 
 // start begins a phase; stop ends it and returns it, safe to read.

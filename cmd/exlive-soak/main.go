@@ -22,7 +22,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,8 +29,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -48,7 +45,9 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
+	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/rs/zerolog"
 )
 
@@ -124,7 +123,7 @@ type soak struct {
 	o      options
 	out    io.Writer
 	dir    string
-	broker *broker
+	broker *brokertest.Mosquitto
 	sim    *exlivesim.Server
 	bridge *bridge.Bridge
 	sub    *counter
@@ -147,10 +146,14 @@ type sample struct {
 func (s *soak) run(ctx context.Context, bin string) error {
 	o := s.o
 	var err error
-	if s.broker, err = startBroker(bin, s.dir); err != nil {
+	// A private Mosquitto on its own port and directory, saving often, and
+	// logging to the directory the run keeps when it fails.
+	s.broker, err = brokertest.RunMosquitto(bin, s.dir, "persistence true\npersistence_location {{dir}}/\n"+
+		"autosave_interval 10\nlog_dest file {{dir}}/mosquitto.log\nlog_type notice")
+	if err != nil {
 		return err
 	}
-	defer s.broker.stop(syscall.SIGKILL)
+	defer s.broker.Kill()
 
 	s.sim = exlivesim.New(exlivesim.Config{Vehicles: o.vehicles, Rate: o.rate, Sequence: true, Paused: true, Seed: 1})
 	if err := s.sim.Start("127.0.0.1:0"); err != nil {
@@ -159,7 +162,7 @@ func (s *soak) run(ctx context.Context, bin string) error {
 	defer s.sim.Close()
 
 	prefix := fmt.Sprintf("soak-%d", rand.Uint32())
-	if s.sub, err = newCounter(s.broker.url(), prefix+"/vehicles/+/position"); err != nil {
+	if s.sub, err = newCounter(s.broker.URL(), topic.Layout{Prefix: prefix}.PositionFilter()); err != nil {
 		return err
 	}
 	defer s.sub.close()
@@ -174,11 +177,11 @@ func (s *soak) run(ctx context.Context, bin string) error {
 	ex.RetryMax = 5 * time.Second
 	ex.Heartbeat = s.o.heartbeat
 	mq := mqtt.Defaults()
-	mq.URL, mq.ClientID, mq.TopicPrefix = s.broker.url(), "exlive-soak-bridge", prefix
-	if err := ex.Validate(nil); err != nil {
+	mq.URL, mq.ClientID, mq.TopicPrefix = s.broker.URL(), "exlive-soak-bridge", prefix
+	if err := ex.Validate(); err != nil {
 		return err
 	}
-	if err := mq.Validate(nil, nil); err != nil {
+	if err := mq.Validate(nil); err != nil {
 		return err
 	}
 	s.bridge, err = bridge.New(bridge.Options{
@@ -283,18 +286,18 @@ func (s *soak) signalName() string {
 // restartBroker stops the broker, keeps it down a while, starts it again
 // and notes how long the bridge took to come back.
 func (s *soak) restartBroker(ctx context.Context) error {
-	sig := syscall.SIGTERM
 	if s.o.kill {
-		sig = syscall.SIGKILL
+		s.broker.Kill()
+	} else {
+		s.broker.Stop()
 	}
-	s.broker.stop(sig)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(s.o.brokerDown):
 	}
 	up := time.Now()
-	if err := s.broker.start(); err != nil {
+	if err := s.broker.Restart(); err != nil {
 		return err
 	}
 	s.restarts++
@@ -424,25 +427,17 @@ func (s *soak) report(first, warm, last sample, samples []sample, drained time.D
 	return nil
 }
 
-// metrics returns the bridge's metrics, each family summed over its series.
+// metrics returns the bridge's metrics, each family summed over its series,
+// read from its registry.
 func (s *soak) metrics() map[string]float64 {
-	rec := httptest.NewRecorder()
-	s.bridge.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	out := make(map[string]float64)
-	sc := bufio.NewScanner(rec.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		series, value, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		name, _, _ := strings.Cut(series, "{")
-		if v, err := strconv.ParseFloat(value, 64); err == nil {
-			out[name] += v
+	families, err := s.bridge.Gatherer().Gather()
+	if err != nil {
+		return out
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			out[f.GetName()] += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
 		}
 	}
 	return out
@@ -478,59 +473,6 @@ func rssKiB() int64 {
 		}
 	}
 	return 0
-}
-
-// broker is a private Mosquitto on its own port and directory.
-type broker struct {
-	bin, dir, conf string
-	port           int
-	cmd            *exec.Cmd
-}
-
-func startBroker(bin, dir string) (*broker, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n"+
-		"autosave_interval 10\nmax_queued_messages 0\nlog_dest file %s/mosquitto.log\nlog_type error\nlog_type warning\nlog_type notice\n",
-		port, dir, dir)
-	if os.Geteuid() == 0 {
-		conf += "user root\n" // else Mosquitto drops to a user that cannot write dir
-	}
-	b := &broker{bin: bin, dir: dir, conf: filepath.Join(dir, "mosquitto.conf"), port: port}
-	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
-		return nil, err
-	}
-	return b, b.start()
-}
-
-func (b *broker) url() string { return fmt.Sprintf("tcp://127.0.0.1:%d", b.port) }
-
-func (b *broker) start() error {
-	b.cmd = exec.Command(b.bin, "-c", b.conf)
-	if err := b.cmd.Start(); err != nil {
-		return fmt.Errorf("mosquitto: %w", err)
-	}
-	for range 200 {
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", b.port), 100*time.Millisecond); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return fmt.Errorf("mosquitto did not listen on %d (see %s/mosquitto.log)", b.port, b.dir)
-}
-
-func (b *broker) stop(sig syscall.Signal) {
-	if b.cmd == nil {
-		return
-	}
-	b.cmd.Process.Signal(sig)
-	b.cmd.Wait()
-	b.cmd = nil
 }
 
 // counter is a subscriber with a persistent session (its messages wait for

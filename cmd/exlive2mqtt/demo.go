@@ -12,6 +12,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/broker"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/rs/zerolog"
 )
 
@@ -119,11 +120,11 @@ func demo(ctx context.Context, args []string, envs map[string]string, stdout, st
 		sub += " -p " + port
 		pub += " -p " + port
 	}
-	p := s.MQTT.TopicPrefix
+	topics := topic.Layout{Prefix: s.MQTT.TopicPrefix}
 	var b strings.Builder
 	fmt.Fprintf(&b, "exlive2mqtt demo: embedded MQTT broker on %s, simulated EXLIVE platform with %d vehicles.\n\n", brk.Addr(), *vehicles)
-	fmt.Fprintf(&b, "See the data:\n  %s -t '%s/#' -v\n\n", sub, p)
-	fmt.Fprintf(&b, "Send a command to a vehicle and see its answer:\n  %s -t '%s/vehicles/V1/command/set' -m '{\"data\":\"STOP\",\"request_id\":\"42\"}'\n\n", pub, p)
+	fmt.Fprintf(&b, "See the data:\n  %s -t '%s' -v\n\n", sub, topics.All())
+	fmt.Fprintf(&b, "Send a command to a vehicle and see its answer:\n  %s -t '%s' -m '{\"data\":\"STOP\",\"request_id\":\"42\"}'\n\n", pub, topics.Set(topic.KindCommand, "V1"))
 	if s.HTTP.Addr != "" {
 		fmt.Fprintf(&b, "Status page with a live map: http://%s/\n\n", s.HTTP.Addr)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
 	"github.com/exlive2mqtt/exlive2mqtt/web"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 )
@@ -128,7 +129,8 @@ func serve(ctx context.Context, s *settings, log zerolog.Logger, started func(*b
 	if started != nil {
 		started(b)
 	}
-	srv := web.New(s.HTTP, b, b.Metrics(), log) // web names its own component
+	metrics := promhttp.HandlerFor(b.Gatherer(), promhttp.HandlerOpts{})
+	srv := web.New(s.HTTP, statusPage{b}, metrics, log) // web names its own component
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { return b.Run(gctx, stopTimeout) })

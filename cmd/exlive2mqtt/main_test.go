@@ -421,6 +421,9 @@ func (l *mtListener) dialled(t *testing.T) int {
 	}
 }
 
+// mtListening finds the HTTP server's address in the log.
+var mtListening = regexp.MustCompile(`"addr":"(127\.0\.0\.1:\d+)"[^\n]*"message":"http server listening"`)
+
 // mtWriter collects output and lets a test wait for text in it.
 type mtWriter struct {
 	mu      sync.Mutex
@@ -494,7 +497,6 @@ func TestNoSecretInOutput(t *testing.T) {
 	logs := newMTWriter()
 	var bodies []string
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
-	listening := regexp.MustCompile(`"addr":"(127\.0\.0\.1:\d+)"[^\n]*"message":"http server listening"`)
 
 	// runFor runs the program with env until it has done what drive does,
 	// then reads every HTTP endpoint and stops it.
@@ -517,7 +519,7 @@ func TestNoSecretInOutput(t *testing.T) {
 				t.Fatal("run did not return")
 			}
 		}()
-		addr := logs.wait(t, from, listening)
+		addr := logs.wait(t, from, mtListening)
 		drive()
 		for _, path := range []string{"/metrics", "/api/status", "/api/config", "/api/vehicles", "/", "/healthz", "/readyz"} {
 			resp, err := client.Get("http://" + addr + path)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -110,13 +109,16 @@ func loadSections(environ map[string]string, readFile func(string) ([]byte, erro
 			*field = ""
 		}
 	}
+	// Two steps: every section is checked, then what the settings keep in
+	// files (passwords, certificates) is read. Both steps' problems are
+	// listed together, so one message names every bad variable.
 	type validation struct {
 		prefix string
 		check  func() error
 	}
 	validations := []validation{
-		{"EXLIVE_", func() error { return s.Exlive.Validate(readFile) }},
-		{"MQTT_", func() error { return s.MQTT.Validate(readFile, hostname) }},
+		{"EXLIVE_", s.Exlive.Validate},
+		{"MQTT_", func() error { return s.MQTT.Validate(hostname) }},
 		{"BRIDGE_", s.Bridge.Validate},
 		{"OWNTRACKS_", s.OwnTracks.Validate},
 		{"LOG_", s.Log.validate},
@@ -124,6 +126,10 @@ func loadSections(environ map[string]string, readFile func(string) ([]byte, erro
 	if s.Hass.Discovery {
 		validations = append(validations, validation{"HASS_", s.Hass.Validate})
 	}
+	validations = append(validations,
+		validation{"EXLIVE_", func() error { return s.Exlive.ReadFiles(readFile) }},
+		validation{"MQTT_", func() error { return s.MQTT.ReadFiles(readFile) }},
+	)
 	for _, v := range validations {
 		if only != nil && !only[v.prefix] {
 			continue
@@ -270,5 +276,3 @@ func environMap(environ []string) map[string]string {
 	}
 	return m
 }
-
-var _ = os.ReadFile

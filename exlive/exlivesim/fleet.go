@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
+	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
 
 // districts give the simulated positions a plausible posinfo.
@@ -108,13 +109,13 @@ func (v *vehicle) step(now time.Time, loc *time.Location, p *exlive.Position, rn
 		Code:      v.code,
 		Lat:       round(lat, 6),
 		Lng:       round(lng, 6),
-		Speed:     exlive.Some(round(v.speed, 1)),
-		Direction: exlive.Some(math.Mod(math.Round(bearing(a, b)), 360)),
-		Time:      exlive.Some(now.In(loc).Truncate(time.Second)),
-		Valid:     exlive.Some(true),
-		Alarm:     exlive.Some(v.alarm),
-		Fuel:      exlive.Some(round(v.fuel, 1)),
-		Mileage:   exlive.Some(round(v.mileage, 1)),
+		Speed:     opt.Some(round(v.speed, 1)),
+		Direction: opt.Some(math.Mod(math.Round(bearing(a, b)), 360)),
+		Time:      opt.Some(now.In(loc).Truncate(time.Second)),
+		Valid:     opt.Some(true),
+		Alarm:     opt.Some(v.alarm),
+		Fuel:      opt.Some(round(v.fuel, 1)),
+		Mileage:   opt.Some(round(v.mileage, 1)),
 		CState:    "ACC开",
 		PosInfo:   districts[int(math.Abs(lat*1000+lng*1000))%len(districts)],
 	}
