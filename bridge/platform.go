@@ -83,6 +83,7 @@ func (b *Bridge) position(p *exlive.Position) {
 			v.last.unix = p.Time.V.Unix()
 		}
 		v.mu.Unlock()
+		b.reg.version.Add(1)
 	} else {
 		topic = b.prefix + "/vehicles/" + mqtt.Level(p.ID) + "/position"
 	}
@@ -154,6 +155,7 @@ func (b *Bridge) vehicle(id, code string) *vehicle {
 			v.code = code
 			v.announce = false
 			changed = true
+			b.reg.version.Add(1)
 		}
 		v.mu.Unlock()
 	}

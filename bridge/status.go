@@ -104,4 +104,7 @@ func (b *Bridge) Vehicles() []web.Vehicle {
 	return out
 }
 
+// VehiclesVersion changes whenever what Vehicles returns may have changed.
+func (b *Bridge) VehiclesVersion() uint64 { return b.reg.version.Load() }
+
 func ptr[T any](v T) *T { return &v }

@@ -204,7 +204,7 @@ func TestEmptyHTTPSettingsStayEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.HTTP.Addr != ":9883" || !strings.HasPrefix(s.HTTP.TileURL, "https://") {
+	if s.HTTP.Addr != "127.0.0.1:9883" || !strings.HasPrefix(s.HTTP.TileURL, "https://") {
 		t.Errorf("unset: HTTP_ADDR=%q HTTP_TILE_URL=%q, want the defaults", s.HTTP.Addr, s.HTTP.TileURL)
 	}
 

@@ -99,6 +99,7 @@ func loadSettings(environ map[string]string, readFile func(string) ([]byte, erro
 		{"MQTT_", s.MQTT.Validate(readFile, hostname)},
 		{"BRIDGE_", s.Bridge.Validate()},
 		{"OWNTRACKS_", s.OwnTracks.Validate()},
+		{"HTTP_", s.HTTP.Validate()},
 		{"LOG_", s.Log.validate()},
 	}
 	if s.Hass.Discovery {
