@@ -321,7 +321,7 @@ func TestHostPolicy(t *testing.T) {
 	listed := newHostPolicy([]string{"bridge.example"}, false)
 	open := newHostPolicy(nil, false)
 	tests := []struct {
-		host                string
+		host               string
 		loop, listed, open bool
 	}{
 		{"localhost", true, true, true},
