@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -51,8 +52,8 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if len(page.Rows) != len(src.vehicles) {
 		t.Errorf("table has %d rows, want %d", len(page.Rows), len(src.vehicles))
 	}
-	if page.Markers != len(src.vehicles) {
-		t.Errorf("map has %d markers, want %d", page.Markers, len(src.vehicles))
+	if page.OnMap() != len(src.vehicles) {
+		t.Errorf("map shows %d vehicles (%d markers, clusters %v), want %d", page.OnMap(), page.Markers, page.Clusters, len(src.vehicles))
 	}
 	for _, v := range src.vehicles {
 		row, ok := page.RowByID(v.ID)
@@ -125,8 +126,8 @@ func TestStatusPageInBrowserWithoutTiles(t *testing.T) {
 	src := demoSourceAt(time.Now())
 	src.vehicles = src.vehicles[:2]
 	page := browsertest.LoadStatusPage(t, servePage(t, src, ""))
-	if !page.Live || len(page.Rows) != 2 || page.Markers != 2 {
-		t.Errorf("live %v, %d rows, %d markers; want live, 2, 2", page.Live, len(page.Rows), page.Markers)
+	if !page.Live || len(page.Rows) != 2 || page.OnMap() != 2 {
+		t.Errorf("live %v, %d rows, %d vehicles on the map; want live, 2, 2", page.Live, len(page.Rows), page.OnMap())
 	}
 	if strings.Contains(page.DOM, "leaflet-tile-container") && strings.Contains(page.DOM, "leaflet-tile ") {
 		t.Error("page has tiles without a tile URL")
@@ -151,4 +152,136 @@ func TestStatusPageInBrowserNotReady(t *testing.T) {
 			t.Errorf("page does not show %q", want)
 		}
 	}
+}
+
+// manyVehicles is the fleet of the regular many-vehicle browser tests: big
+// enough that the page must cluster and page, small enough for CI.
+const manyVehicles = 5000
+
+// With thousands of vehicles the map draws clusters and the table shows
+// one page, not thousands of rows.
+func TestStatusPageInBrowserManyVehicles(t *testing.T) {
+	browsertest.Chromium(t)
+	src := demoSourceAt(time.Now())
+	src.setVehicles(fleet(manyVehicles))
+	page := browsertest.LoadStatusPage(t, servePage(t, src, ""))
+
+	located := manyVehicles - manyVehicles/10 // fleet leaves every tenth without a position
+	if !page.Live {
+		t.Error("page is not live")
+	}
+	if len(page.Clusters) == 0 || len(page.Clusters) > 500 {
+		t.Errorf("%d clusters, want some and not hundreds", len(page.Clusters))
+	}
+	if page.OnMap() != located {
+		t.Errorf("map shows %d vehicles (%d markers, %d clusters), want %d", page.OnMap(), page.Markers, len(page.Clusters), located)
+	}
+	if len(page.Rows) != 50 {
+		t.Errorf("table has %d rows, want one page of 50", len(page.Rows))
+	}
+	if want := "1–50 of 5,000"; page.PageInfo != want {
+		t.Errorf("page info %q, want %q", page.PageInfo, want)
+	}
+	if len(page.Rows) > 0 && (page.Rows[0].ID != "V0" || page.Rows[len(page.Rows)-1].ID != "V49") {
+		t.Errorf("rows %s…%s, want V0…V49", page.Rows[0].ID, page.Rows[len(page.Rows)-1].ID)
+	}
+	if !strings.Contains(page.DOM, "(5,000)") {
+		t.Error("the heading does not give the fleet's size")
+	}
+	for _, p := range page.Problems() {
+		t.Errorf("page console: %s", p)
+	}
+}
+
+// The table's paging buttons and filter work, as a person uses them.
+func TestStatusPageInBrowserPagingAndFilter(t *testing.T) {
+	browsertest.Chromium(t)
+	src := demoSourceAt(time.Now())
+	src.setVehicles(fleet(manyVehicles))
+	url := servePage(t, src, "")
+	b := browsertest.Open(t)
+	b.Navigate(url)
+	const wait = 60 * time.Second
+	rows := `document.querySelectorAll('#vehicle-rows tr')`
+	first := rows + `[0].dataset.vehicleId`
+	info := `document.getElementById('vehicle-page').textContent`
+	b.WaitFor(rows+`.length === 50 && `+first+` === 'V0'`, wait)
+
+	b.Eval(`document.getElementById('page-next').click()`, nil)
+	b.WaitFor(first+` === 'V50' && `+info+` === '51–100 of 5,000'`, wait)
+	b.Eval(`document.getElementById('page-last').click()`, nil)
+	b.WaitFor(first+` === 'V4950' && `+info+` === '4,951–5,000 of 5,000'`, wait)
+	var disabled bool
+	b.Eval(`document.getElementById('page-next').disabled`, &disabled)
+	if !disabled {
+		t.Error("Next is enabled on the last page")
+	}
+
+	// The filter matches ids and codes, and starts again at page one.
+	b.Eval(`(() => { const f = document.getElementById('vehicle-filter'); f.value = 'V123'; f.dispatchEvent(new Event('input')); })()`, nil)
+	b.WaitFor(info+` === '1–11 of 11 matching'`, wait)
+	var got []string
+	b.Eval(`[...`+rows+`].map((tr) => tr.dataset.vehicleId)`, &got)
+	if want := "V123 V1230 V1231 V1232 V1233 V1234 V1235 V1236 V1237 V1238 V1239"; strings.Join(got, " ") != want {
+		t.Errorf("filtered rows %v, want %s", got, want)
+	}
+	b.Eval(`(() => { const f = document.getElementById('vehicle-filter'); f.value = '浙A·04999'; f.dispatchEvent(new Event('input')); })()`, nil)
+	b.WaitFor(info+` === '1–1 of 1 matching' && `+first+` === 'V4999'`, wait)
+	b.Eval(`(() => { const f = document.getElementById('vehicle-filter'); f.value = 'nothing like it'; f.dispatchEvent(new Event('input')); })()`, nil)
+	b.WaitFor(info+` === 'no vehicle matches' && `+rows+`.length === 0`, wait)
+
+	// A click on a row opens the vehicle's popup on the map.
+	b.Eval(`(() => { const f = document.getElementById('vehicle-filter'); f.value = 'V42'; f.dispatchEvent(new Event('input')); })()`, nil)
+	b.WaitFor(first+` === 'V42'`, wait)
+	b.Eval(rows+`[0].click()`, nil)
+	b.WaitFor(`document.querySelector('.leaflet-popup-content h3') && document.querySelector('.leaflet-popup-content h3').textContent === '浙A·00042 (V42)'`, wait)
+	for _, p := range b.ConsoleProblems() {
+		t.Errorf("page console: %s", p)
+	}
+}
+
+// TestMeasureStatusPage measures the status page with a big fleet in
+// headless Chromium: the numbers of docs/operations.md. It runs only when
+// EXLIVE2MQTT_MEASURE_VEHICLES names the fleet's size, such as 100000.
+func TestMeasureStatusPage(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("EXLIVE2MQTT_MEASURE_VEHICLES"))
+	if n <= 0 {
+		t.Skip("set EXLIVE2MQTT_MEASURE_VEHICLES=100000 to measure")
+	}
+	browsertest.Chromium(t)
+	src := demoSourceAt(time.Now())
+	src.setVehicles(fleet(n))
+	url := servePage(t, src, "")
+	b := browsertest.Open(t)
+	ready := `document.body.dataset.live === 'true' && document.querySelectorAll('#vehicle-rows tr').length === 50 && ` +
+		`document.querySelector('.marker-cluster') !== null && document.getElementById('vehicle-count').textContent === '(` + thousands(n) + `)'`
+	timing := b.Measure(url, ready, 5*time.Second, 5*time.Minute)
+	t.Logf("status page with %d vehicles: %v", n, timing)
+
+	// Then how long a person waits for the filter and the next page.
+	for _, step := range []struct{ what, do, done string }{
+		{"filter", `(() => { const f = document.getElementById('vehicle-filter'); f.value = 'V4242'; f.dispatchEvent(new Event('input')); })()`,
+			`document.getElementById('vehicle-page').textContent.endsWith('matching')`},
+		{"clear filter", `(() => { const f = document.getElementById('vehicle-filter'); f.value = ''; f.dispatchEvent(new Event('input')); })()`,
+			`document.getElementById('vehicle-page').textContent === '1–50 of ` + thousands(n) + `'`},
+		{"next page", `document.getElementById('page-next').click()`,
+			`document.getElementById('vehicle-page').textContent === '51–100 of ` + thousands(n) + `'`},
+	} {
+		start := time.Now()
+		b.Eval(step.do, nil)
+		b.WaitFor(step.done, time.Minute)
+		t.Logf("%s: %v (wall clock, including the filter's 250 ms pause for typing)", step.what, time.Since(start).Round(time.Millisecond))
+	}
+	for _, p := range b.ConsoleProblems() {
+		t.Errorf("page console: %s", p)
+	}
+}
+
+// thousands formats n as the page does: 100000 → "100,000".
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -56,8 +56,8 @@ func TestDemoStatusPageInBrowser(t *testing.T) {
 	if len(page.Rows) != vehicles {
 		t.Errorf("table has %d rows, want %d", len(page.Rows), vehicles)
 	}
-	if page.Markers != vehicles {
-		t.Errorf("map has %d markers, want %d", page.Markers, vehicles)
+	if page.OnMap() != vehicles {
+		t.Errorf("map shows %d vehicles (%d markers, clusters %v), want %d", page.OnMap(), page.Markers, page.Clusters, vehicles)
 	}
 	for i, v := range api {
 		if i >= len(page.Rows) {
