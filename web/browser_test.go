@@ -253,14 +253,15 @@ func TestMeasureStatusPage(t *testing.T) {
 	src.setVehicles(fleet(n))
 	url := servePage(t, src, "")
 	b := browsertest.Open(t)
-	ready := `document.body.dataset.live === 'true' && document.querySelectorAll('#vehicle-rows tr').length === 50 && ` +
-		`document.querySelector('.marker-cluster') !== null && document.getElementById('vehicle-count').textContent === '(` + thousands(n) + `)'`
-	timing := b.Measure(url, ready, 5*time.Second, 5*time.Minute)
+	table := `document.querySelectorAll('#vehicle-rows tr').length === 50 && document.getElementById('vehicle-count').textContent === '(` + thousands(n) + `)'`
+	// markercluster draws the clusters once it has taken in every marker.
+	clusters := `document.querySelector('.marker-cluster') !== null`
+	timing := b.Measure(url, table+" && "+clusters, map[string]string{"table shown": table}, 5*time.Second, 5*time.Minute)
 	t.Logf("status page with %d vehicles: %v", n, timing)
 
 	// Then how long a person waits for the filter and the next page.
 	for _, step := range []struct{ what, do, done string }{
-		{"filter", `(() => { const f = document.getElementById('vehicle-filter'); f.value = 'V4242'; f.dispatchEvent(new Event('input')); })()`,
+		{"filter", `(() => { const f = document.getElementById('vehicle-filter'); f.value = 'V1234'; f.dispatchEvent(new Event('input')); })()`,
 			`document.getElementById('vehicle-page').textContent.endsWith('matching')`},
 		{"clear filter", `(() => { const f = document.getElementById('vehicle-filter'); f.value = ''; f.dispatchEvent(new Event('input')); })()`,
 			`document.getElementById('vehicle-page').textContent === '1–50 of ` + thousands(n) + `'`},
@@ -270,7 +271,7 @@ func TestMeasureStatusPage(t *testing.T) {
 		start := time.Now()
 		b.Eval(step.do, nil)
 		b.WaitFor(step.done, time.Minute)
-		t.Logf("%s: %v (wall clock, including the filter's 250 ms pause for typing)", step.what, time.Since(start).Round(time.Millisecond))
+		t.Logf("%s: %v (wall clock; the filter waits 250 ms for a pause in typing above 10 000 vehicles, 50 ms below)", step.what, time.Since(start).Round(time.Millisecond))
 	}
 	for _, p := range b.ConsoleProblems() {
 		t.Errorf("page console: %s", p)

@@ -235,9 +235,9 @@ var (
 	// markercluster draws a cluster as <div class="… marker-cluster …"><div><span>N</span></div></div>.
 	clusterRe = regexp.MustCompile(`<div[^>]*\bclass="[^"]*\bmarker-cluster\b[^"]*"[^>]*>\s*<div>\s*<span>(\d+)</span>`)
 	pageRe    = regexp.MustCompile(`(?s)<nav id="paging"([^>]*)>.*?<span id="vehicle-page"[^>]*>(.*?)</span>`)
-	rowRe    = regexp.MustCompile(`(?s)<tr[^>]*\bdata-vehicle-id="([^"]*)"[^>]*>(.*?)</tr>`)
-	cellRe   = regexp.MustCompile(`(?s)<td[^>]*>(.*?)</td>`)
-	tagRe    = regexp.MustCompile(`<[^>]*>`)
+	rowRe     = regexp.MustCompile(`(?s)<tr[^>]*\bdata-vehicle-id="([^"]*)"[^>]*>(.*?)</tr>`)
+	cellRe    = regexp.MustCompile(`(?s)<td[^>]*>(.*?)</td>`)
+	tagRe     = regexp.MustCompile(`<[^>]*>`)
 )
 
 // ParseStatusPage reads a DOM dump of the status page. It relies on the

@@ -248,12 +248,18 @@ type Timing struct {
 	LongTasks   int
 	LongestTask time.Duration
 	Blocking    time.Duration
+	// Marks holds when each of the marks passed to Measure first held.
+	Marks map[string]time.Duration
 }
 
 func (t Timing) String() string {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
-	return fmt.Sprintf("ready %s, interactive %s; %d long tasks, longest %s, total blocking %s",
-		ms(t.Ready), ms(t.Interactive), t.LongTasks, ms(t.LongestTask), ms(t.Blocking))
+	marks := ""
+	for name, at := range t.Marks {
+		marks += fmt.Sprintf("%s %s, ", name, ms(at))
+	}
+	return fmt.Sprintf("%sready %s, interactive %s; %d long tasks, longest %s, total blocking %s",
+		marks, ms(t.Ready), ms(t.Interactive), t.LongTasks, ms(t.LongestTask), ms(t.Blocking))
 }
 
 // observeLongTasks runs in the page before its own scripts and keeps every
@@ -265,8 +271,9 @@ new PerformanceObserver((list) => {
 
 // Measure loads url and waits until the expression ready is true and the
 // page has then run for quiet without a long task, or fails the test after
-// limit. It returns the page's timing.
-func (s *Session) Measure(url, ready string, quiet, limit time.Duration) Timing {
+// limit. It returns the page's timing, with when each expression of marks
+// first held (each must before ready does).
+func (s *Session) Measure(url, ready string, marks map[string]string, quiet, limit time.Duration) Timing {
 	s.t.Helper()
 	s.call("Page.enable", map[string]any{}, nil)
 	s.call("Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": observeLongTasks}, nil)
@@ -274,23 +281,34 @@ func (s *Session) Measure(url, ready string, quiet, limit time.Duration) Timing 
 	deadline := time.Now().Add(limit)
 	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 	var timing Timing
+	seen := map[string]time.Duration{}
 	readyAt := -1.0
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		var state struct {
-			Now   float64      `json:"now"`
-			Ready bool         `json:"ready"`
-			Tasks [][2]float64 `json:"tasks"`
+			Now   float64         `json:"now"`
+			Ready bool            `json:"ready"`
+			Marks map[string]bool `json:"marks"`
+			Tasks [][2]float64    `json:"tasks"`
 		}
-		s.Eval(`(() => { try { return {now: performance.now(), ready: !!(`+ready+`), tasks: window.__longTasks || []}; }
-			catch (e) { return {now: performance.now(), ready: false, tasks: window.__longTasks || []}; } })()`, &state)
+		js := `(() => { const held = (f) => { try { return !!f(); } catch (e) { return false; } }; return {now: performance.now(), ` +
+			`ready: held(() => (` + ready + `)), tasks: window.__longTasks || [], marks: {`
+		for name, cond := range marks {
+			js += fmt.Sprintf("%q: held(() => (%s)), ", name, cond)
+		}
+		s.Eval(js+`}}; })()`, &state)
+		for name, ok := range state.Marks {
+			if _, done := seen[name]; ok && !done {
+				seen[name] = ms(state.Now)
+			}
+		}
 		if state.Ready && readyAt < 0 {
 			readyAt = state.Now
 		}
 		if readyAt >= 0 {
 			end := readyAt
-			timing = Timing{Ready: ms(readyAt), LongTasks: len(state.Tasks)}
+			timing = Timing{Ready: ms(readyAt), LongTasks: len(state.Tasks), Marks: seen}
 			for _, task := range state.Tasks {
 				end = max(end, task[0]+task[1])
 				timing.LongestTask = max(timing.LongestTask, ms(task[1]))

@@ -19,6 +19,7 @@
   let cluster = null; // L.MarkerClusterGroup holding every marker
   let clusterBusy = false; // a chunked addLayers is under way
   let markersStale = false; // the list changed while it was
+  let renderStarted = 0; // when the markers last began to be brought up to date
   const markers = new Map(); // vehicle id -> L.Marker
   const rows = new Map(); // vehicle id -> <tr> of the page shown
   let fitted = false;
@@ -302,6 +303,7 @@
       return;
     }
     clusterBusy = true;
+    renderStarted = performance.now();
     const list = vehicles;
     if (!fitted) fitMap(list);
     const seen = new Set();
@@ -360,13 +362,15 @@
     slice();
   }
 
-  // clusterLoaded is called when the cluster group has taken in a list.
+  // clusterLoaded is called when the cluster group has taken in a list. A
+  // list that came meanwhile waits as long again as this one took: taking
+  // in a hundred thousand moved markers keeps the browser busy for seconds,
+  // and the page must have time for the person using it.
   function clusterLoaded() {
     clusterBusy = false;
-    if (markersStale) {
-      markersStale = false;
-      renderMarkers();
-    }
+    if (!markersStale) return;
+    markersStale = false;
+    setTimeout(renderMarkers, performance.now() - renderStarted);
   }
 
   // fitMap shows every vehicle of the first list; done before the markers
