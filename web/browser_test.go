@@ -249,9 +249,14 @@ func TestMeasureStatusPage(t *testing.T) {
 		t.Skip("set EXLIVE2MQTT_MEASURE_VEHICLES=100000 to measure")
 	}
 	browsertest.Chromium(t)
-	src := demoSourceAt(time.Now())
-	src.setVehicles(fleet(n))
-	url := servePage(t, src, "")
+	// EXLIVE2MQTT_MEASURE_URL measures a running bridge's page instead,
+	// with a fleet of n that moves (exlive-sim -vehicles n).
+	url := os.Getenv("EXLIVE2MQTT_MEASURE_URL")
+	if url == "" {
+		src := demoSourceAt(time.Now())
+		src.setVehicles(fleet(n))
+		url = servePage(t, src, "")
+	}
 	b := browsertest.Open(t)
 	table := `document.querySelectorAll('#vehicle-rows tr').length === 50 && document.getElementById('vehicle-count').textContent === '(` + thousands(n) + `)'`
 	// markercluster draws the clusters once it has taken in every marker.

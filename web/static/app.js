@@ -108,7 +108,9 @@
     const headers = { Accept: 'application/json' };
     if (vehiclesETag) headers['If-None-Match'] = vehiclesETag;
     const resp = await fetch('api/vehicles', { cache: 'no-store', headers });
-    if (resp.status === 304) return null;
+    // 503: the bridge serves as many lists at once as it may (many pages
+    // open); the one shown stays, and the next poll asks again.
+    if (resp.status === 304 || resp.status === 503) return null;
     if (!resp.ok) throw new Error('api/vehicles: HTTP ' + resp.status);
     const list = await resp.json();
     vehiclesETag = resp.headers.get('ETag');
