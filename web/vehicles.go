@@ -326,7 +326,11 @@ func (s *Server) vehicles(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "exlive2mqtt: too many requests for /api/vehicles at once; retry in a second", http.StatusServiceUnavailable)
 		return
 	}
-	q, err := parseVehicleQuery(r.URL.Query())
+	values, err := url.ParseQuery(r.URL.RawQuery)
+	q := vehicleQuery{}
+	if err == nil {
+		q, err = parseVehicleQuery(values)
+	}
 	if err != nil {
 		http.Error(w, "exlive2mqtt: /api/vehicles: "+err.Error()+" (docs/operations.md#api)", http.StatusBadRequest)
 		return

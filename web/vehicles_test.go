@@ -242,6 +242,7 @@ func TestAPIVehiclesBadQueries(t *testing.T) {
 		{"limit=1e3", "limit"},
 		{"limit=1&limit=2", "limit is given 2 times"},
 		{"bbbox=1,2,3,4", `unknown parameter "bbbox"`},
+		{"limit=%zz", "invalid URL escape"},
 	}
 	for _, tt := range tests {
 		r := apiGet(t, client, base+"/api/vehicles?"+tt.query, nil)

@@ -14,6 +14,9 @@
   // The table shows one page of this many rows: a hundred thousand rows
   // would take the browser seconds to lay out, and nobody reads them.
   const PAGE_SIZE = 50;
+  // From this many vehicles on, the map clusters as markercluster does by
+  // default; below, only markers that would overlap.
+  const BIG_FLEET = 1000;
 
   let map = null;
   let cluster = null; // L.MarkerClusterGroup holding every marker
@@ -292,6 +295,32 @@
     }
   }
 
+  // newCluster makes the cluster group once the fleet's size is known.
+  // Markers close together on the screen are drawn as one circle with their
+  // count, so that the map stays quick with a hundred thousand vehicles: a
+  // small fleet only where markers would overlap, a big one within
+  // markercluster's usual 80 px, which keeps the circles, and the work of
+  // drawing them, few. Chunked loading keeps the page answering while it
+  // adds the markers.
+  function newCluster(n) {
+    const group = L.markerClusterGroup({
+      chunkedLoading: true,
+      chunkProgress: (done, total) => {
+        if (done === total) clusterLoaded();
+      },
+      // Short chunks: the page answers a click or a key between them.
+      chunkInterval: 40,
+      showCoverageOnHover: false,
+      maxClusterRadius: n > BIG_FLEET ? 80 : 30,
+      // markercluster keeps clusters for every zoom level; the levels where
+      // nobody looks at a fleet as clusters cost time for nothing.
+      disableClusteringAtZoom: 18,
+    });
+    group.big = n > BIG_FLEET;
+    group.on('click', (e) => openPopup(e.layer));
+    return group.addTo(map);
+  }
+
   // renderMarkers brings the cluster group in line with the list: new
   // markers added, gone ones removed, moved ones taken out and put back in
   // batches, which markercluster does far faster than one at a time. With
@@ -299,7 +328,7 @@
   // in slices of about 40 ms and lets the page answer in between; a list
   // that comes meanwhile is taken up once this one is done.
   function renderMarkers() {
-    if (!cluster) return;
+    if (!map) return;
     if (clusterBusy) {
       markersStale = true;
       return;
@@ -307,6 +336,13 @@
     clusterBusy = true;
     renderStarted = performance.now();
     const list = vehicles;
+    if (!cluster || (!cluster.big && list.length > BIG_FLEET)) {
+      // A fleet that grew big (its vehicles come in as the platform lists
+      // them) gets a group made for it, once.
+      if (cluster) map.removeLayer(cluster);
+      markers.clear();
+      cluster = newCluster(list.length);
+    }
     if (!fitted) fitMap(list);
     const seen = new Set();
     const add = [];
@@ -412,7 +448,7 @@
 
   function focusVehicle(id) {
     const m = markers.get(id);
-    if (!map || !m || !cluster.hasLayer(m)) return;
+    if (!cluster || !m || !cluster.hasLayer(m)) return;
     cluster.zoomToShowLayer(m, () => openPopup(m));
   }
 
@@ -432,23 +468,6 @@
       map = null;
       return;
     }
-    // Markers close together on the screen are drawn as one circle with
-    // their count, so that the map stays quick with a hundred thousand
-    // vehicles; chunked loading keeps the page answering while it adds
-    // them.
-    cluster = L.markerClusterGroup({
-      chunkedLoading: true,
-      chunkProgress: (done, total) => {
-        if (done === total) clusterLoaded();
-      },
-      // Short chunks: the page answers a click or a key between them.
-      chunkInterval: 40,
-      showCoverageOnHover: false,
-      // markercluster keeps clusters for every zoom level; the levels where
-      // nobody looks at a fleet as clusters cost time for nothing.
-      disableClusteringAtZoom: 18,
-    }).addTo(map);
-    cluster.on('click', (e) => openPopup(e.layer));
     popup = L.popup({ offset: [0, -30] });
     if (cfg.tileURL) {
       // Tile errors (no internet) only leave the background blank; the
