@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -290,4 +291,46 @@ func thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// A fleet that moves and shrinks between polls: the map follows, both when
+// most vehicles moved (the clusters are rebuilt) and when a few did (only
+// those are taken out and put back).
+func TestStatusPageInBrowserFleetMoves(t *testing.T) {
+	browsertest.Chromium(t)
+	src := demoSourceAt(time.Now())
+	vs := fleet(2000) // above BIG_FLEET in app.js
+	src.setVehicles(vs)
+	b := browsertest.Open(t)
+	b.Navigate(servePage(t, src, ""))
+	const wait = 60 * time.Second
+	// Vehicles the map shows in its view: single markers and the counts of
+	// the clusters.
+	onMap := `[...document.querySelectorAll('.marker-cluster span')].reduce((n, s) => n + Number(s.textContent), 0) + ` +
+		`document.querySelectorAll('img.leaflet-marker-icon').length`
+	b.WaitFor(onMap+` === 1800`, wait) // fleet leaves every tenth without a position
+
+	moveTo := func(vs []web.Vehicle, every int, lat, lng float64) []web.Vehicle {
+		out := slices.Clone(vs)
+		for i := range out {
+			if out[i].Lat != nil && i%every == 0 {
+				out[i].Lat, out[i].Lng = ptr(lat), ptr(lng)
+			}
+		}
+		return out
+	}
+	clusters := `[...document.querySelectorAll('.marker-cluster span')].map((s) => Number(s.textContent)).sort((a, b) => a - b).join(' ')`
+	// Every vehicle moves to one place, and the last 100 are gone: one
+	// cluster holds them all.
+	vs = moveTo(vs[:1900], 1, 10, 20)
+	src.setVehicles(vs)
+	b.WaitFor(clusters+` === '1710'`, wait)
+	// A few move elsewhere (every 50th: 36 of them), and more are gone.
+	vs = moveTo(vs[:1800], 50, 45, 90)
+	src.setVehicles(vs)
+	b.WaitFor(clusters+` === '36 1584'`, wait)
+	b.WaitFor(`document.getElementById('vehicle-count').textContent === '(1,800)'`, wait)
+	for _, p := range b.ConsoleProblems() {
+		t.Errorf("page console: %s", p)
+	}
 }

@@ -345,7 +345,7 @@
     }
     if (!fitted) fitMap(list);
     const seen = new Set();
-    const add = [];
+    let add = [];
     const moved = [];
     let i = 0;
     const slice = () => {
@@ -383,12 +383,11 @@
         // each out of its clusters.
         cluster.clearLayers();
         for (const m of moved) m.setLatLng([m.vehicle.lat, m.vehicle.lng]);
-        add.length = 0;
-        add.push(...markers.values());
+        add = Array.from(markers.values());
       } else {
         if (gone.length || moved.length) cluster.removeLayers(gone.concat(moved));
         for (const m of moved) m.setLatLng([m.vehicle.lat, m.vehicle.lng]);
-        add.push(...moved);
+        add = add.concat(moved); // not push(...moved): a hundred thousand arguments can overflow the stack
       }
       refreshPopup();
       if (add.length) {
