@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,26 +22,10 @@ func TestDemoStatusPageInBrowser(t *testing.T) {
 	opsNoLeaks(t)
 	const vehicles = 20 // the demo's default fleet
 
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := newOpsLog()
-	done := make(chan error, 1)
-	args := []string{"demo", "-listen", "127.0.0.1:0", "-http", "127.0.0.1:0"}
 	// A blank map: this machine, like many where the bridge runs, reaches
 	// no tile server.
-	environ := []string{"LOG_FORMAT=json", "HTTP_TILE_URL="}
-	go func() { done <- run(ctx, args, environ, io.Discard, logs) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("demo = %v", err)
-			}
-		case <-time.After(opsWait):
-			t.Error("demo did not stop")
-		}
-	})
-	base := "http://" + logs.httpAddr(t, done)
+	addr, _ := opsRun(t, []string{"demo", "-listen", "127.0.0.1:0", "-http", "127.0.0.1:0"}, []string{"LOG_FORMAT=json", "HTTP_TILE_URL="})
+	base := "http://" + addr
 
 	// The page shows what the API says; wait until the API has a position
 	// for every vehicle, so that the page has the whole fleet to show.

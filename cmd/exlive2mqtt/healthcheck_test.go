@@ -100,21 +100,44 @@ func opsClosedAddr(t *testing.T) string {
 	return addr
 }
 
-// opsHealthcheck runs `exlive2mqtt healthcheck` with HTTP_ADDR=addr. A
-// non-nil error is what makes main exit 1.
-func opsHealthcheck(addr string) error {
+// opsHealthcheck runs `exlive2mqtt healthcheck` with HTTP_ADDR=addr and
+// the other variables of env. A non-nil error is what makes main exit 1.
+func opsHealthcheck(addr string, env ...string) error {
 	var out bytes.Buffer
-	return run(context.Background(), []string{"healthcheck"}, []string{"HTTP_ADDR=" + addr}, &out, &out)
+	return run(context.Background(), []string{"healthcheck"}, append([]string{"HTTP_ADDR=" + addr}, env...), &out, &out)
 }
 
-// opsWaitHealth runs the health check until its outcome is what is wanted.
-func opsWaitHealth(t *testing.T, addr string, healthy bool, what string) error {
+// opsRun runs the program with args and environ until the test ends, and
+// returns the address its HTTP server listens on and its log.
+func opsRun(t *testing.T, args, environ []string) (addr string, logs *opsLog) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs = newOpsLog()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, environ, io.Discard, logs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run = %v", err)
+			}
+		case <-time.After(opsWait):
+			t.Error("run did not stop")
+		}
+	})
+	return logs.httpAddr(t, done), logs
+}
+
+// opsWaitHealth runs the health check, with the variables of env, until
+// its outcome is what is wanted.
+func opsWaitHealth(t *testing.T, addr string, healthy bool, what string, env ...string) error {
 	t.Helper()
 	deadline := time.Now().Add(opsWait)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		err := opsHealthcheck(addr)
+		err := opsHealthcheck(addr, env...)
 		if (err == nil) == healthy {
 			return err
 		}
@@ -154,10 +177,7 @@ func TestHealthcheckFollowsTheRunningBridge(t *testing.T) {
 	platform := brokertest.NewProxy(t, sim.Addr())
 	brk := brokertest.Embedded(t)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := newOpsLog()
-	done := make(chan error, 1)
-	environ := []string{
+	addr, _ := opsRun(t, nil, []string{
 		"EXLIVE_ADDR=" + platform.Addr(),
 		"EXLIVE_USER=" + exlivesim.DefaultUser,
 		"EXLIVE_PASS=" + exlivesim.DefaultPass,
@@ -170,20 +190,7 @@ func TestHealthcheckFollowsTheRunningBridge(t *testing.T) {
 		"MQTT_RETRY_MAX=200ms",
 		"HTTP_ADDR=127.0.0.1:0",
 		"LOG_FORMAT=json",
-	}
-	go func() { done <- run(ctx, nil, environ, io.Discard, logs) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run = %v", err)
-			}
-		case <-time.After(opsWait):
-			t.Error("run did not stop")
-		}
 	})
-	addr := logs.httpAddr(t, done)
 
 	opsWaitHealth(t, addr, true, "ready")
 
@@ -246,10 +253,7 @@ func TestHTTPWithTLSAndLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := newOpsLog()
-	done := make(chan error, 1)
-	environ := []string{
+	addr, logs := opsRun(t, nil, []string{
 		"EXLIVE_ADDR=" + sim.Addr(),
 		"EXLIVE_USER=" + exlivesim.DefaultUser,
 		"EXLIVE_PASS=" + exlivesim.DefaultPass,
@@ -260,38 +264,13 @@ func TestHTTPWithTLSAndLogin(t *testing.T) {
 		"HTTP_ADDR=127.0.0.1:0",
 		"HTTP_WEB_CONFIG_FILE=" + webConfig,
 		"LOG_FORMAT=json",
-	}
-	go func() { done <- run(ctx, nil, environ, io.Discard, logs) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run = %v", err)
-			}
-		case <-time.After(opsWait):
-			t.Error("run did not stop")
-		}
 	})
-	addr := logs.httpAddr(t, done)
 	if !strings.Contains(logs.String(), `"tls":true,"auth":"basic"`) {
 		t.Errorf("the listening line does not say TLS and basic auth:\n%s", logs)
 	}
 
-	healthcheck := func(env ...string) error {
-		var out bytes.Buffer
-		return run(context.Background(), []string{"healthcheck"}, append([]string{"HTTP_ADDR=" + addr}, env...), &out, &out)
-	}
-	deadline := time.Now().Add(opsWait)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for err := healthcheck("HTTP_WEB_CONFIG_FILE=" + webConfig); err != nil; err = healthcheck("HTTP_WEB_CONFIG_FILE=" + webConfig) {
-		if time.Now().After(deadline) {
-			t.Fatalf("healthcheck over TLS: %v", err)
-		}
-		<-tick.C // the bridge becomes ready once both links are up
-	}
-	if err := healthcheck(); err == nil {
+	opsWaitHealth(t, addr, true, "ready, asked over TLS", "HTTP_WEB_CONFIG_FILE="+webConfig)
+	if err := opsHealthcheck(addr); err == nil {
 		t.Error("healthcheck over plain HTTP against the TLS server passed")
 	}
 
