@@ -59,6 +59,12 @@ COPY --from=build /out/exlive2mqtt /usr/local/bin/exlive2mqtt
 # /data is owned by the runtime user so that a volume mounted there (for
 # MQTT_STORE_DIR) is writable: Docker copies the ownership into a new volume.
 COPY --from=build --chown=65532:65532 /out/data /data
+# The binary listens on loopback only unless told otherwise; in a container
+# that is the container's own loopback, which nothing outside can reach, so
+# the image listens on every interface of its network namespace. Who may
+# reach it is the port mapping's business (compose publishes it on the host's
+# loopback) or a login's (HTTP_WEB_CONFIG_FILE, docs/security.md).
+ENV HTTP_ADDR=:9883
 EXPOSE 9883
 # Exec form: the image has no shell. The check reads HTTP_ADDR as the
 # bridge does, and passes when /readyz answers 200: both links are up.

@@ -130,6 +130,7 @@ func (f *feed) position(p *exlive.Position) {
 			v.last.unix = p.Time.V.Unix()
 		}
 		v.mu.Unlock()
+		f.reg.version.Add(1)
 	} else {
 		to = f.topics.Position(f.topics.Level(p.ID))
 	}
@@ -191,6 +192,7 @@ func (f *feed) vehicle(id, code string) *vehicle {
 			v.code = code
 			v.announce = false
 			changed = true
+			f.reg.version.Add(1)
 		}
 		v.mu.Unlock()
 	}

@@ -147,3 +147,6 @@ func (b *Bridge) Vehicles() iter.Seq[Vehicle] {
 
 // Gatherer returns the bridge's Prometheus metrics, for /metrics.
 func (b *Bridge) Gatherer() prometheus.Gatherer { return b.metrics.reg }
+
+// VehiclesVersion changes whenever what Vehicles yields may have changed.
+func (b *Bridge) VehiclesVersion() uint64 { return b.reg.version.Load() }

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
@@ -42,6 +43,11 @@ type registry struct {
 	// with / + # and the like): for every other one the id is the level.
 	byLevel  map[string]*vehicle
 	collided map[string]bool // levels that more than one id maps to
+
+	// version counts changes to what the status page shows (a vehicle
+	// added, a code, a position), so that it re-encodes the list only
+	// when it changed.
+	version atomic.Uint64
 }
 
 func newRegistry(topics topic.Layout, max int) *registry {
@@ -80,6 +86,7 @@ func (r *registry) get(id string) (v *vehicle, created, collision bool) {
 		collision = true
 	}
 	r.byID[id] = v
+	r.version.Add(1)
 	if level != id && other == nil {
 		r.byLevel[level] = v
 	}

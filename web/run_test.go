@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -31,6 +32,8 @@ func (s stubSource) Ready() (bool, string) {
 }
 
 func (s stubSource) Status() Status { return Status{} }
+
+func (s stubSource) VehiclesVersion() uint64 { return 0 }
 
 func (s stubSource) Vehicles() []Vehicle {
 	if s.block != nil {
@@ -77,7 +80,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	s := New(Config{Addr: "127.0.0.1:0"}, stubSource{ready: true}, nil, testLogger(t))
 	addr, done := startRun(t, ctx, s)
 
-	if err := Healthcheck(t.Context(), addr, 5*time.Second); err != nil {
+	if err := Healthcheck(t.Context(), Config{Addr: addr}, 5*time.Second); err != nil {
 		t.Fatalf("Healthcheck against the running server: %v", err)
 	}
 	cancel()
@@ -218,7 +221,7 @@ func TestHealthcheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Healthcheck(t.Context(), tt.addr, 5*time.Second)
+			err := Healthcheck(t.Context(), Config{Addr: tt.addr}, 5*time.Second)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Healthcheck(%q) = %v, want nil", tt.addr, err)
@@ -249,7 +252,7 @@ func TestHealthcheckTimeout(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	err = Healthcheck(t.Context(), ln.Addr().String(), 100*time.Millisecond)
+	err = Healthcheck(t.Context(), Config{Addr: ln.Addr().String()}, 100*time.Millisecond)
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Healthcheck against a hung server = %v, want a deadline error", err)
 	}
@@ -296,5 +299,57 @@ func TestCompareIDs(t *testing.T) {
 	want := "1 9 010 10 18446744073709551616 a b"
 	if strings.Join(order, " ") != want {
 		t.Errorf("order %v, want %s", order, want)
+	}
+}
+
+// Requests of /api/vehicles beyond the bound get 503 with Retry-After at
+// once, instead of queueing up memory; the probes are not held up.
+func TestVehicleRequestsBounded(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	s := New(Config{Addr: "127.0.0.1:0"}, stubSource{ready: true, entered: entered, block: release}, nil, testLogger(t))
+	s.slots = make(chan struct{}, 1)
+	addr, done := startRun(t, ctx, s)
+
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/api/vehicles")
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	waitEntered(t, entered) // the first request holds the one slot
+
+	resp, err := http.Get("http://" + addr + "/api/vehicles?limit=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || !strings.Contains(string(body), "too many requests") {
+		t.Errorf("second request: %d, Retry-After %q, %q; want 503, 1 and a reason", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if err := Healthcheck(t.Context(), Config{Addr: addr}, 5*time.Second); err != nil {
+		t.Errorf("readyz while the list is busy: %v", err)
+	}
+
+	close(release)
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("first request: %d, want 200", code)
+	}
+	resp, err = http.Get("http://" + addr + "/api/vehicles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("after the first is done: %d, want 200", resp.StatusCode)
+	}
+	cancel()
+	if err := waitRun(t, done, 5*time.Second); err != nil {
+		t.Errorf("Run = %v", err)
 	}
 }

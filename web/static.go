@@ -13,7 +13,8 @@ import (
 	"time"
 )
 
-// static holds the status page and its vendored Leaflet.
+// static holds the status page and its vendored Leaflet and
+// Leaflet.markercluster.
 //
 // static/vendor/leaflet holds leaflet.js, leaflet.css, images/ and LICENSE
 // copied unchanged from dist/ of the npm package leaflet@1.9.4 (tarball
@@ -21,6 +22,13 @@ import (
 // To update: `npm pack leaflet@X.Y.Z` in a temporary directory, check the
 // integrity against `npm view leaflet@X.Y.Z dist.integrity`, and copy the
 // same files over.
+//
+// static/vendor/leaflet.markercluster holds leaflet.markercluster.js,
+// MarkerCluster.css and MarkerCluster.Default.css from dist/, and
+// MIT-LICENCE.txt as LICENSE, unchanged from the npm package
+// leaflet.markercluster@1.5.3 (tarball integrity
+// sha512-vPTw/Bndq7eQHjLBVlWpnGeLa3t+3zGiuM7fJwCkiMFq+nmRuG3RI3f7f4N4TDX7T4NpbAXpR2+NTRSEGfCSeA==),
+// updated the same way.
 //
 //go:embed static
 var static embed.FS

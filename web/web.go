@@ -7,8 +7,14 @@
 // runs where the internet is not reachable, and the page must still work
 // there (markers on a blank map instead of map tiles).
 //
-// The package knows nothing about EXLIVE or MQTT: the bridge implements
-// [Source] and web only reads from it.
+// Who may see the fleet is decided here too (docs/security.md): the server
+// listens on loopback unless told otherwise, takes TLS and basic auth from a
+// Prometheus web configuration file (github.com/prometheus/exporter-toolkit),
+// keeps the two probes open, and refuses a Host it does not know when a
+// browser could be tricked into asking (DNS rebinding).
+//
+// The package knows nothing about EXLIVE or MQTT: the program (cmd/exlive2mqtt)
+// adapts the bridge to [Source], and web only reads from it.
 package web
 
 import (
@@ -29,8 +35,22 @@ import (
 
 // Config is the HTTP configuration. main composes it with envPrefix "HTTP_".
 type Config struct {
-	// Addr is the listen address; empty turns the HTTP server off.
-	Addr string `env:"ADDR" envDefault:":9883" help:"health, metrics and status page; empty turns it off"`
+	// Addr is the listen address; empty turns the HTTP server off. The
+	// default is loopback only: the API shows every vehicle's live
+	// position, which nobody else should see unless the operator says so
+	// (containers set ":9883" and publish the port on loopback).
+	Addr string `env:"ADDR" envDefault:"127.0.0.1:9883" help:"health, metrics, API and status page; this machine only by default; empty turns it off"`
+	// WebConfigFile names a Prometheus web configuration file: TLS
+	// (tls_server_config) and basic auth with bcrypt hashes
+	// (basic_auth_users), read by github.com/prometheus/exporter-toolkit.
+	// The probes /healthz and /readyz stay open.
+	WebConfigFile string `env:"WEB_CONFIG_FILE" envDefault:"" help:"TLS and basic auth: a Prometheus web configuration file (docs/security.md)"`
+	// AllowedHosts are the host names, besides localhost and IP addresses
+	// of this machine's loopback, that requests may name in their Host
+	// header. When the server listens on loopback, or when this is set, a
+	// request for any other name is refused: that is how a web page that
+	// rebinds its own DNS name to 127.0.0.1 would read the API.
+	AllowedHosts []string `env:"ALLOWED_HOSTS" help:"host names besides localhost the server answers to, comma-separated (behind a reverse proxy that keeps the Host)"`
 	// TileURL is a Leaflet tile URL template ({s}, {z}, {x}, {y}); empty
 	// shows the vehicles on a blank map, which suits installations without
 	// internet access or without a tile server they may use. Browsers
@@ -41,7 +61,7 @@ type Config struct {
 	TileAttribution string `env:"TILE_ATTRIBUTION" envDefault:"© OpenStreetMap contributors" help:"attribution the tile server requires"`
 }
 
-// Source is what the bridge exposes to the HTTP server. Its methods are
+// Source is what the program exposes to the HTTP server. Its methods are
 // called from request goroutines, concurrently with each other and with the
 // bridge's own work, so they must be safe for concurrent use and should
 // return quickly (they are called every two seconds per open status page).
@@ -54,7 +74,13 @@ type Source interface {
 	Status() Status
 	// Vehicles returns the latest known state of every vehicle, with
 	// WGS-84 coordinates. The server neither keeps nor modifies the slice.
+	// A big account has a hundred thousand vehicles, so the server calls
+	// it only when VehiclesVersion has changed.
 	Vehicles() []Vehicle
+	// VehiclesVersion returns a number that changes whenever what Vehicles
+	// returns may have changed: a position, a code, a vehicle added or
+	// gone. It must be cheap: it is called on every request of the list.
+	VehiclesVersion() uint64
 }
 
 // LinkState is the state of one of the bridge's two links.
@@ -110,10 +136,22 @@ type Vehicle struct {
 
 // Server serves the HTTP endpoints. Create it with [New].
 type Server struct {
-	cfg     Config
-	src     Source
-	log     zerolog.Logger
-	handler http.Handler
+	cfg Config
+	src Source
+	log zerolog.Logger
+
+	// probes serves /healthz and /readyz and nothing else: the part that
+	// stays open to anyone, whatever the web configuration file says.
+	probes http.Handler
+	// app serves every endpoint, the probes included.
+	app http.Handler
+	// csp is the Content-Security-Policy of every response.
+	csp string
+
+	vehicleList *vehicleCache
+	// slots bounds the /api/vehicles requests served at once: each can
+	// write megabytes, and a burst must not take the process's memory.
+	slots chan struct{}
 
 	shutdownTimeout time.Duration
 
@@ -121,6 +159,13 @@ type Server struct {
 	// Run serves, so that tests can listen on port 0 without a race.
 	onListen func(addr string)
 }
+
+// maxVehicleRequests is how many /api/vehicles requests are served at once;
+// more get 503 with Retry-After. The list is encoded once per change, so
+// a request only copies bytes out, or picks a page or a box from them; eight
+// at a time keep a machine's cores and a few tens of megabytes busy, and a
+// status page asks once every two seconds.
+const maxVehicleRequests = 8
 
 // New returns a server reading from src, which must not be nil. metrics is
 // served at /metrics; nil leaves /metrics unanswered (404).
@@ -133,13 +178,22 @@ func New(cfg Config, src Source, metrics http.Handler, log zerolog.Logger) *Serv
 		cfg: cfg,
 		src: src,
 		log: log.With().Str("component", "http").Logger(),
+		csp: contentSecurityPolicy(cfg.TileURL),
+
+		vehicleList: newVehicleCache(src),
+		slots:       make(chan struct{}, maxVehicleRequests),
 
 		shutdownTimeout: shutdownTimeout,
 	}
 
+	probes := http.NewServeMux()
+	probes.HandleFunc("GET /healthz", s.healthz)
+	probes.HandleFunc("GET /readyz", s.readyz)
+	s.probes = probes
+
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /healthz", probes)
+	mux.Handle("GET /readyz", probes)
 	mux.HandleFunc("GET /api/status", s.status)
 	mux.HandleFunc("GET /api/vehicles", s.vehicles)
 	mux.HandleFunc("GET /api/config", s.config)
@@ -148,14 +202,40 @@ func New(cfg Config, src Source, metrics http.Handler, log zerolog.Logger) *Serv
 	}
 	mux.HandleFunc("GET /{$}", serveAsset("index.html"))
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(serveStatic)))
-
-	s.handler = s.logRequests(securityHeaders(contentSecurityPolicy(cfg.TileURL), mux))
+	s.app = mux
 	return s
 }
 
-// Handler returns the handler serving every endpoint, for tests and for
-// mounting into another server.
-func (s *Server) Handler() http.Handler { return s.handler }
+// Handler returns the handler serving every endpoint without
+// authentication, for tests and for mounting into another server that
+// does its own. Requests must name an allowed host if Config.AllowedHosts
+// is set; Run also refuses other names when it listens on loopback.
+func (s *Server) Handler() http.Handler {
+	return s.chain(s.app, newHostPolicy(s.cfg.AllowedHosts, false))
+}
+
+// chain puts in front of protected (the app, behind the web configuration
+// file's authentication when there is one) what every request goes
+// through: the log, the security headers, and the split between the open
+// probes and the rest, which must name a host the server knows.
+func (s *Server) chain(protected http.Handler, hosts hostPolicy) http.Handler {
+	guarded := hosts.guard(protected)
+	return s.logRequests(securityHeaders(s.csp, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isProbe(r) {
+			s.probes.ServeHTTP(w, r)
+			return
+		}
+		guarded.ServeHTTP(w, r)
+	})))
+}
+
+// isProbe reports whether r asks for one of the probes, which stay open:
+// container and Kubernetes probes cannot log in, and they learn only
+// whether the bridge is up. Anything else, a probe path with a trailing
+// slash included, goes the protected way.
+func isProbe(r *http.Request) bool {
+	return r.URL.Path == "/healthz" || r.URL.Path == "/readyz"
+}
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -204,10 +284,6 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		st.Counters = []Counter{}
 	}
 	s.serveJSON(w, r, st)
-}
-
-func (s *Server) vehicles(w http.ResponseWriter, r *http.Request) {
-	s.serveJSON(w, r, sortedVehicles(s.src.Vehicles()))
 }
 
 // pageConfig is what the status page needs to know of Config.

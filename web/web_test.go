@@ -25,6 +25,8 @@ type fakeSource struct {
 	reason   string
 	status   web.Status
 	vehicles []web.Vehicle
+	version  uint64 // bumped by setVehicles
+	calls    int    // of Vehicles: how often the server built the list
 }
 
 func (f *fakeSource) Ready() (bool, string) {
@@ -42,7 +44,29 @@ func (f *fakeSource) Status() web.Status {
 func (f *fakeSource) Vehicles() []web.Vehicle {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.calls++
 	return f.vehicles
+}
+
+func (f *fakeSource) VehiclesVersion() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.version
+}
+
+// setVehicles replaces the vehicles and tells the server so.
+func (f *fakeSource) setVehicles(vs []web.Vehicle) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.vehicles = vs
+	f.version++
+}
+
+// vehicleCalls returns how often the server asked for the list.
+func (f *fakeSource) vehicleCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
 }
 
 func (f *fakeSource) setReady(ok bool, reason string) {
@@ -377,9 +401,7 @@ func TestAPIETag(t *testing.T) {
 	if resp.StatusCode != http.StatusNotModified || body != "" {
 		t.Errorf("unchanged: %d %q, want 304 and no body", resp.StatusCode, body)
 	}
-	src.mu.Lock()
-	src.vehicles = src.vehicles[1:]
-	src.mu.Unlock()
+	src.setVehicles(src.vehicles[1:])
 	resp, _ = get(t, h, "GET", "/api/vehicles", http.Header{"If-None-Match": {etag}})
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("changed: %d, want 200", resp.StatusCode)
@@ -451,6 +473,10 @@ func TestStaticAssets(t *testing.T) {
 		{"/static/vendor/leaflet/images/marker-shadow.png", "image/png", "\x89PNG"},
 		{"/static/vendor/leaflet/images/layers.png", "image/png", "\x89PNG"},
 		{"/static/vendor/leaflet/LICENSE", "text/plain", "BSD 2-Clause License"},
+		{"/static/vendor/leaflet.markercluster/leaflet.markercluster.js", "text/javascript", "L.MarkerClusterGroup"},
+		{"/static/vendor/leaflet.markercluster/MarkerCluster.css", "text/css", ".leaflet-cluster-anim"},
+		{"/static/vendor/leaflet.markercluster/MarkerCluster.Default.css", "text/css", ".marker-cluster-small"},
+		{"/static/vendor/leaflet.markercluster/LICENSE", "text/plain", "Copyright 2012 David Leaver"},
 		{"/static/app.js", "text/javascript", "use strict"},
 		{"/static/style.css", "text/css", "body"},
 		{"/static/favicon.svg", "image/svg+xml", "<svg"},

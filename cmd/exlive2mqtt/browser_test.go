@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,26 +22,10 @@ func TestDemoStatusPageInBrowser(t *testing.T) {
 	opsNoLeaks(t)
 	const vehicles = 20 // the demo's default fleet
 
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := newOpsLog()
-	done := make(chan error, 1)
-	args := []string{"demo", "-listen", "127.0.0.1:0", "-http", "127.0.0.1:0"}
 	// A blank map: this machine, like many where the bridge runs, reaches
 	// no tile server.
-	environ := []string{"LOG_FORMAT=json", "HTTP_TILE_URL="}
-	go func() { done <- run(ctx, args, environ, io.Discard, logs) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("demo = %v", err)
-			}
-		case <-time.After(opsWait):
-			t.Error("demo did not stop")
-		}
-	})
-	base := "http://" + logs.httpAddr(t, done)
+	addr, _ := opsRun(t, []string{"demo", "-listen", "127.0.0.1:0", "-http", "127.0.0.1:0"}, []string{"LOG_FORMAT=json", "HTTP_TILE_URL="})
+	base := "http://" + addr
 
 	// The page shows what the API says; wait until the API has a position
 	// for every vehicle, so that the page has the whole fleet to show.
@@ -56,8 +38,8 @@ func TestDemoStatusPageInBrowser(t *testing.T) {
 	if len(page.Rows) != vehicles {
 		t.Errorf("table has %d rows, want %d", len(page.Rows), vehicles)
 	}
-	if page.Markers != vehicles {
-		t.Errorf("map has %d markers, want %d", page.Markers, vehicles)
+	if page.OnMap() != vehicles {
+		t.Errorf("map shows %d vehicles (%d markers, clusters %v), want %d", page.OnMap(), page.Markers, page.Clusters, vehicles)
 	}
 	for i, v := range api {
 		if i >= len(page.Rows) {

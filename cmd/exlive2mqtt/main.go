@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/caarlos0/env/v11"
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
 	"github.com/exlive2mqtt/exlive2mqtt/web"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -137,15 +138,17 @@ func serve(ctx context.Context, s *settings, log zerolog.Logger, started func(*b
 	return g.Wait()
 }
 
+// healthcheck reads only the HTTP settings: the container's health check
+// runs with the bridge's environment, but needs none of the rest.
 func healthcheck(ctx context.Context, envs map[string]string, stderr io.Writer) error {
-	addr, ok := envs["HTTP_ADDR"]
-	if !ok {
-		addr = ":9883"
+	var cfg web.Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: envs, Prefix: "HTTP_"}); err != nil {
+		return &ConfigError{[]string{err.Error()}}
 	}
-	if err := web.Healthcheck(ctx, addr, 3*time.Second); err != nil {
-		return err
+	if v, ok := envs["HTTP_ADDR"]; ok && v == "" {
+		cfg.Addr = "" // set but empty: HTTP is off (see loadSettings)
 	}
-	return nil
+	return web.Healthcheck(ctx, cfg, 3*time.Second)
 }
 
 func newLogger(c logConfig, w io.Writer) zerolog.Logger {

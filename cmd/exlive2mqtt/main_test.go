@@ -197,7 +197,7 @@ var mtDesignDefaults = []struct{ name, def string }{
 	{"BRIDGE_READ_ONLY", "false"}, {"EXLIVE_DATUM", "wgs84"},
 	{"HASS_DISCOVERY", "false"}, {"HASS_PREFIX", "homeassistant"},
 	{"OWNTRACKS_ENABLE", "false"}, {"OWNTRACKS_USER", "exlive"},
-	{"HTTP_ADDR", ":9883"}, {"LOG_LEVEL", "info"}, {"LOG_FORMAT", "json"},
+	{"HTTP_ADDR", "127.0.0.1:9883"}, {"HTTP_WEB_CONFIG_FILE", "empty"}, {"HTTP_ALLOWED_HOSTS", "empty"}, {"LOG_LEVEL", "info"}, {"LOG_FORMAT", "json"},
 }
 
 func TestHelpListsEverySetting(t *testing.T) {

@@ -121,6 +121,7 @@ func loadSections(environ map[string]string, readFile func(string) ([]byte, erro
 		{"MQTT_", func() error { return s.MQTT.Validate(hostname) }},
 		{"BRIDGE_", s.Bridge.Validate},
 		{"OWNTRACKS_", s.OwnTracks.Validate},
+		{"HTTP_", s.HTTP.Validate},
 		{"LOG_", s.Log.validate},
 	}
 	if s.Hass.Discovery {

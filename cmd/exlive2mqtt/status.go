@@ -28,6 +28,9 @@ func (p statusPage) Status() web.Status {
 	}
 }
 
+// VehiclesVersion tells web when to build its vehicle list again.
+func (p statusPage) VehiclesVersion() uint64 { return p.b.VehiclesVersion() }
+
 func (p statusPage) Vehicles() []web.Vehicle {
 	var out []web.Vehicle
 	for v := range p.b.Vehicles() {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,24 +104,8 @@ func run(t testing.TB, args ...string) (stdout, stderr []byte) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{
-		"--headless",
-		"--no-sandbox", // tests run as root, where the sandbox cannot start
-		"--disable-gpu",
-		"--disable-dev-shm-usage", // containers have a tiny /dev/shm
-		"--disable-quic",
-		"--no-first-run",
-		"--no-default-browser-check",
-		"--disable-background-networking",
-		"--disable-component-update",
-		"--disable-sync",
-		"--disable-extensions",
-		"--mute-audio",
-		"--enable-logging=stderr", // for the page's console messages
-		"--log-level=0",
-		"--user-data-dir=" + profile,
-		fmt.Sprintf("--virtual-time-budget=%d", VirtualTimeBudget.Milliseconds()),
-	}, args...)...)
+	cmd := exec.CommandContext(ctx, bin, append(append(flags(profile),
+		fmt.Sprintf("--virtual-time-budget=%d", VirtualTimeBudget.Milliseconds())), args...)...)
 	var outBuf, errBuf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &outBuf, &errBuf
 	// Chromium starts helper processes that can keep the output pipes
@@ -143,6 +128,29 @@ func run(t testing.TB, args ...string) (stdout, stderr []byte) {
 	return outBuf.Bytes(), errBuf.Bytes()
 }
 
+// flags are the flags of every Chromium run: headless, with a fresh
+// profile, and kept off the network (the machine has none, and background
+// requests only slow it down).
+func flags(profile string) []string {
+	return []string{
+		"--headless",
+		"--no-sandbox", // tests run as root, where the sandbox cannot start
+		"--disable-gpu",
+		"--disable-dev-shm-usage", // containers have a tiny /dev/shm
+		"--disable-quic",
+		"--no-first-run",
+		"--no-default-browser-check",
+		"--disable-background-networking",
+		"--disable-component-update",
+		"--disable-sync",
+		"--disable-extensions",
+		"--mute-audio",
+		"--enable-logging=stderr", // for the page's console messages
+		"--log-level=0",
+		"--user-data-dir=" + profile,
+	}
+}
+
 func tail(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -163,12 +171,29 @@ type Page struct {
 	Live bool
 	// Rows are the vehicle table's rows in order.
 	Rows []Row
-	// Markers is the number of vehicle markers on the map.
+	// Markers is the number of single vehicle markers on the map.
 	Markers int
+	// Clusters holds the count each cluster marker on the map shows: the
+	// vehicles drawn as one circle because they are close on the screen.
+	Clusters []int
+	// PageInfo is the text under the vehicle table that says which rows
+	// of how many it shows, such as "1–50 of 100,000"; empty when the
+	// table fits on one page.
+	PageInfo string
 	// DOM is the whole dump, for further checks.
 	DOM string
 	// Console holds the messages the page logged to its console.
 	Console []string
+}
+
+// OnMap returns how many vehicles the map shows in its view: single
+// markers and those in clusters.
+func (p Page) OnMap() int {
+	n := p.Markers
+	for _, c := range p.Clusters {
+		n += c
+	}
+	return n
 }
 
 // RowByID returns the row of the vehicle with the given id.
@@ -207,9 +232,12 @@ func LoadStatusPage(t testing.TB, url string) Page {
 var (
 	liveRe   = regexp.MustCompile(`<body[^>]*\bdata-live="true"`)
 	markerRe = regexp.MustCompile(`<img[^>]*\bclass="[^"]*\bleaflet-marker-icon\b`)
-	rowRe    = regexp.MustCompile(`(?s)<tr[^>]*\bdata-vehicle-id="([^"]*)"[^>]*>(.*?)</tr>`)
-	cellRe   = regexp.MustCompile(`(?s)<td[^>]*>(.*?)</td>`)
-	tagRe    = regexp.MustCompile(`<[^>]*>`)
+	// markercluster draws a cluster as <div class="… marker-cluster …"><div><span>N</span></div></div>.
+	clusterRe = regexp.MustCompile(`<div[^>]*\bclass="[^"]*\bmarker-cluster\b[^"]*"[^>]*>\s*<div>\s*<span>(\d+)</span>`)
+	pageRe    = regexp.MustCompile(`(?s)<nav id="paging"([^>]*)>.*?<span id="vehicle-page"[^>]*>(.*?)</span>`)
+	rowRe     = regexp.MustCompile(`(?s)<tr[^>]*\bdata-vehicle-id="([^"]*)"[^>]*>(.*?)</tr>`)
+	cellRe    = regexp.MustCompile(`(?s)<td[^>]*>(.*?)</td>`)
+	tagRe     = regexp.MustCompile(`<[^>]*>`)
 )
 
 // ParseStatusPage reads a DOM dump of the status page. It relies on the
@@ -221,6 +249,13 @@ func ParseStatusPage(dom string) Page {
 		Live:    liveRe.MatchString(dom),
 		Markers: len(markerRe.FindAllString(dom, -1)),
 		DOM:     dom,
+	}
+	for _, m := range clusterRe.FindAllStringSubmatch(dom, -1) {
+		n, _ := strconv.Atoi(m[1]) // \d+ of a count that fits
+		p.Clusters = append(p.Clusters, n)
+	}
+	if m := pageRe.FindStringSubmatch(dom); m != nil && !strings.Contains(m[1], "hidden") {
+		p.PageInfo = html.UnescapeString(m[2])
 	}
 	for _, m := range rowRe.FindAllStringSubmatch(dom, -1) {
 		r := Row{ID: html.UnescapeString(m[1])}

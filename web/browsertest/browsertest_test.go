@@ -25,6 +25,20 @@ func TestParseStatusPage(t *testing.T) {
 	if r, ok := p.RowByID("a&b"); !ok || r.Code != "浙A·12345" {
 		t.Errorf("row a&b = %+v, %v", r, ok)
 	}
+	if p.PageInfo != "" || len(p.Clusters) != 0 || p.OnMap() != 2 {
+		t.Errorf("page info %q, clusters %v, on the map %d; want none, none, 2", p.PageInfo, p.Clusters, p.OnMap())
+	}
+	clustered := ParseStatusPage(`<body data-live="true">
+<div class="leaflet-marker-icon marker-cluster marker-cluster-large leaflet-zoom-animated leaflet-interactive" tabindex="0"><div><span>99950</span></div></div>
+<div class="leaflet-marker-icon marker-cluster marker-cluster-small"><div><span>49</span></div></div>
+<img class="leaflet-marker-icon" src="m.png">
+<nav id="paging" aria-label="Pages"><button id="page-first">«</button><span id="vehicle-page" class="muted">1–50 of 100,000</span></nav>`)
+	if clustered.OnMap() != 100000 || len(clustered.Clusters) != 2 || clustered.PageInfo != "1–50 of 100,000" {
+		t.Errorf("clusters %v, %d on the map, page info %q; want [99950 49], 100000, 1–50 of 100,000", clustered.Clusters, clustered.OnMap(), clustered.PageInfo)
+	}
+	if got := ParseStatusPage(`<nav id="paging" hidden=""><span id="vehicle-page" class="muted">1–5 of 5</span></nav>`).PageInfo; got != "" {
+		t.Errorf("hidden paging read as %q", got)
+	}
 	if ParseStatusPage(`<body data-live="false">`).Live {
 		t.Error("data-live=false parsed as live")
 	}

@@ -11,10 +11,25 @@
   const GOOD_STATES = new Set(['logged_in', 'connected']);
   const WARN_STATES = new Set(['connecting']);
 
+  // The table shows one page of this many rows: a hundred thousand rows
+  // would take the browser seconds to lay out, and nobody reads them.
+  const PAGE_SIZE = 50;
+  // From this many vehicles on, the map clusters as markercluster does by
+  // default; below, only markers that would overlap.
+  const BIG_FLEET = 1000;
+
   let map = null;
+  let cluster = null; // L.MarkerClusterGroup holding every marker
+  let clusterBusy = false; // a chunked addLayers is under way
+  let markersStale = false; // the list changed while it was
+  let renderStarted = 0; // when the markers last began to be brought up to date
   const markers = new Map(); // vehicle id -> L.Marker
-  const rows = new Map(); // vehicle id -> <tr>
+  const rows = new Map(); // vehicle id -> <tr> of the page shown
   let fitted = false;
+
+  let vehicles = []; // the last list from the API, in its order
+  let vehiclesETag = null;
+  const table = { filter: '', page: 0, list: null }; // list: vehicles matching the filter
 
   const $ = (id) => document.getElementById(id);
 
@@ -86,6 +101,23 @@
     const resp = await fetch(path, { cache: 'no-cache', headers: { Accept: 'application/json' } });
     if (!resp.ok) throw new Error(path + ': HTTP ' + resp.status);
     return resp.json();
+  }
+
+  // fetchVehicles returns the list, or null when it has not changed. It
+  // revalidates with the ETag itself: the browser's own cache would hand
+  // an unchanged list back as a 200, to be parsed again (16 MB with a
+  // hundred thousand vehicles).
+  async function fetchVehicles() {
+    const headers = { Accept: 'application/json' };
+    if (vehiclesETag) headers['If-None-Match'] = vehiclesETag;
+    const resp = await fetch('api/vehicles', { cache: 'no-store', headers });
+    // 503: the bridge serves as many lists at once as it may (many pages
+    // open); the one shown stays, and the next poll asks again.
+    if (resp.status === 304 || resp.status === 503) return null;
+    if (!resp.ok) throw new Error('api/vehicles: HTTP ' + resp.status);
+    const list = await resp.json();
+    vehiclesETag = resp.headers.get('ETag');
+    return Array.isArray(list) ? list : [];
   }
 
   // ---- status ----
@@ -179,12 +211,28 @@
     return tr;
   }
 
-  function renderTable(vehicles) {
+  // matching returns the vehicles that the filter lets through, computed
+  // once per list and filter.
+  function matching() {
+    if (table.list) return table.list;
+    const f = table.filter.trim().toLowerCase();
+    table.list = !f ? vehicles : vehicles.filter((v) =>
+      String(v.id).toLowerCase().includes(f) || (v.code && String(v.code).toLowerCase().includes(f)));
+    return table.list;
+  }
+
+  function renderTable() {
+    const list = matching();
+    const pages = Math.max(1, Math.ceil(list.length / PAGE_SIZE));
+    table.page = Math.min(Math.max(table.page, 0), pages - 1);
+    const start = table.page * PAGE_SIZE;
+    const page = list.slice(start, start + PAGE_SIZE);
+
     const tbody = $('vehicle-rows');
     const seen = new Set();
     // Appending an existing row moves it, so this also applies the
     // server's order without rebuilding the table.
-    for (const v of vehicles) {
+    for (const v of page) {
       seen.add(v.id);
       tbody.append(renderRow(v));
     }
@@ -194,52 +242,213 @@
         rows.delete(id);
       }
     }
-    setText($('vehicle-count'), '(' + vehicles.length + ')');
+    setText($('vehicle-count'), '(' + fmtCount(vehicles.length) + ')');
+    const filtering = table.filter.trim() !== '';
+    let where = '';
+    if (list.length > 0) {
+      where = (start + 1).toLocaleString('en-US') + '–' + (start + page.length).toLocaleString('en-US') +
+        ' of ' + fmtCount(list.length) + (filtering ? ' matching' : '');
+    } else if (filtering && vehicles.length > 0) {
+      where = 'no vehicle matches';
+    }
+    setText($('vehicle-page'), where);
+    $('page-first').disabled = $('page-prev').disabled = table.page === 0;
+    $('page-last').disabled = $('page-next').disabled = table.page >= pages - 1;
+    $('paging').hidden = vehicles.length <= PAGE_SIZE && !filtering;
     $('no-vehicles').hidden = vehicles.length > 0;
   }
 
-  function renderMarkers(vehicles) {
+  function initTable() {
+    const go = (page) => () => {
+      table.page = page();
+      renderTable();
+    };
+    $('page-first').addEventListener('click', go(() => 0));
+    $('page-prev').addEventListener('click', go(() => table.page - 1));
+    $('page-next').addEventListener('click', go(() => table.page + 1));
+    $('page-last').addEventListener('click', go(() => Infinity));
+    let timer = 0;
+    $('vehicle-filter').addEventListener('input', (e) => {
+      // Filtering a big fleet takes a moment: wait for a pause in typing.
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        table.filter = e.target.value;
+        table.list = null;
+        table.page = 0;
+        renderTable();
+      }, vehicles.length > 10000 ? 250 : 50);
+    });
+  }
+
+  let alarmIcon = null;
+
+  function styleMarker(m, v) {
+    const icon = v.alarm === true ? alarmIcon : m.defaultIcon;
+    if (m.options.icon !== icon) m.setIcon(icon);
+    const opacity = v.valid === false ? 0.55 : 1;
+    if (m.options.opacity !== opacity) m.setOpacity(opacity);
+    const title = label(v);
+    if (m.options.title !== title) {
+      m.options.title = m.options.alt = title;
+      const e = m.getElement();
+      if (e) e.title = e.alt = title;
+    }
+  }
+
+  // newCluster makes the cluster group once the fleet's size is known.
+  // Markers close together on the screen are drawn as one circle with their
+  // count, so that the map stays quick with a hundred thousand vehicles: a
+  // small fleet only where markers would overlap, a big one within
+  // markercluster's usual 80 px, which keeps the circles, and the work of
+  // drawing them, few. Chunked loading keeps the page answering while it
+  // adds the markers.
+  function newCluster(n) {
+    const group = L.markerClusterGroup({
+      chunkedLoading: true,
+      chunkProgress: (done, total) => {
+        if (done === total) clusterLoaded();
+      },
+      // Short chunks: the page answers a click or a key between them.
+      chunkInterval: 40,
+      showCoverageOnHover: false,
+      maxClusterRadius: n > BIG_FLEET ? 80 : 30,
+      // markercluster keeps clusters for every zoom level; the levels where
+      // nobody looks at a fleet as clusters cost time for nothing.
+      disableClusteringAtZoom: 18,
+    });
+    group.big = n > BIG_FLEET;
+    group.on('click', (e) => openPopup(e.layer));
+    return group.addTo(map);
+  }
+
+  // renderMarkers brings the cluster group in line with the list: new
+  // markers added, gone ones removed, moved ones taken out and put back in
+  // batches, which markercluster does far faster than one at a time. With
+  // a hundred thousand vehicles this takes the browser seconds, so it works
+  // in slices of about 40 ms and lets the page answer in between; a list
+  // that comes meanwhile is taken up once this one is done.
+  function renderMarkers() {
     if (!map) return;
+    if (clusterBusy) {
+      markersStale = true;
+      return;
+    }
+    clusterBusy = true;
+    renderStarted = performance.now();
+    const list = vehicles;
+    if (!cluster || (!cluster.big && list.length > BIG_FLEET)) {
+      // A fleet that grew big (its vehicles come in as the platform lists
+      // them) gets a group made for it, once.
+      if (cluster) map.removeLayer(cluster);
+      markers.clear();
+      cluster = newCluster(list.length);
+    }
+    if (!fitted) fitMap(list);
     const seen = new Set();
-    for (const v of vehicles) {
-      if (!isNum(v.lat) || !isNum(v.lng)) continue;
-      seen.add(v.id);
-      let m = markers.get(v.id);
-      if (!m) {
-        m = L.marker([v.lat, v.lng], { title: label(v), alt: label(v) });
-        m.bindPopup(() => popupContent(m.vehicle));
-        m.addTo(map);
-        markers.set(v.id, m);
+    let add = [];
+    const moved = [];
+    let i = 0;
+    const slice = () => {
+      const began = performance.now();
+      for (; i < list.length; i++) {
+        if ((i & 255) === 0 && performance.now() - began > 40) {
+          setTimeout(slice, 0);
+          return;
+        }
+        const v = list[i];
+        if (!isNum(v.lat) || !isNum(v.lng)) continue;
+        seen.add(v.id);
+        let m = markers.get(v.id);
+        if (!m) {
+          m = L.marker([v.lat, v.lng], { title: label(v), alt: label(v) });
+          m.defaultIcon = m.options.icon;
+          markers.set(v.id, m);
+          add.push(m);
+        } else {
+          const at = m.getLatLng();
+          if (at.lat !== v.lat || at.lng !== v.lng) moved.push(m);
+        }
+        m.vehicle = v;
+        styleMarker(m, v);
+      }
+      const gone = [];
+      for (const [id, m] of markers) {
+        if (!seen.has(id)) {
+          gone.push(m);
+          markers.delete(id);
+        }
+      }
+      if (moved.length > markers.size / 5) {
+        // Most of the fleet moved: starting over is quicker than taking
+        // each out of its clusters.
+        cluster.clearLayers();
+        for (const m of moved) m.setLatLng([m.vehicle.lat, m.vehicle.lng]);
+        add = Array.from(markers.values());
       } else {
-        m.setLatLng([v.lat, v.lng]);
+        if (gone.length || moved.length) cluster.removeLayers(gone.concat(moved));
+        for (const m of moved) m.setLatLng([m.vehicle.lat, m.vehicle.lng]);
+        add = add.concat(moved); // not push(...moved): a hundred thousand arguments can overflow the stack
       }
-      m.vehicle = v;
-      if (m.isPopupOpen()) m.setPopupContent(popupContent(v));
-      m.setOpacity(v.valid === false ? 0.55 : 1);
-      const icon = m.getElement();
-      if (icon) {
-        icon.classList.toggle('alarm', v.alarm === true);
-        icon.title = label(v);
+      refreshPopup();
+      if (add.length) {
+        cluster.addLayers(add); // chunked: clusterLoaded ends it
+      } else {
+        clusterLoaded();
       }
+    };
+    slice();
+  }
+
+  // clusterLoaded is called when the cluster group has taken in a list. A
+  // list that came meanwhile waits as long again as this one took: taking
+  // in a hundred thousand moved markers keeps the browser busy for seconds,
+  // and the page must have time for the person using it.
+  function clusterLoaded() {
+    clusterBusy = false;
+    if (!markersStale) return;
+    markersStale = false;
+    setTimeout(renderMarkers, performance.now() - renderStarted);
+  }
+
+  // fitMap shows every vehicle of the first list; done before the markers
+  // go in, so that the zoom change finds no clusters to redraw.
+  function fitMap(list) {
+    let south = 90, west = 180, north = -90, east = -180;
+    for (const v of list) {
+      if (!isNum(v.lat) || !isNum(v.lng)) continue;
+      south = Math.min(south, v.lat);
+      north = Math.max(north, v.lat);
+      west = Math.min(west, v.lng);
+      east = Math.max(east, v.lng);
     }
-    for (const [id, m] of markers) {
-      if (!seen.has(id)) {
-        m.remove();
-        markers.delete(id);
-      }
+    if (south > north) return; // no vehicle has a position yet
+    fitted = true;
+    map.fitBounds([[south, west], [north, east]], { padding: [40, 40], maxZoom: 14, animate: false });
+  }
+
+  function refreshPopup() {
+    if (!popup.isOpen()) return;
+    const m = markers.get(popup.vehicleId);
+    if (m) {
+      popup.setLatLng(m.getLatLng()).setContent(popupContent(m.vehicle));
+    } else {
+      popup.close();
     }
-    if (!fitted && markers.size > 0) {
-      fitted = true;
-      const bounds = L.latLngBounds([...markers.values()].map((m) => m.getLatLng()));
-      map.fitBounds(bounds, { padding: [40, 40], maxZoom: 14, animate: false });
-    }
+  }
+
+  // One popup for the map, filled when it opens: a popup bound to each of
+  // a hundred thousand markers would cost a hundred thousand objects.
+  let popup = null;
+
+  function openPopup(m) {
+    popup.vehicleId = m.vehicle.id;
+    popup.setLatLng(m.getLatLng()).setContent(popupContent(m.vehicle)).openOn(map);
   }
 
   function focusVehicle(id) {
     const m = markers.get(id);
-    if (!map || !m) return;
-    map.setView(m.getLatLng(), Math.max(map.getZoom(), 13));
-    m.openPopup();
+    if (!cluster || !m || !cluster.hasLayer(m)) return;
+    cluster.zoomToShowLayer(m, () => openPopup(m));
   }
 
   // ---- map ----
@@ -249,8 +458,16 @@
       showMapNote('The map library did not load; the table still updates.');
       return;
     }
-    map = L.map('map', { worldCopyJump: true }).setView([30, 110], 3);
+    // markercluster needs the map's maxZoom; 19 is what the tiles offer.
+    map = L.map('map', { worldCopyJump: true, minZoom: 2, maxZoom: 19 }).setView([30, 110], 3);
     L.control.scale({ imperial: false }).addTo(map);
+    alarmIcon = new L.Icon.Default({ className: 'alarm' });
+    if (typeof L.markerClusterGroup !== 'function') {
+      showMapNote('The marker cluster library did not load; the table still updates.');
+      map = null;
+      return;
+    }
+    popup = L.popup({ offset: [0, -30] });
     if (cfg.tileURL) {
       // Tile errors (no internet) only leave the background blank; the
       // markers do not depend on the tiles.
@@ -290,20 +507,25 @@
   }
 
   async function poll() {
+    const began = performance.now();
     try {
-      const [status, vehicles] = await Promise.all([getJSON('api/status'), getJSON('api/vehicles')]);
+      const [status, list] = await Promise.all([getJSON('api/status'), fetchVehicles()]);
       renderStatus(status);
-      const list = Array.isArray(vehicles) ? vehicles : [];
-      renderTable(list);
-      renderMarkers(list);
-      document.title = 'exlive2mqtt – ' + list.length + ' vehicle' + (list.length === 1 ? '' : 's');
+      if (list) {
+        vehicles = list;
+        table.list = null;
+        renderTable();
+        renderMarkers();
+      }
+      document.title = 'exlive2mqtt – ' + fmtCount(vehicles.length) + ' vehicle' + (vehicles.length === 1 ? '' : 's');
       setLive(true);
     } catch (err) {
       setLive(false, err);
     }
     // Scheduled after the answer, so a slow bridge is never asked twice
-    // at once.
-    setTimeout(poll, POLL_MS);
+    // at once; and a list that takes the browser long to take in is asked
+    // for less often, so that the page keeps answering.
+    setTimeout(poll, Math.max(POLL_MS, 4 * (performance.now() - began)));
   }
 
   async function start() {
@@ -314,6 +536,7 @@
       // Without the config the map has no tiles, which it handles anyway.
     }
     initMap(cfg);
+    initTable();
     poll();
   }
 
