@@ -85,6 +85,12 @@ type Engine struct {
 	stale   uint64
 	full    uint64
 	scratch []*geofence.Fence
+	// interned shares one membership between the vehicles in the same
+	// fences (a depot's fleet): a vehicle then costs a pointer, not its
+	// own list. It is emptied when the fences change, so it holds at most
+	// the combinations of one Set that vehicles have been in.
+	interned    map[string]*membership
+	internedFor *geofence.Set
 }
 
 // New returns an Engine for c, which must have passed Validate.
@@ -246,7 +252,7 @@ func (e *Engine) Observe(dst []Event, p *Position, now time.Time) ([]Event, Upda
 			if known {
 				dst = s.in.diff(dst, e.scratch, &ev)
 			}
-			s.in = newMembership(e.scratch)
+			s.in = e.intern(fences, e.scratch)
 			s.flags |= fencesKnown
 			u.FencesChanged, u.Fences = true, s.in.list()
 		}
@@ -266,6 +272,26 @@ func (e *Engine) Observe(dst []Event, p *Position, now time.Time) ([]Event, Upda
 		dst = e.motion(dst, s, p.Speed, unix, &ev)
 	}
 	return dst, u
+}
+
+// intern returns the membership of fs, the fences of set a vehicle is in.
+func (e *Engine) intern(set *geofence.Set, fs []*geofence.Fence) *membership {
+	if len(fs) == 0 {
+		return nil
+	}
+	if e.internedFor != set || e.interned == nil {
+		e.interned, e.internedFor = make(map[string]*membership), set
+	}
+	var key []byte
+	for _, f := range fs {
+		key = append(append(key, f.Name...), 0)
+	}
+	if m := e.interned[string(key)]; m != nil {
+		return m
+	}
+	m := newMembership(fs)
+	e.interned[string(key)] = m
+	return m
 }
 
 // motion decides moving and stopped. A vehicle is moving from its first
@@ -340,7 +366,7 @@ const sweepBatch = 256
 // + 2 s after its last position (for an OfflineAfter over 68 minutes,
 // within 1/4096 of it), plus however late Sweep is called: call it every
 // second.
-func (e *Engine) Sweep(now time.Time, offline func(*Event)) {
+func (e *Engine) Sweep(now time.Time, offline func(Event)) {
 	if e.after == 0 {
 		return
 	}
@@ -369,7 +395,7 @@ func (e *Engine) Sweep(now time.Time, offline func(*Event)) {
 	})
 }
 
-func (e *Engine) offline(s *state, now time.Time, emit func(*Event)) {
+func (e *Engine) offline(s *state, now time.Time, emit func(Event)) {
 	ev := Event{Type: Offline, ID: s.id, Code: s.code, Time: now}
 	if s.flags&heard == 0 {
 		ev.Initial = true
@@ -383,7 +409,7 @@ func (e *Engine) offline(s *state, now time.Time, emit func(*Event)) {
 		e.online--
 	}
 	s.flags &^= online | inWheel
-	emit(&ev)
+	emit(ev)
 }
 
 // Status is what the engine knows of one vehicle, for a status page.

@@ -57,7 +57,7 @@ func observe(b pb, want string) step {
 func sweep(sec int, want string) step {
 	return step{func(e *Engine) []string {
 		var out []string
-		e.Sweep(t0.Add(time.Duration(sec)*time.Second), func(ev *Event) {
+		e.Sweep(t0.Add(time.Duration(sec)*time.Second), func(ev Event) {
 			s := "availability=offline " + ev.ID
 			if !ev.Initial {
 				s += "; offline"
@@ -412,7 +412,7 @@ func TestEventFields(t *testing.T) {
 	evs, _ = e.Observe(nil, at(70).speed(50).code("").pos(), at(70).recv)
 	_ = evs
 	var off *Event
-	e.Sweep(t0.Add(time.Hour), func(ev *Event) { c := *ev; off = &c })
+	e.Sweep(t0.Add(time.Hour), func(ev Event) { off = &ev })
 	want = Event{Type: Offline, ID: "V1", Code: "粤B99999", Time: t0.Add(time.Hour), Lat: 22.6, Lng: 114, HasLocation: true, Since: t0.Add(70 * time.Second)}
 	if off == nil || *off != want {
 		t.Errorf("offline\n got %+v\nwant %+v", off, want)
@@ -444,7 +444,7 @@ func TestStatusAndStats(t *testing.T) {
 	if got, want := e.Stats(), (Stats{Vehicles: 2, Online: 1, Stale: 1, Full: 2}); got != want {
 		t.Errorf("Stats() = %+v, want %+v", got, want)
 	}
-	e.Sweep(t0.Add(time.Hour), func(*Event) {})
+	e.Sweep(t0.Add(time.Hour), func(Event) {})
 	if got := e.Stats().Online; got != 0 {
 		t.Errorf("Online after the sweep = %d, want 0", got)
 	}

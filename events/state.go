@@ -1,6 +1,7 @@
 package events
 
 import (
+	"hash/maphash"
 	"slices"
 
 	"github.com/exlive2mqtt/exlive2mqtt/geofence"
@@ -49,35 +50,71 @@ func (f flags) set(bit flags, on bool) flags {
 
 // table holds the states in chunks, so that growing it copies nothing and
 // leaves no half-used array behind, and finds them by id.
+//
+// The index is a hash table of its own: open addressing with linear
+// probing over state numbers (int32, +1 so that 0 is empty), grown to
+// twice its size when 3/4 full. Vehicles are never removed, so it needs
+// no tombstones. It costs 5 to 11 bytes a vehicle, where a
+// map[string]int32 costs about 35 at 100 000 (24-byte slots at most 7/8
+// full, in tables split at 1 024): a third of the whole state.
 type table struct {
-	index  map[string]int32
+	seed   maphash.Seed
+	slots  []int32 // len is a power of two
 	chunks [][]state
 	n      int32
 }
 
-const chunkSize = 1024
+const (
+	chunkSize = 1024
+	minSlots  = 1024
+)
 
-func newTable() table { return table{index: make(map[string]int32)} }
+func newTable() table { return table{seed: maphash.MakeSeed(), slots: make([]int32, minSlots)} }
 
 func (t *table) len() int { return int(t.n) }
 
 func (t *table) find(id string) (int32, bool) {
-	i, ok := t.index[id]
-	return i, ok
+	mask := uint64(len(t.slots) - 1)
+	for h := maphash.String(t.seed, id) & mask; ; h = (h + 1) & mask {
+		v := t.slots[h]
+		if v == 0 {
+			return 0, false
+		}
+		if t.at(v-1).id == id {
+			return v - 1, true
+		}
+	}
 }
 
 func (t *table) at(i int32) *state { return &t.chunks[i/chunkSize][i%chunkSize] }
 
+// add adds a state for id, which find did not find, and returns its number.
 func (t *table) add(id string) int32 {
 	i := t.n
 	if int(i/chunkSize) == len(t.chunks) {
 		t.chunks = append(t.chunks, make([]state, chunkSize))
 	}
 	t.n++
-	t.index[id] = i
 	s := t.at(i)
 	s.id, s.next = id, -1
+	if int(t.n) > len(t.slots)/4*3 {
+		t.slots = make([]int32, len(t.slots)*2)
+		for j := range t.n {
+			t.place(j)
+		}
+	} else {
+		t.place(i)
+	}
 	return i
+}
+
+func (t *table) place(i int32) {
+	mask := uint64(len(t.slots) - 1)
+	h := maphash.String(t.seed, t.at(i).id) & mask
+	for t.slots[h] != 0 {
+		h = (h + 1) & mask
+	}
+	t.slots[h] = i + 1
 }
 
 // membership is the geofences a vehicle is in, by name, sorted. It is
