@@ -11,6 +11,7 @@ package events
 
 import (
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -282,9 +283,12 @@ func (e *Engine) intern(set *geofence.Set, fs []*geofence.Fence) *membership {
 	if e.internedFor != set || e.interned == nil {
 		e.interned, e.internedFor = make(map[string]*membership), set
 	}
+	// Each name with its length before it: a name may hold any
+	// character, a separator included.
 	var key []byte
 	for _, f := range fs {
-		key = append(append(key, f.Name...), 0)
+		key = append(strconv.AppendInt(key, int64(len(f.Name)), 10), ':')
+		key = append(key, f.Name...)
 	}
 	if m := e.interned[string(key)]; m != nil {
 		return m

@@ -484,3 +484,28 @@ func TestObserveAllocatesNothing(t *testing.T) {
 		t.Errorf("Observe allocates %v times per position", allocs)
 	}
 }
+
+// TestMembershipsAreShared checks that vehicles in the same fences share
+// one list of names, and that names holding any character do not mix.
+func TestMembershipsAreShared(t *testing.T) {
+	fences := parseFences(t,
+		box(`{"name":"a\u0000b","vehicles":["V1","V2"]}`, 113.9, 22.5, 114.1, 22.7),
+		box(`{"name":"c","vehicles":["V1","V2"]}`, 113.9, 22.5, 114.1, 22.7),
+		box(`{"name":"a","vehicles":["V3"]}`, 113.9, 22.5, 114.1, 22.7),
+		box(`{"name":"b\u0000c","vehicles":["V3"]}`, 113.9, 22.5, 114.1, 22.7),
+	)
+	e := New(testConfig(), Options{Start: t0, Fences: fences})
+	_, u1 := e.Observe(nil, at(0).pos(), t0)
+	_, u2 := e.Observe(nil, at(0).id("V2").pos(), t0)
+	_, u3 := e.Observe(nil, at(0).id("V3").pos(), t0)
+	if want := []string{"a\x00b", "c"}; !slices.Equal(u1.Fences, want) || !slices.Equal(u2.Fences, want) {
+		t.Fatalf("V1 in %q, V2 in %q; want %q", u1.Fences, u2.Fences, want)
+	}
+	if &u1.Fences[0] != &u2.Fences[0] {
+		t.Error("V1 and V2, in the same fences, do not share their list")
+	}
+	// Joined with NUL between them, both lists would be "a\x00b\x00c".
+	if want := []string{"a", "b\x00c"}; !slices.Equal(u3.Fences, want) {
+		t.Errorf("V3 in %q, want %q", u3.Fences, want)
+	}
+}
