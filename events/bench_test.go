@@ -60,6 +60,30 @@ func benchFences(tb testing.TB, n int) *geofence.Set {
 	return parseFences(tb, features...)
 }
 
+// fenceCases are the geofences the benchmarks run with.
+func fenceCases(b *testing.B) []struct {
+	name   string
+	fences *geofence.Set
+} {
+	return []struct {
+		name   string
+		fences *geofence.Set
+	}{{"fences=0", nil}, {"fences=1000", benchFences(b, 1000)}}
+}
+
+// observed returns an engine that has had one position of each vehicle of
+// fleet, at t0, and how many of them are in a fence.
+func observed(fleet []Position, fences *geofence.Set) (e *Engine, inFence int) {
+	e = New(testConfig(), Options{Start: t0, Fences: fences})
+	for i := range fleet {
+		fleet[i].Time = t0
+		if _, u := e.Observe(nil, &fleet[i], t0); len(u.Fences) > 0 {
+			inFence++
+		}
+	}
+	return e, inFence
+}
+
 // BenchmarkObserve is the cost of events per position: 100 000 vehicles
 // each reporting every 30 s, in turn, with a Sweep every second of that
 // time (as the bridge will run it), with no geofences and with 1 000. The
@@ -68,17 +92,10 @@ func benchFences(tb testing.TB, n int) *geofence.Set {
 // part of ns/op spent in Sweep.
 func BenchmarkObserve(b *testing.B) {
 	fleet := benchFleet(fleetSize)
-	for _, tc := range []struct {
-		name   string
-		fences *geofence.Set
-	}{{"fences=0", nil}, {"fences=1000", benchFences(b, 1000)}} {
+	for _, tc := range fenceCases(b) {
 		b.Run(tc.name, func(b *testing.B) {
-			e := New(testConfig(), Options{Start: t0, Fences: tc.fences})
+			e, _ := observed(fleet, tc.fences)
 			dst := make([]Event, 0, 16)
-			for i := range fleet {
-				fleet[i].Time = t0
-				e.Observe(dst[:0], &fleet[i], t0)
-			}
 			events, offline := 0, 0
 			var swept time.Duration
 			last := t0
@@ -117,11 +134,7 @@ func BenchmarkSweepFleet(b *testing.B) {
 	for b.Loop() {
 		if off == 0 {
 			b.StopTimer()
-			e = New(testConfig(), Options{Start: t0})
-			for i := range fleet {
-				fleet[i].Time = t0
-				e.Observe(nil, &fleet[i], t0)
-			}
+			e, _ = observed(fleet, nil)
 			b.StartTimer()
 			e.Sweep(t0.Add(time.Hour), func(Event) { off++ })
 			if off != fleetSize {
@@ -224,10 +237,7 @@ func (h *deadlineHeap) Pop() any {
 // in, which costs each vehicle in a fence its list of names.
 func BenchmarkMemoryPerVehicle(b *testing.B) {
 	fleet := benchFleet(fleetSize)
-	for _, tc := range []struct {
-		name   string
-		fences *geofence.Set
-	}{{"fences=0", nil}, {"fences=1000", benchFences(b, 1000)}} {
+	for _, tc := range fenceCases(b) {
 		b.Run(tc.name, func(b *testing.B) {
 			var perVehicle float64
 			inFence := 0
@@ -246,14 +256,7 @@ func memoryPerVehicle(fleet []Position, fences *geofence.Set) (perVehicle float6
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	e := New(testConfig(), Options{Start: t0, Fences: fences})
-	for i := range fleet {
-		fleet[i].Time = t0
-		_, u := e.Observe(nil, &fleet[i], t0)
-		if len(u.Fences) > 0 {
-			inFence++
-		}
-	}
+	e, inFence := observed(fleet, fences)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(e)

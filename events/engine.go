@@ -2,7 +2,7 @@
 // ignition, overspeed, geofence, moving and stopped) and into their
 // availability (online, offline), as docs/events.md describes.
 //
-// An Engine keeps a few dozen bytes of state per vehicle. Observe takes
+// An Engine keeps about 80 bytes of state per vehicle. Observe takes
 // each position, on one goroutine (the session's read loop); Sweep
 // finds the vehicles that have gone silent, from another. Neither scans
 // every vehicle: a position costs a map look-up and a few comparisons, and
