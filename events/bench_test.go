@@ -266,8 +266,8 @@ func memoryPerVehicle(fleet []Position, fences *geofence.Set) (perVehicle float6
 // TestMemoryPerVehicle holds the event state to its budget: under 100
 // bytes a vehicle without geofences.
 func TestMemoryPerVehicle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds 100 000 vehicles")
+	if testing.Short() || raceEnabled {
+		t.Skip("builds 100 000 vehicles: not with -short or -race")
 	}
 	if size := unsafe.Sizeof(state{}); size != 72 {
 		t.Errorf("a state is %d bytes; the comments and docs say 72", size)

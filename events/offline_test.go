@@ -36,10 +36,7 @@ func TestOfflineAgainstAModel(t *testing.T) {
 			id := func(i int) string { return "V" + strconv.Itoa(i) }
 			now := int64(0)
 			offlines := 0
-			end := 40 * afterS
-			if end < 4000 {
-				end = 4000
-			}
+			end := max(40*afterS, 1500)
 			for now < end {
 				// A step of time: mostly short, sometimes longer than
 				// the whole wheel.
