@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"os"
@@ -16,24 +15,7 @@ const fixture = "../../exlive/exlivesim/testdata/sim-dialect.capture.jsonl"
 // TestReplay: exlive-sim -replay FILE serves the capture: it says what it
 // holds, and a client gets the captured login answer, byte for byte.
 func TestReplay(t *testing.T) {
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-replay", fixture, "-speed", "0", "-listen", "127.0.0.1:0", "-log-format", "json"}, pw, io.Discard)
-		pw.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run = %v", err)
-		}
-	})
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	go io.Copy(io.Discard, pr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	line := runSim(t, "-replay", fixture, "-speed", "0", "-listen", "127.0.0.1:0", "-log-format", "json")
 	m := regexp.MustCompile(`^exlive-sim listening on (127\.0\.0\.1:\d+), replaying .*sim-dialect.capture.jsonl \((\d+) frames from the platform, (\d+) positions of 6 vehicles, over [0-9.]+s, played as fast as possible\)\n$`).FindStringSubmatch(line)
 	if m == nil {
 		t.Fatalf("exlive-sim printed %q", line)

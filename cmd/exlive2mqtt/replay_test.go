@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
+	"github.com/exlive2mqtt/exlive2mqtt/web"
 )
 
 // The committed capture: `exlive2mqtt probe -capture` of the simulator's
@@ -242,25 +242,7 @@ func TestDemoReplay(t *testing.T) {
 		last[p.ID] = p
 	}
 	addr, _ := opsRun(t, []string{"demo", "-replay", rtFixture, "-speed", "0", "-listen", "127.0.0.1:0", "-http", "127.0.0.1:0"}, []string{"LOG_FORMAT=json"})
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
-	deadline := time.Now().Add(opsWait)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		var vs []struct {
-			ID   string     `json:"id"`
-			Lat  *float64   `json:"lat"`
-			Lng  *float64   `json:"lng"`
-			Time *time.Time `json:"time"`
-		}
-		resp, err := client.Get("http://" + addr + "/api/vehicles")
-		if err == nil {
-			err = json.NewDecoder(resp.Body).Decode(&vs)
-			resp.Body.Close()
-		}
-		if err != nil {
-			t.Fatalf("GET /api/vehicles: %v", err)
-		}
+	waitVehicles(t, "http://"+addr, "every vehicle where the capture left it", func(vs []web.Vehicle) bool {
 		where := 0
 		for _, v := range vs {
 			p, ok := last[v.ID]
@@ -268,14 +250,8 @@ func TestDemoReplay(t *testing.T) {
 				where++
 			}
 		}
-		if where == len(last) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, %d of %d vehicles are where the capture left them: %+v", opsWait, where, len(last), vs)
-		}
-		<-tick.C
-	}
+		return where == len(last)
+	})
 }
 
 // TestDemoReplayErrors: a capture that cannot be read, and flags that do
