@@ -116,6 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// newLogger returns the logger -log-format names.
 func newLogger(format string, stderr io.Writer) (zerolog.Logger, error) {
 	switch strings.ToLower(format) {
 	case "json":

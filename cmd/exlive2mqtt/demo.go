@@ -108,6 +108,9 @@ func demo(ctx context.Context, args []string, envs map[string]string, stdout, st
 		}
 		defer rp.Close()
 		simAddr, pass = rp.Addr(), "replay"
+		if capture.ClearPassword {
+			log.Warn().Str("capture", *replay).Msg("the capture holds a password in clear text: mask it before you share the file")
+		}
 		if capture.User != "" {
 			user = capture.User
 		}
