@@ -51,13 +51,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		idPrefix  = fs.String("id-prefix", "V", "vehicle ids are this prefix and a number")
 		seed      = fs.Uint64("seed", 1, "seed of the fleet's routes")
 		logFormat = fs.String("log-format", "console", "log format: console or json")
+		replay    = fs.String("replay", "", "serve the platform's side of a capture (exlive2mqtt probe -capture `FILE`) instead of a fleet")
+		speed     = fs.Float64("speed", 1, "with -replay: how many times faster than captured (0: as fast as possible)")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: exlive-sim [flags]\n\nA simulated EXLIVE platform (TCP JSON, as on port 1502): it accepts the account\ngiven, lists its groups and vehicles, sends moving positions and answers commands.\nIt speaks the dialect live servers are seen to speak (\"succeed\", heartbeats\nanswered, GBK, multi-line frames back to back); -literal speaks the specification.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: exlive-sim [flags]\n\nA simulated EXLIVE platform (TCP JSON, as on port 1502): it accepts the account\ngiven, lists its groups and vehicles, sends moving positions and answers commands.\nIt speaks the dialect live servers are seen to speak (\"succeed\", heartbeats\nanswered, GBK, multi-line frames back to back); -literal speaks the specification.\nWith -replay FILE it plays back the platform's side of a capture instead.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("exlive-sim takes no arguments, got %q", fs.Args())
+	}
+	log, err := newLogger(*logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	if *replay != "" || flagSet(fs, "speed") {
+		return serveReplay(ctx, fs, *replay, *listen, *speed, log, stdout)
 	}
 	enc := exlive.EncodingAuto // the form's
 	if *encoding != "" {
@@ -66,15 +78,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-encoding %q: want utf-8 or gbk", *encoding)
 		}
 		enc = e
-	}
-	var log zerolog.Logger
-	switch strings.ToLower(*logFormat) {
-	case "json":
-		log = zerolog.New(stderr).With().Timestamp().Logger()
-	case "console":
-		log = zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}).With().Timestamp().Logger()
-	default:
-		return fmt.Errorf("-log-format %q: want console or json", *logFormat)
 	}
 	srv := exlivesim.New(exlivesim.Config{
 		Accounts:      map[string]string{*user: *pass},
@@ -111,4 +114,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// newLogger returns the logger -log-format names.
+func newLogger(format string, stderr io.Writer) (zerolog.Logger, error) {
+	switch strings.ToLower(format) {
+	case "json":
+		return zerolog.New(stderr).With().Timestamp().Logger(), nil
+	case "console":
+		return zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}).With().Timestamp().Logger(), nil
+	}
+	return zerolog.Nop(), fmt.Errorf("-log-format %q: want console or json", format)
+}
+
+// flagSet reports whether the flag name was given.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -22,11 +22,23 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // address it listens on.
 func startSim(t *testing.T, args ...string) string {
 	t.Helper()
+	line := runSim(t, append([]string{"-listen", "127.0.0.1:0", "-rate", "0"}, args...)...)
+	m := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("exlive-sim printed %q", line)
+	}
+	return m[1]
+}
+
+// runSim runs exlive-sim with args until the test ends and returns the
+// first line it prints.
+func runSim(t *testing.T, args ...string) string {
+	t.Helper()
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0", "-rate", "0"}, args...), pw, io.Discard)
+		done <- run(ctx, args, pw, io.Discard)
 		pw.Close()
 	}()
 	t.Cleanup(func() {
@@ -40,11 +52,7 @@ func startSim(t *testing.T, args ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("exlive-sim printed %q", line)
-	}
-	return m[1]
+	return line
 }
 
 // loginAnswer logs in to addr and returns the raw bytes of the platform's

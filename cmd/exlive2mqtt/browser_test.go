@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -73,13 +74,27 @@ func TestDemoStatusPageInBrowser(t *testing.T) {
 // returns them in the API's order.
 func waitDemoFleet(t *testing.T, base string, n int) []web.Vehicle {
 	t.Helper()
+	return waitVehicles(t, base, fmt.Sprintf("%d vehicles with a position", n), func(vs []web.Vehicle) bool {
+		located := 0
+		for _, v := range vs {
+			if v.Lat != nil && v.Lng != nil && v.Code != "" {
+				located++
+			}
+		}
+		return located == n && len(vs) == n
+	})
+}
+
+// waitVehicles polls /api/vehicles until done holds for the list, and
+// returns it.
+func waitVehicles(t *testing.T, base, what string, done func([]web.Vehicle) bool) []web.Vehicle {
+	t.Helper()
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
 	deadline := time.Now().Add(opsWait)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	var vs []web.Vehicle
 	for {
-		vs = vs[:0]
+		var vs []web.Vehicle
 		resp, err := client.Get(base + "/api/vehicles")
 		if err == nil {
 			err = json.NewDecoder(resp.Body).Decode(&vs)
@@ -88,17 +103,11 @@ func waitDemoFleet(t *testing.T, base string, n int) []web.Vehicle {
 		if err != nil {
 			t.Fatalf("GET /api/vehicles: %v", err)
 		}
-		located := 0
-		for _, v := range vs {
-			if v.Lat != nil && v.Lng != nil && v.Code != "" {
-				located++
-			}
-		}
-		if located == n && len(vs) == n {
+		if done(vs) {
 			return vs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %v, %d of %d vehicles have a position (%d listed)", opsWait, located, n, len(vs))
+			t.Fatalf("after %v, still not %s: %d listed", opsWait, what, len(vs))
 		}
 		<-tick.C
 	}

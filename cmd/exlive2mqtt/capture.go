@@ -12,13 +12,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
+	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/jsonw"
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
-// captureFormat is the version of the capture format, in its first line.
-// A later exlive-sim -replay reads it: change it when the format changes.
-const captureFormat = 1
+// captureFormat is the version of the capture format, in its first line:
+// the one exlive-sim -replay reads, so that the two change together.
+const captureFormat = exlivesim.CaptureFormat
 
 // A capture (exlive2mqtt probe -capture FILE) holds every frame of one
 // connection, both ways, as JSON lines, so that a user can attach it to a
@@ -226,8 +227,9 @@ func millis(d time.Duration) float64 {
 	return float64(d.Round(time.Microsecond)) / float64(time.Millisecond)
 }
 
-// maskText replaces a password in output.
-const maskText = "********"
+// maskText replaces a password in output (and a replay of a capture
+// knows it for a masked password).
+const maskText = exlivesim.CaptureMask
 
 // masker keeps a password out of everything the probe writes: its report,
 // its errors and its capture.

@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strings"
 
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
+	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/broker"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
@@ -27,8 +29,10 @@ func demo(ctx context.Context, args []string, envs map[string]string, stdout, st
 	vehicles := fs.Int("vehicles", 20, "number of simulated vehicles")
 	rate := fs.Float64("rate", 0, "positions per second over the fleet (0: one per vehicle every 2 s)")
 	httpAddr := fs.String("http", "127.0.0.1:9883", "`address` of the status page, health and metrics (empty: off)")
+	replay := fs.String("replay", "", "play back the platform's side of a capture (exlive2mqtt probe -capture `FILE`) instead of simulating a fleet")
+	speed := fs.Float64("speed", 1, "with -replay: how many times faster than captured (0: as fast as possible)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: exlive2mqtt demo [flags]\n\nRuns an embedded MQTT broker, a simulated EXLIVE platform and the bridge between\nthem, so you can see the topics with no account and no broker installed.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: exlive2mqtt demo [flags]\n\nRuns an embedded MQTT broker, a simulated EXLIVE platform and the bridge between\nthem, so you can see the topics with no account and no broker installed.\nWith -replay FILE the platform plays back a capture instead.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -37,12 +41,29 @@ func demo(ctx context.Context, args []string, envs map[string]string, stdout, st
 		}
 		return &ConfigError{[]string{err.Error()}}
 	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "listen" {
-			explicit = true
+	if fs.NArg() > 0 {
+		return &ConfigError{[]string{fmt.Sprintf("demo takes no arguments, got %q", fs.Args())}}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	explicit := set["listen"]
+	if *replay != "" && (set["vehicles"] || set["rate"]) {
+		return &ConfigError{[]string{"-vehicles and -rate: not with -replay, which plays the vehicles of the capture"}}
+	}
+	if *replay == "" && set["speed"] {
+		return &ConfigError{[]string{"-speed applies to -replay FILE only"}}
+	}
+	if *speed < 0 || math.IsInf(*speed, 0) || math.IsNaN(*speed) {
+		return &ConfigError{[]string{fmt.Sprintf("-speed %g: want 0 (as fast as possible) or more", *speed)}}
+	}
+	var capture *exlivesim.Capture
+	if *replay != "" {
+		c, err := exlivesim.LoadCapture(*replay)
+		if err != nil {
+			return &ConfigError{[]string{"-replay: " + err.Error()}}
 		}
-	})
+		capture = c
+	}
 	if *vehicles < 1 || *vehicles > 1_000_000 {
 		return &ConfigError{[]string{fmt.Sprintf("-vehicles %d: want 1 to 1000000", *vehicles)}}
 	}
@@ -76,16 +97,40 @@ func demo(ctx context.Context, args []string, envs map[string]string, stdout, st
 	defer brk.Close()
 
 	simLog := log.With().Str("component", "sim").Logger().Level(zerolog.WarnLevel)
-	sim := exlivesim.New(exlivesim.Config{Vehicles: *vehicles, Rate: *rate, Log: &simLog})
-	if err := sim.Start("127.0.0.1:0"); err != nil {
-		return fmt.Errorf("demo: %w", err)
+	platform := fmt.Sprintf("simulated EXLIVE platform with %d vehicles", *vehicles)
+	var simAddr string
+	user, pass, vehicle := exlivesim.DefaultUser, exlivesim.DefaultPass, "V1"
+	if capture != nil {
+		// The replay takes any password: the capture holds none.
+		rp := exlivesim.NewReplay(capture, exlivesim.ReplayConfig{Speed: *speed, Log: &simLog})
+		if err := rp.Start("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		defer rp.Close()
+		simAddr, pass = rp.Addr(), "replay"
+		if capture.ClearPassword {
+			log.Warn().Str("capture", *replay).Msg("the capture holds a password in clear text: mask it before you share the file")
+		}
+		if capture.User != "" {
+			user = capture.User
+		}
+		if id := capture.FirstVehicle(); id != "" {
+			vehicle = id
+		}
+		platform = fmt.Sprintf("replay of %s: %s", *replay, capture.Describe(*speed))
+	} else {
+		sim := exlivesim.New(exlivesim.Config{Vehicles: *vehicles, Rate: *rate, Log: &simLog})
+		if err := sim.Start("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		defer sim.Close()
+		simAddr = sim.Addr()
 	}
-	defer sim.Close()
 
 	environ := map[string]string{
-		"EXLIVE_ADDR":               sim.Addr(),
-		"EXLIVE_USER":               exlivesim.DefaultUser,
-		"EXLIVE_PASS":               exlivesim.DefaultPass,
+		"EXLIVE_ADDR":               simAddr,
+		"EXLIVE_USER":               user,
+		"EXLIVE_PASS":               pass,
 		"EXLIVE_INVENTORY_QUIET":    "200ms",
 		"MQTT_URL":                  "tcp://" + brk.Addr(),
 		"MQTT_CLIENT_ID":            "exlive2mqtt-demo",
@@ -122,9 +167,13 @@ func demo(ctx context.Context, args []string, envs map[string]string, stdout, st
 	}
 	topics := topic.Layout{Prefix: s.MQTT.TopicPrefix}
 	var b strings.Builder
-	fmt.Fprintf(&b, "exlive2mqtt demo: embedded MQTT broker on %s, simulated EXLIVE platform with %d vehicles.\n\n", brk.Addr(), *vehicles)
+	fmt.Fprintf(&b, "exlive2mqtt demo: embedded MQTT broker on %s, %s.\n\n", brk.Addr(), platform)
 	fmt.Fprintf(&b, "See the data:\n  %s -t '%s' -v\n\n", sub, topics.All())
-	fmt.Fprintf(&b, "Send a command to a vehicle and see its answer:\n  %s -t '%s' -m '{\"data\":\"STOP\",\"request_id\":\"42\"}'\n\n", pub, topics.Set(topic.KindCommand, "V1"))
+	fmt.Fprintf(&b, "Send a command to a vehicle and see its answer:\n  %s -t '%s' -m '{\"data\":\"STOP\",\"request_id\":\"42\"}'\n", pub, topics.Set(topic.KindCommand, topics.Level(vehicle)))
+	if capture != nil && !capture.Answers(exlive.CmdVehicleCommand) {
+		b.WriteString("  (the capture holds no answer to a command, so the replay gives none: the result says so after EXLIVE_COMMAND_TIMEOUT)\n")
+	}
+	b.WriteString("\n")
 	if s.HTTP.Addr != "" {
 		fmt.Fprintf(&b, "Status page with a live map: http://%s/\n\n", s.HTTP.Addr)
 	}

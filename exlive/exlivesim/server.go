@@ -12,6 +12,9 @@
 // text is GBK, frames are pretty-printed over several lines and sent back to
 // back with nothing between them. Config.Literal makes it speak the
 // specification's literal form instead.
+//
+// A Replay plays back instead what a real platform sent, from a capture
+// of exlive2mqtt probe -capture.
 package exlivesim
 
 import (
