@@ -126,6 +126,7 @@ func startLogged(t *testing.T, cfg mqtt.Config) (*mqtt.Client, *links, *logBuffe
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		c.Stop(ctx)
+		accountedFor(t, c.Stats())
 	})
 	return c, l, logs
 }
