@@ -72,8 +72,10 @@ type Link struct {
 //	Accepted == Published + Failed + Dropped + Spilled + Queued + InFlight
 //
 // whenever nothing moves: after Stop, or once Queued and InFlight are 0.
-// While messages move, Stats reads the outcomes before Accepted, and the
-// difference is at least what is queued or in flight.
+// Stats reads Accepted first and the outcomes last, so a message that moves
+// while it reads is counted once or twice, never missed: Accepted is at
+// most the sum while messages move. A message lost or counted twice breaks
+// the equality for good.
 type Stats struct {
 	Accepted   uint64 // taken for publishing: by Publish, and the online state at each connect
 	Published  uint64 // acknowledged (QoS 1) or written (QoS 0)
@@ -284,23 +286,27 @@ func (c *Client) Link() Link {
 }
 
 // Stats returns the client's counters.
+//
+// The order of reading matters (see the Stats type): a message is held in turn by
+// the queue and sendLoop (c.mu), paho's store (its own lock; put there
+// before sendLoop lets go of it) and its outcome (counted before the store
+// or the tracker lets go of it). Read in that order, a message that moves
+// meanwhile is seen where it was or where it went, or both.
 func (c *Client) Stats() Stats {
-	st := Stats{
-		Published:  c.published.Load(),
-		Failed:     c.failed.Load(),
-		Dropped:    c.dropped.Load(),
-		Spilled:    c.spilled.Load(),
-		Late:       c.late.Load(),
-		Invalid:    c.invalid.Load(),
-		Received:   c.received.Load(),
-		Reconnects: max(c.connects.Load(), 1) - 1,
-	}
+	st := Stats{Accepted: c.accepted.Load()}
 	c.mu.Lock()
 	st.Queued = c.q.len()
 	st.InFlight = int(c.inflight.Load())
 	c.mu.Unlock()
 	st.InFlight += c.store.inFlight()
-	st.Accepted = c.accepted.Load() // last: no outcome read above is of a message accepted after this
+	st.Published = c.published.Load()
+	st.Failed = c.failed.Load()
+	st.Dropped = c.dropped.Load()
+	st.Spilled = c.spilled.Load()
+	st.Late = c.late.Load()
+	st.Invalid = c.invalid.Load()
+	st.Received = c.received.Load()
+	st.Reconnects = max(c.connects.Load(), 1) - 1
 	return st
 }
 
@@ -369,9 +375,11 @@ func (c *Client) PublishQoS(topic string, payload []byte, qos byte, retain bool)
 	}
 	c.accepted.Add(1)
 	evicted := c.q.push(m)
+	if evicted {
+		c.settle(dropped, 1) // before the queue lets go of it (see Stats)
+	}
 	c.mu.Unlock()
 	if evicted {
-		c.settle(dropped, 1)
 		if n, ok := c.warned.Allow(); ok {
 			c.log.Warn().Int("limit", c.cfg.QueueLimit).Uint64("dropped", n).Msg("outage queue full: dropping the oldest messages")
 		}
@@ -915,6 +923,7 @@ func (c *Client) Stop(ctx context.Context) (lost int) {
 		}
 		left = append(left, m)
 	}
+	c.inflight.Add(int64(len(left)))
 	c.mu.Unlock()
 	for _, m := range left {
 		// The offline state is not stored: sent after a restart, it could
@@ -924,19 +933,21 @@ func (c *Client) Stop(ctx context.Context) (lost int) {
 			// and sends it once connected, after a restart too; it fails
 			// at once when it has no message id left (65535 in flight).
 			if tok := c.pc.Publish(m.topic, m.qos, m.retain, m.payload); messageID(tok) != 0 {
-				continue // the store holds it: release settles it
+				c.inflight.Add(-1) // the store holds it: release settles it
+				continue
 			}
 		}
 		c.settle(dropped, 1)
+		c.inflight.Add(-1)
 		lost++
 	}
 	// What paho holds unacknowledged (in flight when the broker went away
 	// or stopped answering) dies with a memory store; a file store sends
 	// it after the next start.
-	kept, gone := c.store.release(c.cfg.StoreDir != "")
-	c.settle(spilled, uint64(kept))
-	c.settle(dropped, uint64(gone))
-	lost += gone
+	lost += c.store.release(c.cfg.StoreDir != "", func(kept, gone int) {
+		c.settle(spilled, uint64(kept))
+		c.settle(dropped, uint64(gone))
+	})
 	if lost > 0 {
 		c.log.Warn().Int("lost", lost).Msg("messages not delivered before stop")
 	}

@@ -480,6 +480,11 @@ func TestUnwritableStoreDir(t *testing.T) {
 	if !strings.Contains(logs.String(), "message store failed") {
 		t.Errorf("nothing logged about the store:\n%s", logs.String())
 	}
+	// Acknowledged, though the store kept nothing. (The subscriber can
+	// have a message before the client has its acknowledgement.)
+	if st := atRest(t, c, 10*time.Second); st.Published != 11 {
+		t.Errorf("stats = %+v, want the 10 and the online state published", st)
+	}
 	// Stopped in an outage, it cannot keep what it holds: counted as lost,
 	// not as stored.
 	proxy.SetDown(true)

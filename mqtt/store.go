@@ -177,13 +177,14 @@ func (s *resumeStore) inFlight() int {
 // unacknowledged: kept stores them for the next start (a file store that
 // took them), and the rest die with the process. The bridge's state is
 // removed from a kept store: sent after a restart, it could land after that
-// run's online. Acknowledgements that arrive after release settle nothing.
-func (s *resumeStore) release(kept bool) (spilled, dropped int) {
+// run's online. settle gets the counts before the store lets go of the
+// messages (see Client.Stats), and release returns how many died.
+// Acknowledgements that arrive after release settle nothing.
+func (s *resumeStore) release(kept bool, settle func(spilled, dropped int)) (dropped int) {
 	s.mu.Lock()
-	held := s.held
-	s.held, s.released = nil, true
-	s.mu.Unlock()
-	for key, m := range held {
+	defer s.mu.Unlock()
+	spilled := 0
+	for key, m := range s.held {
 		switch {
 		case kept && m.state:
 			s.del(key)
@@ -194,7 +195,9 @@ func (s *resumeStore) release(kept bool) (spilled, dropped int) {
 			dropped++
 		}
 	}
-	return spilled, dropped
+	settle(spilled, dropped)
+	s.held, s.released = nil, true
+	return dropped
 }
 
 func (s *resumeStore) Close() {
