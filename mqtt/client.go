@@ -8,7 +8,8 @@
 // the broker is away, or has made no progress for WriteTimeout, messages
 // queue up to QueueLimit and what overflows is dropped oldest first and
 // counted. One goroutine hands the queue to paho, and one waits on paho's
-// tokens, each with a timeout.
+// tokens: a QoS 0 message's until paho wrote it or failed, a QoS 1
+// message's until its deadline, to count late acknowledgements.
 //
 // Every message the client accepts ends in exactly one of published,
 // failed, dropped or spilled, or is still queued or in flight: see settle.
