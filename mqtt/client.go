@@ -112,6 +112,7 @@ type Client struct {
 	room       chan struct{} // closed when the queue has room; then replaced
 	subs       []subscription
 	started    bool
+	refusedWhy string // the reason of the last failed connection attempt
 
 	wake     chan struct{} // the sender has work
 	tokens   chan tracked
@@ -857,14 +858,28 @@ func (c *Client) storeFailed(op string, err any) {
 // onNotification logs failed connection attempts. paho retries them
 // forever and says nothing: a broker that refuses the credentials or the
 // certificate would otherwise go unmentioned.
+//
+// The same reason is logged at most every 10 s, a new one at once: a broker
+// that refuses a client certificate sends its TLS alert and closes, and the
+// close can overtake the alert, so an attempt can fail with EOF and the next
+// with the reason, which must not wait for the limit.
 func (c *Client) onNotification(_ paho.Client, n paho.ConnectionNotification) {
 	f, ok := n.(paho.ConnectionNotificationFailed)
 	if !ok {
 		return
 	}
-	if held, ok := c.refusedLog.Allow(); ok {
-		c.log.Warn().Err(f.Reason).Str("url", c.cfg.SafeURL()).Uint64("failed_since_last_warning", held).Msg("cannot connect to broker")
+	why := fmt.Sprint(f.Reason)
+	c.mu.Lock()
+	again := why == c.refusedWhy
+	c.refusedWhy = why
+	c.mu.Unlock()
+	var held uint64
+	if !again {
+		held = c.refusedLog.Force()
+	} else if held, ok = c.refusedLog.Allow(); !ok {
+		return
 	}
+	c.log.Warn().Err(f.Reason).Str("url", c.cfg.SafeURL()).Uint64("failed_since_last_warning", held).Msg("cannot connect to broker")
 }
 
 func (c *Client) onConnectionLost(_ paho.Client, err error) {
