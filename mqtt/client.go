@@ -470,12 +470,15 @@ func (c *Client) sendLoop() {
 
 		for i, m := range batch {
 			attempts := c.attempts.Load()
-			if !c.pc.IsConnectionOpen() {
-				// paho lost the connection and has not said so yet: wait
-				// for its next word (see onConnectionLost) rather than spin.
+			listed := c.store.listChanged()
+			if !c.ready() {
+				// paho lost the connection, or connected again, and has
+				// not said so yet: wait for its next word (see linkUp),
+				// or its list, rather than spin.
 				c.requeue(batch[i:])
 				select {
 				case <-event:
+				case <-listed:
 				case <-c.stop:
 				}
 				break
@@ -496,6 +499,20 @@ func (c *Client) sendLoop() {
 		}
 		clear(batch)
 	}
+}
+
+// ready reports whether sendLoop may hand paho a message: paho is connected
+// and has listed its store since it began its last connection attempt.
+//
+// paho resends what its store holds once per connection, from a list it
+// takes after connecting (resume); a QoS 1 message stored before that list
+// goes out twice, the second time while paho's writer still reads the first
+// (a data race in paho: it made the bridge exit 66 under -race in a test
+// that cut the broker link). OnConnect waits for the list before it reports
+// the link up, but the link can still say up from the previous connection:
+// paho can connect again before the loss of the previous one is reported.
+func (c *Client) ready() bool {
+	return c.store.listedSince(c.attempt.Load()) && c.pc.IsConnectionOpen()
 }
 
 // hand publishes m, taken from the queue, with paho, and passes it on to

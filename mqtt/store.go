@@ -97,6 +97,20 @@ func (s *resumeStore) mark() uint64 {
 	return s.lists
 }
 
+// listedSince reports whether the store has been listed after mark.
+func (s *resumeStore) listedSince(mark uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lists > mark
+}
+
+// listChanged returns a channel closed at the next list.
+func (s *resumeStore) listChanged() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
 // waitList waits until the store has been listed after mark, at most
 // timeout.
 func (s *resumeStore) waitList(mark uint64, timeout time.Duration) bool {
