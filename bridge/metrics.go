@@ -164,22 +164,23 @@ type mqttCollector struct {
 }
 
 var (
+	descMQTTAccepted   = prometheus.NewDesc("mqtt_messages_accepted_total", "Messages taken for publishing; each ends published, failed, dropped or stored at stop, or is still queued or in flight.", nil, nil)
 	descMQTTPublished  = prometheus.NewDesc("mqtt_messages_published_total", "Messages the broker acknowledged (QoS 1) or that were written (QoS 0).", nil, nil)
-	descMQTTFailed     = prometheus.NewDesc("mqtt_publish_errors_total", "Publishes the MQTT client reported as failed.", nil, nil)
-	descMQTTLate       = prometheus.NewDesc("mqtt_acks_late_total", "QoS 1 publishes not acknowledged within MQTT_WRITE_TIMEOUT (kept and resent after a reconnect).", nil, nil)
-	descMQTTDropped    = prometheus.NewDesc("mqtt_messages_dropped_total", "Messages dropped: the outage queue overflowed, or they were still queued at shutdown.", nil, nil)
+	descMQTTFailed     = prometheus.NewDesc("mqtt_publish_errors_total", "Publishes the MQTT client refused or failed with no copy kept to send again.", nil, nil)
+	descMQTTLate       = prometheus.NewDesc("mqtt_acks_late_total", "QoS 1 publishes not acknowledged within MQTT_WRITE_TIMEOUT (still in flight: kept and resent after a reconnect).", nil, nil)
+	descMQTTDropped    = prometheus.NewDesc("mqtt_messages_dropped_total", "Messages dropped: the outage queue overflowed, QoS 0 handed over as the link went down, or neither delivered nor stored at shutdown.", nil, nil)
 	descMQTTInvalid    = prometheus.NewDesc("mqtt_invalid_topics_total", "Messages refused before publishing because their topic is not valid.", nil, nil)
 	descMQTTSpilled    = prometheus.NewDesc("mqtt_messages_stored_at_stop_total", "Messages handed to the file store at shutdown, to be sent after a restart.", nil, nil)
 	descMQTTReceived   = prometheus.NewDesc("mqtt_messages_received_total", "Messages received on the bridge's subscriptions.", nil, nil)
 	descMQTTReconnects = prometheus.NewDesc("mqtt_reconnects_total", "Connections to the broker after the first.", nil, nil)
 	descMQTTQueued     = prometheus.NewDesc("mqtt_queue_depth", "Messages waiting for the broker.", nil, nil)
 	descMQTTLimit      = prometheus.NewDesc("mqtt_queue_limit", "Most messages the outage queue holds (MQTT_QUEUE_LIMIT); beyond it the oldest are dropped.", nil, nil)
-	descMQTTInFlight   = prometheus.NewDesc("mqtt_inflight", "Messages handed to the broker and not yet acknowledged.", nil, nil)
+	descMQTTInFlight   = prometheus.NewDesc("mqtt_inflight", "Messages handed to the MQTT client library and not yet acknowledged (QoS 1) or written (QoS 0).", nil, nil)
 	descMQTTConnected  = prometheus.NewDesc("mqtt_connected", "1 while the broker connection is up.", nil, nil)
 )
 
 func (mqttCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMQTTPublished, descMQTTFailed, descMQTTLate, descMQTTDropped, descMQTTInvalid,
+	for _, d := range []*prometheus.Desc{descMQTTAccepted, descMQTTPublished, descMQTTFailed, descMQTTLate, descMQTTDropped, descMQTTInvalid,
 		descMQTTSpilled, descMQTTReceived, descMQTTReconnects, descMQTTQueued, descMQTTLimit, descMQTTInFlight, descMQTTConnected} {
 		ch <- d
 	}
@@ -193,6 +194,7 @@ func (c mqttCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
 	}
+	counter(descMQTTAccepted, s.Accepted)
 	counter(descMQTTPublished, s.Published)
 	counter(descMQTTFailed, s.Failed)
 	counter(descMQTTLate, s.Late)

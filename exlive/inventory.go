@@ -26,7 +26,8 @@ type Inventory struct {
 
 // inventoryLoop collects the inventory after login and then every
 // InventoryInterval. The protocol has no end marker after a run of 1009 or
-// 1011 frames: a list is complete when InventoryQuiet passes without another.
+// 1011 frames: a list is complete when InventoryQuiet passes without another
+// (see gather).
 // Vehicles are asked for one group at a time, because 1011 does not say
 // which group it belongs to.
 func (c *Client) inventoryLoop(ctx context.Context) error {
@@ -97,9 +98,13 @@ func (c *Client) collect(ctx context.Context) (Inventory, error) {
 }
 
 // gather hands the inventory frames that arrive to add until none has come
-// for InventoryQuiet.
+// for InventoryQuiet. The first frame answers the request, and is awaited
+// as an answer is, up to CommandTimeout: a platform slow to begin a list
+// (or a busy machine) is not a platform with nothing to list, and an empty
+// inventory would replace the retained lists. An empty list costs the
+// longer wait.
 func (c *Client) gather(ctx context.Context, add func(Message)) error {
-	quiet := time.NewTimer(c.cfg.InventoryQuiet)
+	quiet := time.NewTimer(max(c.cfg.InventoryQuiet, c.cfg.CommandTimeout))
 	defer quiet.Stop()
 	for {
 		select {

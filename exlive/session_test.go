@@ -572,3 +572,79 @@ func compare(a, b string) int {
 	}
 	return 0
 }
+
+// TestInventoryWaitsForASlowFirstAnswer: a platform that begins its list of
+// groups later than InventoryQuiet after the request (slow, or a busy
+// machine) still has its groups and vehicles collected: the first frame of
+// a list is an answer, awaited up to CommandTimeout; only after it does a
+// quiet InventoryQuiet end the list.
+func TestInventoryWaitsForASlowFirstAnswer(t *testing.T) {
+	cfg := testConfig("127.0.0.1:1502")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	client, platform := net.Pipe()
+	inventory := make(chan exlive.Inventory, 1)
+	c := exlive.NewClient(client, cfg, exlive.Handlers{Inventory: func(inv exlive.Inventory) { inventory <- inv }}, zerolog.Nop())
+
+	// The platform: accepts the login, answers 1008 five quiet periods
+	// late, and 1010 at once with two vehicles.
+	served := make(chan error, 1)
+	go func() {
+		r := exlive.NewReader(platform, 0, exlive.EncodingUTF8)
+		w := exlive.NewWriter(platform, exlive.EncodingUTF8)
+		dec := exlive.NewDecoder(time.UTC)
+		for {
+			f, err := r.ReadFrame()
+			if err != nil {
+				served <- nil // the client closed the pipe
+				return
+			}
+			m, err := dec.Decode(f.Data)
+			if err != nil {
+				served <- err
+				return
+			}
+			switch m := m.(type) {
+			case *exlive.Login:
+				err = w.WriteMessage(&exlive.Answer{Command: exlive.CmdLogin, Result: exlive.ResultSuccess})
+			case *exlive.GroupsRequest:
+				time.Sleep(5 * cfg.InventoryQuiet) // the platform's latency
+				err = w.WriteMessage(&exlive.Group{ID: "7", Name: "fleet"})
+			case *exlive.VehiclesRequest:
+				if err = w.WriteMessage(&exlive.Vehicle{ID: "V1", Code: "A1"}); err == nil {
+					err = w.WriteMessage(&exlive.Vehicle{ID: "V2", Code: "A2"})
+				}
+				if m.GroupID != "7" {
+					err = errors.New("1010 for group " + m.GroupID)
+				}
+			}
+			if err != nil {
+				served <- err
+				return
+			}
+		}
+	}()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := c.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Serve(ctx) }()
+	select {
+	case inv := <-inventory:
+		want := []exlive.Vehicle{{ID: "V1", Code: "A1", GroupID: "7"}, {ID: "V2", Code: "A2", GroupID: "7"}}
+		if len(inv.Groups) != 1 || inv.Groups[0].ID != "7" || !slices.Equal(inv.Vehicles, want) {
+			t.Errorf("inventory = %+v, want group 7 with V1 and V2", inv)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no inventory")
+	}
+	cancel()
+	<-done
+	platform.Close()
+	if err := <-served; err != nil {
+		t.Error(err)
+	}
+}

@@ -8,7 +8,11 @@
 // the broker is away, or has made no progress for WriteTimeout, messages
 // queue up to QueueLimit and what overflows is dropped oldest first and
 // counted. One goroutine hands the queue to paho, and one waits on paho's
-// tokens, each with a timeout.
+// tokens: a QoS 0 message's until paho wrote it or failed, a QoS 1
+// message's until its deadline, to count late acknowledgements.
+//
+// Every message the client accepts ends in exactly one of published,
+// failed, dropped or spilled, or is still queued or in flight: see settle.
 package mqtt
 
 import (
@@ -26,7 +30,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/ratelimit"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/proxy"
@@ -64,17 +67,28 @@ type Link struct {
 }
 
 // Stats counts what the client did. Counters only grow.
+//
+// Every accepted message ends in exactly one outcome, so
+//
+//	Accepted == Published + Failed + Dropped + Spilled + Queued + InFlight
+//
+// whenever nothing moves: after Stop, or once Queued and InFlight are 0.
+// Stats reads Accepted first and the outcomes last, so a message that moves
+// while it reads is counted once or twice, never missed: Accepted is at
+// most the sum while messages move. A message lost or counted twice breaks
+// the equality for good.
 type Stats struct {
+	Accepted   uint64 // taken for publishing: by Publish, and the online state at each connect
 	Published  uint64 // acknowledged (QoS 1) or written (QoS 0)
-	Failed     uint64 // publishes paho reported as failed
-	Late       uint64 // not acknowledged within WriteTimeout (QoS 1 stays stored and is resent after a reconnect)
-	Dropped    uint64 // dropped: queue overflow, or QoS 0 still queued when stopped
-	Invalid    uint64 // refused before publishing: not a valid topic
+	Failed     uint64 // paho refused or failed the publish, and holds no copy to send again
+	Dropped    uint64 // the outage queue overflowed; QoS 0 handed to paho as the link went down; not delivered by the end of Stop and not stored
 	Spilled    uint64 // handed to the file store at stop, to be sent after a restart
+	Queued     int    // waiting in the queue now
+	InFlight   int    // handed to paho and not yet settled now: QoS 1 awaiting its acknowledgement, QoS 0 its write
+	Late       uint64 // QoS 1 not acknowledged within WriteTimeout; still in flight (paho resends it after a reconnect), not an outcome
+	Invalid    uint64 // refused before publishing: not a valid topic; never accepted
 	Received   uint64 // messages received on subscriptions
 	Reconnects uint64 // connections made after the first
-	Queued     int    // waiting in the queue now
-	InFlight   int    // handed to paho and not yet acknowledged now
 }
 
 // Client is the bridge's broker connection.
@@ -87,25 +101,32 @@ type Client struct {
 	state   State
 	onLink  func(Link)
 
-	mu      sync.Mutex
-	q       queue
-	link    Link
-	closed  bool          // Stop has begun
-	room    chan struct{} // closed when the queue has room; then replaced
-	subs    []subscription
-	started bool
+	attempts atomic.Uint64 // connection attempts so far
+
+	mu         sync.Mutex
+	q          queue
+	link       Link
+	ups, downs uint64        // connections up and lost, as paho reported them (see linkEvent)
+	linkEvent  chan struct{} // closed when paho reports a connect or a loss; then replaced
+	closed     bool          // Stop has begun
+	room       chan struct{} // closed when the queue has room; then replaced
+	subs       []subscription
+	started    bool
+	refusedWhy string // the reason of the last failed connection attempt
 
 	wake     chan struct{} // the sender has work
 	tokens   chan tracked
-	inflight atomic.Int64
-	stuck    atomic.Bool // the broker made no progress for WriteTimeout
+	inflight atomic.Int64 // taken from the queue and not yet settled or held by the store
+	stuck    atomic.Bool  // the broker made no progress for WriteTimeout
 	stop     chan struct{}
 	wg       sync.WaitGroup
+	onlineWG sync.WaitGroup // publishOnline under way; Stop waits for it
 
-	published, failed, late, dropped, invalid, spilled, received, connects atomic.Uint64
-	warned                                                                 ratelimit.Every
-	refusedLog                                                             ratelimit.Every
-	storeLog                                                               ratelimit.Every
+	accepted, published, failed, dropped, spilled atomic.Uint64 // see settle
+	late, invalid, received, connects             atomic.Uint64
+	warned                                        ratelimit.Every
+	refusedLog                                    ratelimit.Every
+	storeLog                                      ratelimit.Every
 }
 
 type subscription struct {
@@ -129,22 +150,23 @@ func New(cfg Config, state State, log zerolog.Logger, onLink func(Link)) (*Clien
 		return nil, err
 	}
 	c := &Client{
-		cfg:    cfg,
-		log:    log,
-		state:  state,
-		onLink: onLink,
-		q:      queue{limit: cfg.QueueLimit},
-		link:   Link{Since: time.Now()},
-		room:   make(chan struct{}),
-		wake:   make(chan struct{}, 1),
-		tokens: make(chan tracked, cfg.InFlight),
-		stop:   make(chan struct{}),
+		cfg:       cfg,
+		log:       log,
+		state:     state,
+		onLink:    onLink,
+		q:         queue{limit: cfg.QueueLimit},
+		link:      Link{Since: time.Now()},
+		linkEvent: make(chan struct{}),
+		room:      make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+		tokens:    make(chan tracked, cfg.InFlight),
+		stop:      make(chan struct{}),
 	}
 	var store paho.Store = paho.NewOrderedMemoryStore()
 	if cfg.StoreDir != "" {
 		store = paho.NewFileStore(cfg.StoreDir)
 	}
-	c.store = newResumeStore(store, c.storeFailed)
+	c.store = newResumeStore(store, state.Topic, c.storeFailed, func() { c.settle(published, 1) })
 	opts := paho.NewClientOptions().
 		AddBroker(cfg.URL).
 		SetClientID(cfg.ClientID).
@@ -165,6 +187,7 @@ func New(cfg Config, state State, log zerolog.Logger, onLink func(Link)) (*Clien
 		// own stop channel when a reconnect follows a resume.
 		SetStore(c.store).
 		SetConnectionAttemptHandler(func(_ *url.URL, tc *tls.Config) *tls.Config {
+			c.attempts.Add(1)
 			c.attempt.Store(c.store.mark())
 			return tc
 		}).
@@ -265,21 +288,63 @@ func (c *Client) Link() Link {
 }
 
 // Stats returns the client's counters.
+//
+// The order of reading matters (see the Stats type): a message is held in turn by
+// the queue and sendLoop (c.mu), paho's store (its own lock; put there
+// before sendLoop lets go of it) and its outcome (counted before the store
+// or the tracker lets go of it). Read in that order, a message that moves
+// meanwhile is seen where it was or where it went, or both.
 func (c *Client) Stats() Stats {
+	st := Stats{Accepted: c.accepted.Load()}
 	c.mu.Lock()
-	queued := c.q.len()
+	st.Queued = c.q.len()
+	st.InFlight = int(c.inflight.Load())
 	c.mu.Unlock()
-	return Stats{
-		Published:  c.published.Load(),
-		Failed:     c.failed.Load(),
-		Late:       c.late.Load(),
-		Dropped:    c.dropped.Load(),
-		Invalid:    c.invalid.Load(),
-		Spilled:    c.spilled.Load(),
-		Received:   c.received.Load(),
-		Reconnects: max(c.connects.Load(), 1) - 1,
-		Queued:     queued,
-		InFlight:   int(c.inflight.Load()),
+	st.InFlight += c.store.inFlight()
+	st.Published = c.published.Load()
+	st.Failed = c.failed.Load()
+	st.Dropped = c.dropped.Load()
+	st.Spilled = c.spilled.Load()
+	st.Late = c.late.Load()
+	st.Invalid = c.invalid.Load()
+	st.Received = c.received.Load()
+	st.Reconnects = max(c.connects.Load(), 1) - 1
+	return st
+}
+
+// outcome is how a message accepted by the client ended.
+type outcome int
+
+const (
+	published outcome = iota
+	failed
+	dropped
+	spilled
+)
+
+// settle records the outcome of n messages. It is the only place that
+// counts an outcome, and each accepted message reaches it exactly once, from
+// whoever holds the message at the time; holding passes along one way:
+//
+//   - the queue (Publish; sendLoop takes a batch, and puts back what finds
+//     the link down), which drops the oldest on overflow;
+//   - sendLoop, which hands each message to paho (see hand);
+//   - for QoS 1 with a message id, paho's store (resumeStore): published
+//     when the PUBACK deletes it, spilled or dropped by Stop;
+//   - for QoS 0, its token, waited on by trackLoop, or by Stop.
+//
+// The online state goes straight to paho from onConnect and is held the
+// same way; the offline state goes through Publish.
+func (c *Client) settle(o outcome, n uint64) {
+	switch o {
+	case published:
+		c.published.Add(n)
+	case failed:
+		c.failed.Add(n)
+	case dropped:
+		c.dropped.Add(n)
+	case spilled:
+		c.spilled.Add(n)
 	}
 }
 
@@ -305,11 +370,18 @@ func (c *Client) PublishQoS(topic string, payload []byte, qos byte, retain bool)
 	}
 	if c.q.len() >= highWater && c.link.Connected && !c.stuck.Load() {
 		c.waitRoom()
+		if c.closed {
+			c.mu.Unlock()
+			return ErrClosed
+		}
 	}
-	dropped := c.q.push(m)
+	c.accepted.Add(1)
+	evicted := c.q.push(m)
+	if evicted {
+		c.settle(dropped, 1) // before the queue lets go of it (see Stats)
+	}
 	c.mu.Unlock()
-	if dropped {
-		c.dropped.Add(1)
+	if evicted {
 		if n, ok := c.warned.Allow(); ok {
 			c.log.Warn().Int("limit", c.cfg.QueueLimit).Uint64("dropped", n).Msg("outage queue full: dropping the oldest messages")
 		}
@@ -389,24 +461,31 @@ func (c *Client) sendLoop() {
 			}
 			batch = append(batch, m)
 		}
+		c.inflight.Add(int64(len(batch)))
 		if c.q.len() < highWater {
 			c.broadcastRoom()
 		}
+		event := c.linkEvent
 		c.mu.Unlock()
 
 		for i, m := range batch {
-			if !c.pc.IsConnectionOpen() {
+			attempts := c.attempts.Load()
+			listed := c.store.listChanged()
+			if !c.ready() {
+				// paho lost the connection, or connected again, and has
+				// not said so yet: wait for its next word (see linkUp),
+				// or its list, rather than spin.
 				c.requeue(batch[i:])
+				select {
+				case <-event:
+				case <-listed:
+				case <-c.stop:
+				}
 				break
 			}
 			start := time.Now()
-			tok := c.pc.Publish(m.topic, m.qos, m.retain, m.payload)
-			if m.qos == 0 && !c.pc.IsConnectionOpen() {
-				// The link went down under this message. paho drops a QoS 0
-				// publish made while it reconnects (and calls it a success)
-				// and never completes one made while it connects; one it
-				// wrote went into a dying connection. Counted, not silent.
-				c.dropped.Add(1)
+			tok, ok := c.hand(m, attempts)
+			if !ok {
 				continue
 			}
 			if !c.track(tok, m.qos) {
@@ -422,13 +501,71 @@ func (c *Client) sendLoop() {
 	}
 }
 
+// ready reports whether sendLoop may hand paho a message: paho is connected
+// and has listed its store since it began its last connection attempt.
+//
+// paho resends what its store holds once per connection, from a list it
+// takes after connecting (resume); a QoS 1 message stored before that list
+// goes out twice, the second time while paho's writer still reads the first
+// (a data race in paho: it made the bridge exit 66 under -race in a test
+// that cut the broker link). OnConnect waits for the list before it reports
+// the link up, but the link can still say up from the previous connection:
+// paho can connect again before the loss of the previous one is reported.
+func (c *Client) ready() bool {
+	return c.store.listedSince(c.attempt.Load()) && c.pc.IsConnectionOpen()
+}
+
+// hand publishes m, taken from the queue, with paho, and passes it on to
+// whoever settles it (see settle). It returns the token for track, and
+// false when the message is settled already.
+//
+// paho v1.5.1 publishes a QoS 0 message only while connected. Made while it
+// is reconnecting, it completes the token, with no error, and sends
+// nothing; made while it connects or is taking a lost connection down, it
+// sends nothing and never completes the token. paho's status can change
+// under Publish, so a QoS 0 token is waited on only when paho was surely
+// connected throughout: open before (the caller checked, after it read
+// attempts) and after, with no connection attempt in between (paho is never
+// connected again without one). Otherwise the message was handed over as
+// the link went down, and is counted dropped.
+func (c *Client) hand(m message, attempts uint64) (paho.Token, bool) {
+	tok := c.pc.Publish(m.topic, m.qos, m.retain, m.payload)
+	switch {
+	case m.qos > 0 && messageID(tok) != 0:
+		// paho stored it before it returned: the store holds it now.
+		c.inflight.Add(-1)
+		return tok, true
+	case m.qos > 0:
+		// No message id, not stored: not connected, or all 65535 ids
+		// are in flight.
+		c.settle(failed, 1)
+		c.inflight.Add(-1)
+		c.warnFailed(tok.Error())
+		return nil, false
+	case !c.pc.IsConnectionOpen() || c.attempts.Load() != attempts:
+		c.settle(dropped, 1)
+		c.inflight.Add(-1)
+		return nil, false
+	}
+	return tok, true
+}
+
+// messageID returns the message id paho gave a publish, 0 for none.
+func messageID(tok paho.Token) uint16 {
+	if pt, ok := tok.(*paho.PublishToken); ok {
+		return pt.MessageID()
+	}
+	return 0
+}
+
 // requeue puts back, in order, messages that found the link down.
 func (c *Client) requeue(ms []message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.inflight.Add(-int64(len(ms)))
 	for i := len(ms) - 1; i >= 0; i-- {
 		if c.q.pushFront(ms[i]) {
-			c.dropped.Add(1)
+			c.settle(dropped, 1)
 		}
 	}
 }
@@ -441,10 +578,10 @@ func (c *Client) progress() {
 }
 
 // track hands a token to the tracker, waiting for a place in the in-flight
-// window. It reports false when the client is stopping.
+// window. It reports false when the client is stopping; a QoS 0 message is
+// then settled as its token stands.
 func (c *Client) track(tok paho.Token, qos byte) bool {
 	t := tracked{tok: tok, deadline: time.Now().Add(c.cfg.WriteTimeout), qos: qos}
-	c.inflight.Add(1)
 	select {
 	case c.tokens <- t:
 		return true
@@ -457,17 +594,30 @@ func (c *Client) track(tok paho.Token, qos byte) bool {
 	case c.tokens <- t:
 		return true
 	case <-timer.C:
-		c.inflight.Add(-1)
-		c.late.Add(1)
 		c.stuck.Store(true)
+	case <-c.stop:
+		c.settleNow(t)
+		return false
+	}
+	if qos > 0 {
+		// Let it go untracked: the store settles it.
+		c.late.Add(1)
+		return true
+	}
+	// A QoS 0 message is settled by its token, which completes within
+	// paho's write timeout: wait on for room.
+	select {
+	case c.tokens <- t:
 		return true
 	case <-c.stop:
-		c.inflight.Add(-1)
+		c.settleNow(t)
 		return false
 	}
 }
 
-// trackLoop waits on each token in turn, never longer than its deadline.
+// trackLoop waits on each token in turn: a QoS 0 message until it is
+// written or fails, a QoS 1 message until it is acknowledged or its deadline
+// passes.
 func (c *Client) trackLoop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -478,35 +628,77 @@ func (c *Client) trackLoop() {
 		case <-c.stop:
 			return
 		}
+		if t.qos == 0 {
+			if !c.settleToken(t) {
+				c.settleNow(t)
+				return
+			}
+			continue
+		}
 		c.await(t, timer)
-		c.inflight.Add(-1)
 	}
 }
 
+// settleToken waits for a QoS 0 message's token and settles the message by
+// it. paho completes the token of a message it took while connected within
+// its write timeout, written or failed. It reports false, with the message
+// not settled, when the client stops first.
+func (c *Client) settleToken(t tracked) bool {
+	select {
+	case <-t.tok.Done():
+	case <-c.stop:
+		return false
+	}
+	c.settleNow(t)
+	return true
+}
+
+// settleNow settles a QoS 0 message by its token as it stands: published
+// or failed if it completed, dropped if not; it reports whether it dropped
+// it. A QoS 1 message is the store's.
+func (c *Client) settleNow(t tracked) (lost bool) {
+	if t.qos > 0 {
+		return false
+	}
+	select {
+	case <-t.tok.Done():
+		if err := t.tok.Error(); err != nil {
+			c.settle(failed, 1)
+			c.warnFailed(err)
+		} else {
+			c.settle(published, 1)
+		}
+	default:
+		c.settle(dropped, 1)
+		lost = true
+	}
+	c.inflight.Add(-1)
+	return lost
+}
+
+// await waits for a QoS 1 token until its deadline, and counts it late
+// then. It settles nothing: the store does (see resumeStore).
 func (c *Client) await(t tracked, timer *time.Timer) {
 	select {
 	case <-t.tok.Done():
-	default:
-		timer.Reset(time.Until(t.deadline))
-		select {
-		case <-t.tok.Done():
-			timer.Stop()
-		case <-timer.C:
-			c.late.Add(1)
-			return
-		case <-c.stop:
-			timer.Stop()
-			return
-		}
-	}
-	if err := t.tok.Error(); err != nil {
-		c.failed.Add(1)
-		if n, ok := c.warned.Allow(); ok {
-			c.log.Warn().Err(err).Uint64("since_last", n).Msg("publish failed")
-		}
 		return
+	default:
 	}
-	c.published.Add(1)
+	timer.Reset(time.Until(t.deadline))
+	select {
+	case <-t.tok.Done():
+		timer.Stop()
+	case <-timer.C:
+		c.late.Add(1)
+	case <-c.stop:
+		timer.Stop()
+	}
+}
+
+func (c *Client) warnFailed(err error) {
+	if n, ok := c.warned.Allow(); ok {
+		c.log.Warn().Err(err).Uint64("since_last", n).Msg("publish failed")
+	}
 }
 
 // onUnrouted gets what the broker sends on no subscription of this run: what
@@ -565,29 +757,111 @@ func (c *Client) onConnect(pc paho.Client) {
 			c.log.Error().Err(err).Strs("filters", drop).Msg("unsubscribe failed")
 		}
 	}
-	if c.state.Topic != "" {
-		tok := pc.Publish(c.state.Topic, c.cfg.QoS, true, []byte(c.state.Online))
-		if !tok.WaitTimeout(c.cfg.WriteTimeout) {
-			c.late.Add(1)
-			c.log.Warn().Msg("online state not acknowledged in time")
-		} else if err := tok.Error(); err != nil {
-			c.failed.Add(1)
-			c.log.Warn().Err(err).Msg("online state not published")
-		} else {
-			c.published.Add(1)
-		}
+	c.publishOnline()
+	link, up := c.linkUp()
+	if !up {
+		c.log.Debug().Uint64("connection", n).Msg("broker connection lost before it was set up")
+		return
 	}
-	c.mu.Lock()
-	c.link = Link{Connected: true, Since: time.Now()}
-	c.stuck.Store(false)
-	link := c.link
-	queued := c.q.len()
-	c.mu.Unlock()
-	c.log.Info().Str("url", c.cfg.SafeURL()).Str("client_id", c.cfg.ClientID).Uint64("connection", n).Int("queued", queued).Msg("broker connected")
+	c.log.Info().Str("url", c.cfg.SafeURL()).Str("client_id", c.cfg.ClientID).Uint64("connection", n).Int("queued", c.Stats().Queued).Msg("broker connected")
 	c.signal()
 	if c.onLink != nil {
 		c.onLink(link)
 	}
+}
+
+// publishOnline publishes the online state, before anything queued, and
+// settles it as sendLoop would.
+func (c *Client) publishOnline() {
+	if c.state.Topic == "" {
+		return
+	}
+	m := message{topic: c.state.Topic, payload: []byte(c.state.Online), qos: c.cfg.QoS, retain: true}
+	c.mu.Lock()
+	if c.closed {
+		// Stopping: offline is published already, and Stop settles only
+		// what it waits for.
+		c.mu.Unlock()
+		return
+	}
+	c.onlineWG.Add(1)
+	defer c.onlineWG.Done()
+	c.accepted.Add(1)
+	c.inflight.Add(1)
+	c.mu.Unlock()
+	attempts := c.attempts.Load()
+	if !c.pc.IsConnectionOpen() {
+		// Lost already; the next connection states it again.
+		c.settle(dropped, 1)
+		c.inflight.Add(-1)
+		return
+	}
+	tok, ok := c.hand(m, attempts)
+	switch {
+	case !ok:
+	case m.qos == 0:
+		if !c.settleToken(tracked{tok: tok}) {
+			c.settleNow(tracked{tok: tok})
+		}
+	default:
+		timer := time.NewTimer(c.cfg.WriteTimeout)
+		defer timer.Stop()
+		select {
+		case <-tok.Done():
+		case <-timer.C:
+			c.late.Add(1)
+			c.log.Warn().Msg("online state not acknowledged in time")
+		case <-c.stop:
+		}
+	}
+}
+
+// linkUp records that paho reported a connection up, and returns the link
+// and whether it is up.
+//
+// paho calls OnConnect and OnConnectionLost each on a goroutine of its own,
+// so they can run in either order: the loss of one connection can be
+// reported after the next connection's OnConnect has run (paho reconnects at
+// once after a first loss), or a connection's loss before its OnConnect is
+// done. Taking the last report as the state would then leave the link down
+// while paho is connected, and the queue waiting for a connect that came
+// already. paho reports every connection up once and lost at most once, so
+// the link is up while more connections came up than were lost, in any
+// order of reports.
+func (c *Client) linkUp() (Link, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ups++
+	c.reported()
+	up := c.ups > c.downs
+	if up {
+		c.link = Link{Connected: true, Since: time.Now()}
+		c.stuck.Store(false)
+	}
+	return c.link, up
+}
+
+// linkDown records that paho reported a connection lost, and returns the
+// link and whether it is down: it is not when the report came after the
+// next connection was reported up (see linkUp).
+func (c *Client) linkDown(err error) (Link, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.downs++
+	c.reported()
+	down := c.ups <= c.downs
+	if down {
+		c.link = Link{Connected: false, Since: time.Now(), Err: err}
+		c.broadcastRoom() // publishers waiting for room now queue instead
+	}
+	return c.link, down
+}
+
+// reported wakes sendLoop waiting for paho's next report. Call with c.mu
+// held.
+func (c *Client) reported() {
+	close(c.linkEvent)
+	c.linkEvent = make(chan struct{})
 }
 
 // storeFailed logs an error of the message store.
@@ -601,24 +875,34 @@ func (c *Client) storeFailed(op string, err any) {
 // onNotification logs failed connection attempts. paho retries them
 // forever and says nothing: a broker that refuses the credentials or the
 // certificate would otherwise go unmentioned.
+//
+// The same reason is logged at most every 10 s, a new one at once: a broker
+// that refuses a client certificate sends its TLS alert and closes, and the
+// close can overtake the alert, so an attempt can fail with EOF and the next
+// with the reason, which must not wait for the limit.
 func (c *Client) onNotification(_ paho.Client, n paho.ConnectionNotification) {
 	f, ok := n.(paho.ConnectionNotificationFailed)
 	if !ok {
 		return
 	}
-	if held, ok := c.refusedLog.Allow(); ok {
-		c.log.Warn().Err(f.Reason).Str("url", c.cfg.SafeURL()).Uint64("failed_since_last_warning", held).Msg("cannot connect to broker")
+	why := fmt.Sprint(f.Reason)
+	c.mu.Lock()
+	again := why == c.refusedWhy
+	c.refusedWhy = why
+	c.mu.Unlock()
+	var held uint64
+	if !again {
+		held = c.refusedLog.Force()
+	} else if held, ok = c.refusedLog.Allow(); !ok {
+		return
 	}
+	c.log.Warn().Err(f.Reason).Str("url", c.cfg.SafeURL()).Uint64("failed_since_last_warning", held).Msg("cannot connect to broker")
 }
 
 func (c *Client) onConnectionLost(_ paho.Client, err error) {
-	c.mu.Lock()
-	c.link = Link{Connected: false, Since: time.Now(), Err: err}
-	link := c.link
-	c.broadcastRoom() // publishers waiting for room now queue instead
-	c.mu.Unlock()
-	c.log.Warn().Err(err).Str("url", c.cfg.SafeURL()).Msg("broker connection lost")
-	if c.onLink != nil {
+	link, down := c.linkDown(err)
+	c.log.Warn().Err(err).Str("url", c.cfg.SafeURL()).Bool("reconnected", !down).Msg("broker connection lost")
+	if down && c.onLink != nil {
 		c.onLink(link)
 	}
 }
@@ -655,7 +939,14 @@ func (c *Client) Stop(ctx context.Context) (lost int) {
 	tick.Stop()
 	close(c.stop)
 	c.wg.Wait()
+	c.onlineWG.Wait()
 
+	// The tracker is gone: settle the QoS 0 messages it had not taken.
+	for len(c.tokens) > 0 {
+		if c.settleNow(<-c.tokens) {
+			lost++
+		}
+	}
 	c.mu.Lock()
 	var left []message
 	for {
@@ -665,16 +956,8 @@ func (c *Client) Stop(ctx context.Context) (lost int) {
 		}
 		left = append(left, m)
 	}
+	c.inflight.Add(int64(len(left)))
 	c.mu.Unlock()
-	// What paho holds unacknowledged (in flight when the broker went away
-	// or stopped answering) dies with a memory store; a file store sends
-	// it after the next start.
-	if n := c.unacknowledged(); c.cfg.StoreDir != "" {
-		c.spilled.Add(uint64(n))
-	} else {
-		c.dropped.Add(uint64(n))
-		lost += n
-	}
 	for _, m := range left {
 		// The offline state is not stored: sent after a restart, it could
 		// land after that run's online.
@@ -682,15 +965,22 @@ func (c *Client) Stop(ctx context.Context) (lost int) {
 			// paho stores a QoS 1 publish made while it is reconnecting
 			// and sends it once connected, after a restart too; it fails
 			// at once when it has no message id left (65535 in flight).
-			errs := c.store.errs.Load()
-			if tok := c.pc.Publish(m.topic, m.qos, m.retain, m.payload); tok.Error() == nil && c.store.errs.Load() == errs {
-				c.spilled.Add(1)
+			if tok := c.pc.Publish(m.topic, m.qos, m.retain, m.payload); messageID(tok) != 0 {
+				c.inflight.Add(-1) // the store holds it: release settles it
 				continue
 			}
 		}
-		c.dropped.Add(1)
+		c.settle(dropped, 1)
+		c.inflight.Add(-1)
 		lost++
 	}
+	// What paho holds unacknowledged (in flight when the broker went away
+	// or stopped answering) dies with a memory store; a file store sends
+	// it after the next start.
+	lost += c.store.release(c.cfg.StoreDir != "", func(kept, gone int) {
+		c.settle(spilled, uint64(kept))
+		c.settle(dropped, uint64(gone))
+	})
 	if lost > 0 {
 		c.log.Warn().Int("lost", lost).Msg("messages not delivered before stop")
 	}
@@ -698,32 +988,12 @@ func (c *Client) Stop(ctx context.Context) (lost int) {
 	return lost
 }
 
-// unacknowledged returns how many publishes paho's store holds unacknowledged.
-// From a file store it removes the offline state: sent after a restart, it
-// could land after that run's online.
-func (c *Client) unacknowledged() int {
-	n := 0
-	for _, key := range c.store.all() {
-		if !strings.HasPrefix(key, "o.") { // paho's prefix of outbound packets
-			continue
-		}
-		if c.cfg.StoreDir != "" {
-			if pub, ok := c.store.Get(key).(*packets.PublishPacket); ok && c.state.Topic != "" && pub.TopicName == c.state.Topic {
-				c.store.Del(key)
-				continue
-			}
-		}
-		n++
-	}
-	return n
-}
-
-// drained reports that nothing is queued or awaiting acknowledgement.
+// drained reports that nothing is queued or in flight.
 func (c *Client) drained() bool {
 	c.mu.Lock()
 	n := c.q.len()
 	c.mu.Unlock()
-	return n == 0 && c.inflight.Load() == 0
+	return n == 0 && c.inflight.Load() == 0 && c.store.inFlight() == 0
 }
 
 func shorten(s string) string {

@@ -53,8 +53,35 @@ func start(t *testing.T, cfg mqtt.Config, subs map[string]func(mqtt.Incoming)) (
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		c.Stop(ctx)
+		accountedFor(t, c.Stats())
 	})
 	return c, l
+}
+
+// accountedFor checks the counters of a client at rest (stopped, or with
+// nothing queued or in flight): every message it accepted ended in exactly
+// one outcome.
+func accountedFor(t testing.TB, st mqtt.Stats) {
+	t.Helper()
+	if st.Queued != 0 || st.InFlight != 0 {
+		t.Errorf("stats = %+v: messages still queued or in flight", st)
+	}
+	if settled := st.Published + st.Failed + st.Dropped + st.Spilled; st.Accepted != settled {
+		t.Errorf("stats = %+v: %d accepted, %d settled (published + failed + dropped + spilled)", st, st.Accepted, settled)
+	}
+}
+
+// atRest waits until c has nothing queued or in flight, checks its
+// counters add up, and returns them.
+func atRest(t testing.TB, c *mqtt.Client, timeout time.Duration) mqtt.Stats {
+	t.Helper()
+	var st mqtt.Stats
+	waitFor(t, timeout, "nothing queued or in flight", func() bool {
+		st = c.Stats()
+		return st.Queued == 0 && st.InFlight == 0
+	})
+	accountedFor(t, st)
+	return st
 }
 
 // links records link changes.
@@ -128,8 +155,9 @@ func TestPublishOnlineAndOffline(t *testing.T) {
 			return lastPayload(ms, cfg.TopicPrefix+"/bridge/state") == "offline"
 		})
 		st := c.Stats()
-		if st.Published < 102 || st.Failed != 0 || st.Dropped != 0 {
-			t.Errorf("stats = %+v, want 102 published (100 + online + offline), none failed or dropped", st)
+		accountedFor(t, st)
+		if st.Accepted != 102 || st.Published != 102 {
+			t.Errorf("stats = %+v, want 102 accepted and published (100 + online + offline)", st)
 		}
 		// The state is retained: a newcomer sees offline.
 		late := brokertest.Subscribe(t, b.URL, cfg.TopicPrefix+"/bridge/state")
@@ -190,8 +218,8 @@ func TestOutageQueueDeliversEverythingAfter(t *testing.T) {
 		if len(seen) != n {
 			t.Errorf("%d distinct messages delivered, want %d", len(seen), n)
 		}
-		if d := c.Stats().Dropped; d != 0 {
-			t.Errorf("dropped = %d", d)
+		if st := atRest(t, c, 10*time.Second); st.Published != n+st.Reconnects+1 || st.Dropped != 0 {
+			t.Errorf("stats = %+v, want %d published (one online state a connection) and none dropped", st, n)
 		}
 	})
 }
@@ -216,6 +244,9 @@ func TestOutageQueueLimitDropsOldestAndCounts(t *testing.T) {
 	msgs := sub.Wait(10*time.Second, "the 100 newest", func(ms []brokertest.Msg) bool { return len(ms) >= 100 })
 	if msgs[0].Topic != cfg.TopicPrefix+"/n/050" {
 		t.Errorf("first delivered = %s, want n/050 (the oldest 50 dropped)", msgs[0].Topic)
+	}
+	if st := atRest(t, c, 10*time.Second); st.Dropped != 50 || st.Published != 100+st.Reconnects+1 {
+		t.Errorf("stats = %+v, want 50 dropped and the 100 newest published", st)
 	}
 }
 

@@ -126,6 +126,7 @@ func startLogged(t *testing.T, cfg mqtt.Config) (*mqtt.Client, *links, *logBuffe
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		c.Stop(ctx)
+		accountedFor(t, c.Stats())
 	})
 	return c, l, logs
 }
@@ -169,7 +170,19 @@ func tlsBroker(t *testing.T, ca *certtest.CA, server certtest.Pair) (*brokertest
 	m := brokertest.StartMosquitto(t, fmt.Sprintf(
 		"listener {{port}} 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\ntls_version tlsv1.2\n"+
 			"listener %d 127.0.0.1\n", ca.File, server.CertFile, server.KeyFile, plain))
-	return m, fmt.Sprintf("tcp://127.0.0.1:%d", plain)
+	// StartMosquitto waits for the first listener only; the plain one
+	// opens after it, a moment later on a busy machine.
+	addr := fmt.Sprintf("127.0.0.1:%d", plain)
+	if !brokertest.Eventually(10*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatalf("mosquitto's plain listener on %s did not open:\n%s", addr, m.Log())
+	}
+	return m, "tcp://" + addr
 }
 
 func TestTLS(t *testing.T) {

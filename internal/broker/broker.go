@@ -13,6 +13,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // ErrAddrInUse is returned by Start when the address is taken.
@@ -43,7 +44,7 @@ func Start(addr string, log *slog.Logger) (*Broker, error) {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	if err := srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+	if err := srv.AddListener(listeners.NewNet(listenerID, ln)); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -60,5 +61,23 @@ func (b *Broker) Addr() string { return b.ln.Addr().String() }
 // URL returns the broker's URL for an MQTT client.
 func (b *Broker) URL() string { return "tcp://" + b.Addr() }
 
+// listenerID names the broker's one listener.
+const listenerID = "tcp"
+
 // Close stops the broker and disconnects its clients.
-func (b *Broker) Close() error { return b.srv.Close() }
+//
+// It closes the listener, and its clients, itself before mochi's Close: the
+// closer mochi v2.7.9 uses (Clients.GetByListener) takes the clients' read
+// lock twice, and deadlocks for good when a client connects or goes between
+// the two (mochi-mqtt/server#488; it hung a bridge test for 52 minutes in
+// its cleanup). A listener is closed once: mochi's Close then skips it.
+func (b *Broker) Close() error {
+	b.srv.Listeners.Close(listenerID, func(id string) {
+		for _, cl := range b.srv.Clients.GetAll() {
+			if cl.Net.Listener == id && !cl.Closed() {
+				_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+	})
+	return b.srv.Close()
+}

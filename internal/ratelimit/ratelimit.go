@@ -34,3 +34,14 @@ func (e *Every) Allow() (held uint64, ok bool) {
 	held, e.held = e.held, 0
 	return held, true
 }
+
+// Force lets an event through now, whatever the interval (a warning that
+// says something new), and returns how many were held back before it. The
+// interval starts again from it.
+func (e *Every) Force() (held uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.last = time.Now()
+	held, e.held = e.held, 0
+	return held
+}

@@ -19,4 +19,11 @@ func TestEvery(t *testing.T) {
 	if held, ok := e.Allow(); !ok || held != 5 {
 		t.Fatalf("after the interval = %d, %v; want 5 held, let through", held, ok)
 	}
+	e.Allow()
+	if held := e.Force(); held != 1 {
+		t.Fatalf("Force = %d held, want 1", held)
+	}
+	if _, ok := e.Allow(); ok {
+		t.Fatal("let through within the interval that Force started")
+	}
 }
