@@ -710,7 +710,8 @@ func TestStoreDirKeepsPositionsAcrossBridgeRestart(t *testing.T) {
 // level, against the real Mosquitto, which disconnects a client that
 // publishes to a topic with + or #, a NUL or a non-character (and paho would
 // send it again after every reconnect). Every id is made one safe level or
-// refused before publishing; the bridge never loses its broker connection.
+// refused before publishing (empty, or longer than exlive.MaxIDLen); the
+// bridge never loses its broker connection.
 func TestPoisonVehicleIDs(t *testing.T) {
 	m := brokertest.StartMosquitto(t, "")
 	f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{})
@@ -754,10 +755,11 @@ func TestPoisonVehicleIDs(t *testing.T) {
 	for series, want := range map[string]float64{
 		"mqtt_reconnects_total":                            0,
 		"mqtt_connected":                                   1,
-		"mqtt_invalid_topics_total":                        1, // the 70 000-byte id
+		"mqtt_invalid_topics_total":                        0, // the 70 000-byte id never gets that far
 		"bridge_topic_collisions_total":                    1,
 		`bridge_positions_dropped_total{reason="no_id"}`:   1,
-		`bridge_positions_dropped_total{reason="refused"}`: 1,
+		`bridge_positions_dropped_total{reason="bad_id"}`:  1,
+		`bridge_positions_dropped_total{reason="refused"}`: 0,
 	} {
 		if got := metric(t, f.bridge, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
