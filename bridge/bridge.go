@@ -17,6 +17,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 )
 
 // Options are what a Bridge is made of besides settings.
@@ -106,10 +107,14 @@ func New(o Options) (*Bridge, error) {
 		log: b.log, audit: o.Log.With().Str("component", "audit").Logger(), pub: pub,
 		topics: b.topics, reg: b.reg, metrics: b.metrics, session: b.session,
 		datum: o.Exlive.Datum, zone: o.Exlive.Timezone.Location,
-		maxRequest: o.Bridge.MaxRequest, readOnly: o.Bridge.ReadOnly,
-		queue:   make(chan *request, o.Bridge.RequestQueue),
-		seen:    newDedupe(4096, requestDedupeWindow),
-		settled: make(chan struct{}),
+		maxRequest: o.Bridge.MaxRequest, readOnly: o.Bridge.ReadOnly, anyTerminal: o.Bridge.PassthroughAnyTerminal,
+		rateWait: o.Exlive.CommandTimeout,
+		queue:    make(chan *request, o.Bridge.RequestQueue),
+		seen:     newDedupe(requestDedupeMax, requestDedupeWindow),
+		settled:  make(chan struct{}),
+	}
+	if o.Exlive.MaxRate > 0 {
+		b.requests.limit = rate.NewLimiter(rate.Limit(o.Exlive.MaxRate), o.Exlive.MaxBurst)
 	}
 	// Requests wait for the first inventory, or for the first session
 	// attempt to fail (see requests.serve).

@@ -82,6 +82,27 @@ func parseRequest(k topic.Kind, payload []byte) (parsed, error) {
 	return p, nil
 }
 
+// maxRequestID is the longest request_id, in bytes.
+const maxRequestID = 256
+
+// requestIDOf returns the request_id parseRequest would read from payload
+// ("" for none, or for a payload it would refuse before reading one), for
+// the answer to a request refused before it is parsed.
+func requestIDOf(k topic.Kind, payload []byte) string {
+	if k == topic.KindGroups || k == topic.KindVehicles || !utf8.Valid(payload) {
+		return "" // their payload is the data: it has no request_id
+	}
+	obj, ok := object(payload)
+	if !ok {
+		return ""
+	}
+	id, _, err := text(obj, "request_id")
+	if err != nil || len(id) > maxRequestID {
+		return ""
+	}
+	return id
+}
+
 // object reads payload as a JSON object, if it is one.
 func object(payload []byte) (map[string]json.RawMessage, bool) {
 	t := bytes.TrimSpace(payload)
@@ -101,7 +122,7 @@ func (p *parsed) common(obj map[string]json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	if len(id) > 256 {
+	if len(id) > maxRequestID {
 		return errors.New("request_id longer than 256 bytes")
 	}
 	p.requestID = id

@@ -90,10 +90,11 @@ func TestRequestsReachThePlatform(t *testing.T) {
 		}
 
 		// passthrough/set: terminalid defaults to the vehicle's id, code to
-		// its code; both can be given; plain bytes are the data.
+		// its code; both can be given (terminalid only as the vehicle's
+		// own: TestPassthroughTerminal); plain bytes are the data.
 		for _, c := range []struct{ rest, id, payload string }{
 			{"vehicles/V2/passthrough", "p1", `{"data":"7E02","request_id":"p1"}`},
-			{"vehicles/V2/passthrough", "p2", `{"data":"7E03","code":"X9","terminalid":"T-77","request_id":"p2"}`},
+			{"vehicles/V2/passthrough", "p2", `{"data":"7E03","code":"X9","terminalid":"V2","request_id":"p2"}`},
 			{"vehicles/V3/passthrough", "", `HELLO`},
 		} {
 			want := map[string]any{"cmd": "1012", "ok": true, "result": exlive.ResultSucceed}
@@ -104,7 +105,7 @@ func TestRequestsReachThePlatform(t *testing.T) {
 		}
 		if got, want := received[*exlive.Passthrough](f.sim), []*exlive.Passthrough{
 			{TerminalID: "V2", Code: "沪A10001", Data: "7E02"},
-			{TerminalID: "T-77", Code: "X9", Data: "7E03"},
+			{TerminalID: "V2", Code: "X9", Data: "7E03"},
 			{TerminalID: "V3", Code: "沪A10002", Data: "HELLO"},
 		}; !reflect.DeepEqual(got, want) {
 			t.Errorf("platform received passthrough %v, want %v", got, want)
@@ -344,7 +345,7 @@ func TestRequestRefusals(t *testing.T) {
 			}
 
 			// The same request_id twice (QoS 1 is at least once): carried
-			// out once, answered once.
+			// out once, and both deliveries get its answer.
 			dup := `{"data":"DUP","request_id":"dup"}`
 			f.set(rest, dup)
 			f.set(rest, dup)
@@ -367,7 +368,16 @@ func TestRequestRefusals(t *testing.T) {
 			f.once("vehicles/NOPE/"+k.name, k.cmd, "unknown", "refused")
 			f.once(rest, k.cmd, "fresh-rfc", "ok")
 			f.once(rest, k.cmd, "fresh-epoch", "ok")
-			f.once(rest, k.cmd, "dup", "ok")
+			if rs := f.waitResults(rest, "dup", 2); !reflect.DeepEqual(rs[0], rs[1]) || rs[0]["ok"] != true {
+				t.Errorf("%s: the answers to dup and its repeat: %v", k.name, rs)
+			}
+			var outcomes []string
+			for _, a := range f.waitAudit(k.cmd, "dup") {
+				outcomes = append(outcomes, a.Outcome)
+			}
+			if want := []string{"ok", "repeated"}; !slices.Equal(outcomes, want) && !slices.Equal(outcomes, []string{"repeated", "ok"}) {
+				t.Errorf("%s: dup's audit outcomes %v, want %v", k.name, outcomes, want)
+			}
 			if rs := f.results(rest, ""); len(rs) != 2 {
 				t.Errorf("%s: %d answers without request_id, want 2 (not UTF-8, too large): %v", k.name, len(rs), rs)
 			}
