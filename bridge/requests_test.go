@@ -5,18 +5,22 @@ package bridge_test
 // right kind, or none where docs/topics.md says none.
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 	"github.com/exlive2mqtt/exlive2mqtt/opt"
+	"github.com/rs/zerolog"
 )
 
 // ctAnswered are the requests the platform answers with 8000 by protocol.
@@ -559,5 +563,373 @@ func TestPositionUploadForAnyVehicle(t *testing.T) {
 		if n := len(received[*exlive.VehicleCommand](f.sim)) + len(received[*exlive.Passthrough](f.sim)); n != 0 {
 			t.Errorf("platform received %d commands for an unknown vehicle", n)
 		}
+	})
+}
+
+// TestRequestRetriedAfterRefusal: a request_id is remembered only once its
+// request was carried out. A request refused (unknown vehicle, not logged
+// in, invalid, expired) and sent again with the same request_id is handled
+// as new, and carried out once it can be; a repeat of one carried out gets
+// the first answer again, whether it comes before or after that answer,
+// and is not sent twice.
+func TestRequestRetriedAfterRefusal(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		f := newFixture(t, target, setup{noStart: true})
+		proxy := brokertest.NewProxy(t, f.sim.Addr())
+		f.opts.Exlive.Addr = proxy.Addr()
+		f.start()
+		f.ready()
+		past, future := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+
+		// Unknown vehicle, then the platform tells of it.
+		ctExpect(t, "unknown", f.ask("vehicles/V9/command", "r-unknown", `{"data":"U","request_id":"r-unknown"}`),
+			map[string]any{"request_id": "r-unknown", "cmd": "1004", "ok": false, "error": "unknown vehicle"})
+		f.sim.SendRaw(rawPosition(map[string]string{"id": "V9", "lat": "31.2", "lng": "121.4"}))
+		f.sub.WaitTopic(testWait, f.topic("vehicles/V9/position"))
+		ctExpect(t, "unknown, retried", f.ask("vehicles/V9/command", "r-unknown", `{"data":"U","request_id":"r-unknown"}`),
+			map[string]any{"request_id": "r-unknown", "cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
+
+		// Invalid, then right.
+		ctExpect(t, "invalid", f.ask("vehicles/V1/command", "r-invalid", `{"request_id":"r-invalid"}`),
+			map[string]any{"request_id": "r-invalid", "cmd": "1004", "ok": false, "error": `missing "data"`})
+		ctExpect(t, "invalid, retried", f.ask("vehicles/V1/command", "r-invalid", `{"data":"I","request_id":"r-invalid"}`),
+			map[string]any{"request_id": "r-invalid", "cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
+
+		// Expired, then given more time.
+		ctExpect(t, "expired", f.ask("vehicles/V1/command", "r-exp", `{"data":"E","request_id":"r-exp","expires":"`+past.Format(time.RFC3339)+`"}`),
+			map[string]any{"request_id": "r-exp", "cmd": "1004", "ok": false, "error": "expired"})
+		ctExpect(t, "expired, retried", f.ask("vehicles/V1/command", "r-exp", `{"data":"E","request_id":"r-exp","expires":"`+future.Format(time.RFC3339)+`"}`),
+			map[string]any{"request_id": "r-exp", "cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
+
+		// Not logged in, then back.
+		before := len(f.sub.Messages())
+		proxy.SetDown(true)
+		_, i := ctWaitSession(t, f, before, "disconnected")
+		ctExpect(t, "offline", f.ask("vehicles/V2/passthrough", "r-off", `{"data":"O","request_id":"r-off"}`),
+			map[string]any{"request_id": "r-off", "cmd": "1012", "ok": false, "error": "not logged in to the platform"})
+		proxy.SetDown(false)
+		ctWaitSession(t, f, i+1, "logged_in")
+		ctExpect(t, "offline, retried", f.ask("vehicles/V2/passthrough", "r-off", `{"data":"O","request_id":"r-off"}`),
+			map[string]any{"request_id": "r-off", "cmd": "1012", "ok": true, "result": exlive.ResultSucceed})
+
+		// A repeat of one carried out and answered: the same answer, not
+		// sent again.
+		first := f.results("vehicles/V9/command", "r-unknown")
+		again := f.ask("vehicles/V9/command", "r-unknown", `{"data":"U","request_id":"r-unknown"}`)
+		ctExpect(t, "repeat of an answered request", again, first[len(first)-1])
+
+		// Repeats that come while the answer is awaited get it when it
+		// comes.
+		f.sim.SetAnswer(f.sim.Succeed(), 300*time.Millisecond, false)
+		for range 3 {
+			f.set("vehicles/V1/command", `{"data":"SLOW","request_id":"r-slow"}`)
+		}
+		for _, r := range f.waitResults("vehicles/V1/command", "r-slow", 3) {
+			ctExpect(t, "slow and its repeats", r, map[string]any{"request_id": "r-slow", "cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
+		}
+		f.sim.SetAnswer(f.sim.Succeed(), 0, false)
+
+		f.settle()
+		if got, want := ctPlatformData(f.sim, "command"), []string{"V9 U", "V1 I", "V1 E", "V1 SLOW"}; !slices.Equal(got, want) {
+			t.Errorf("platform received commands %v, want %v", got, want)
+		}
+		if got, want := ctPlatformData(f.sim, "passthrough"), []string{"V2 O"}; !slices.Equal(got, want) {
+			t.Errorf("platform received passthrough %v, want %v", got, want)
+		}
+		m := gather(t, f.bridge)
+		m.want(t, `bridge_requests_total{cmd="1004",outcome="repeated"}`, 3)
+		m.want(t, `bridge_requests_total{cmd="1004",outcome="ok"}`, 4)
+	})
+}
+
+// TestPassthroughTerminal: P/vehicles/V/passthrough/set reaches V's device
+// only, so that broker permissions given per vehicle topic hold; a
+// terminalid of another device is refused and nothing is sent, unless
+// BRIDGE_PASSTHROUGH_ANY_TERMINAL allows it.
+func TestPassthroughTerminal(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		f := newFixture(t, target, setup{})
+		f.ready()
+		ctExpect(t, "another terminal", f.ask("vehicles/V1/passthrough", "other", `{"terminalid":"OTHER-999","data":"7E01","request_id":"other"}`),
+			map[string]any{"request_id": "other", "cmd": "1012", "ok": false,
+				"error": `terminalid "OTHER-999" is not the vehicle of this topic (BRIDGE_PASSTHROUGH_ANY_TERMINAL=true allows it)`})
+		ctExpect(t, "another vehicle of the fleet", f.ask("vehicles/V1/passthrough", "v2", `{"terminalid":"V2","data":"7E02","request_id":"v2"}`),
+			map[string]any{"request_id": "v2", "cmd": "1012", "ok": false,
+				"error": `terminalid "V2" is not the vehicle of this topic (BRIDGE_PASSTHROUGH_ANY_TERMINAL=true allows it)`})
+		ctExpect(t, "its own terminal", f.ask("vehicles/V1/passthrough", "own", `{"terminalid":"V1","data":"7E03","request_id":"own"}`),
+			map[string]any{"request_id": "own", "cmd": "1012", "ok": true, "result": exlive.ResultSucceed})
+		f.settle()
+		f.once("vehicles/V1/passthrough", "1012", "other", "refused")
+		if got, want := ctPlatformData(f.sim, "passthrough"), []string{"V1 7E03"}; !slices.Equal(got, want) {
+			t.Errorf("platform received %v, want %v", got, want)
+		}
+
+		// Allowed by the setting.
+		f.stop()
+		f.opts.Bridge.PassthroughAnyTerminal = true
+		f.start()
+		f.ready()
+		ctExpect(t, "another terminal, allowed", f.ask("vehicles/V1/passthrough", "other2", `{"terminalid":"OTHER-999","data":"7E04","request_id":"other2"}`),
+			map[string]any{"request_id": "other2", "cmd": "1012", "ok": true, "result": exlive.ResultSucceed})
+		if got, want := ctPlatformData(f.sim, "passthrough"), []string{"V1 7E03", "OTHER-999 7E04"}; !slices.Equal(got, want) {
+			t.Errorf("platform received %v, want %v", got, want)
+		}
+	})
+}
+
+// TestEmptyVehicleLevel: a request on P/vehicles//KIND/set (an empty
+// level, a valid topic) is answered on P/vehicles//KIND/result, which
+// every subscriber to P/vehicles/+/KIND/result gets, and nothing is sent.
+func TestEmptyVehicleLevel(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		f := newFixture(t, target, setup{})
+		f.ready()
+		plus := brokertest.Subscribe(t, target.URL, f.topic("vehicles/+/command/result"), f.topic("vehicles/+/passthrough/result"), f.topic("vehicles/+/position/result"))
+		for _, c := range []struct{ kind, cmd, payload string }{
+			{"command", "1004", `{"data":"X","request_id":"e-command"}`},
+			{"passthrough", "1012", `{"data":"X","request_id":"e-passthrough"}`},
+			{"position", "1007", `{"lat":31.2,"lng":121.4,"request_id":"e-position"}`},
+		} {
+			id := "e-" + c.kind
+			ctExpect(t, c.kind, f.ask("vehicles//"+c.kind, id, c.payload),
+				map[string]any{"request_id": id, "cmd": c.cmd, "ok": false, "error": "unknown vehicle"})
+			m := plus.WaitTopic(testWait, f.topic("vehicles//"+c.kind+"/result"))
+			if r := decode(t, m.Payload); r["request_id"] != id {
+				t.Errorf("the subscriber to vehicles/+/%s/result got %s", c.kind, m.Payload)
+			}
+		}
+		f.settle()
+		if sent := requests(f.sim.Received()); len(sent) != 0 {
+			t.Errorf("the platform received %v", sent)
+		}
+		var levels []string
+		for _, a := range f.log.byRequest()["e-command"] {
+			levels = append(levels, fmt.Sprintf("%s %q %v", a.Outcome, a.TopicLevel, a.HasVehicle))
+		}
+		if want := []string{`refused "" true`}; !slices.Equal(levels, want) {
+			t.Errorf("audit of e-command: %v, want %v", levels, want)
+		}
+	})
+}
+
+// TestRequestRateLimit: with EXLIVE_MAX_RATE, requests over the rate wait
+// their turn, at most EXLIVE_COMMAND_TIMEOUT from their arrival, and are
+// then refused as busy, with their request_id; sent again later, a busy
+// one is carried out.
+func TestRequestRateLimit(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		// 1 a second with a burst of 2: of five at once, two go at
+		// once, the third a second later (within the 1.5 s it may
+		// wait), the fourth and fifth would go at 2 s and 3 s, too late.
+		f := newFixture(t, target, setup{edit: func(o *bridge.Options) {
+			o.Exlive.MaxRate, o.Exlive.MaxBurst = 1, 2
+			o.Exlive.CommandTimeout = 1500 * time.Millisecond
+		}})
+		f.ready()
+		// The bridge's MQTT client hands messages to handlers
+		// concurrently: which of the five come first is not known.
+		for i := 1; i <= 5; i++ {
+			f.set("vehicles/V1/command", fmt.Sprintf(`{"data":"R%d","request_id":"rate-%d"}`, i, i))
+		}
+		var ok, busy []string
+		for i := 1; i <= 5; i++ {
+			id := fmt.Sprintf("rate-%d", i)
+			r := f.resultAfter(0, "vehicles/V1/command", id)
+			switch {
+			case reflect.DeepEqual(r, map[string]any{"request_id": id, "cmd": "1004", "ok": true, "result": exlive.ResultSucceed}):
+				ok = append(ok, id)
+			case reflect.DeepEqual(r, map[string]any{"request_id": id, "cmd": "1004", "ok": false, "error": "busy: over EXLIVE_MAX_RATE"}):
+				busy = append(busy, id)
+			default:
+				t.Errorf("%s: result %v, want ok, or busy", id, r)
+			}
+		}
+		if len(ok) != 3 || len(busy) != 2 {
+			t.Fatalf("carried out %v, busy %v; want 3 and 2", ok, busy)
+		}
+		var at []time.Time
+		for _, r := range f.sim.Received() {
+			if _, ok := r.Msg.(*exlive.VehicleCommand); ok {
+				at = append(at, r.At)
+			}
+		}
+		if len(at) != 3 {
+			t.Fatalf("platform received %d commands, want 3", len(at))
+		}
+		// The limiter never lets the third go sooner (the first two are
+		// its burst).
+		if gap := at[2].Sub(at[0]); gap < 900*time.Millisecond {
+			t.Errorf("the third command came %v after the first, want about 1s", gap)
+		}
+		// Busy is not remembered: sent again, it is carried out.
+		id := busy[0]
+		data := "R" + strings.TrimPrefix(id, "rate-")
+		ctExpect(t, id+" again", f.ask("vehicles/V1/command", id, `{"data":"`+data+`","request_id":"`+id+`"}`),
+			map[string]any{"request_id": id, "cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
+		if got := ctPlatformData(f.sim, "command"); len(got) != 4 || got[3] != "V1 "+data {
+			t.Errorf("platform received %v, want 4 commands, the last %s", got, data)
+		}
+	})
+}
+
+// TestRequestFlood publishes 20 000 commands as fast as a client can,
+// against a bridge limited to 500 requests a second (EXLIVE_MAX_RATE) with
+// a short queue: every one gets exactly one answer, every answer carries
+// its request_id, the busy ones too, whether refused on arrival (queue
+// full) or after waiting for the rate; the platform receives exactly the
+// ones answered ok, never faster than the rate allows; and the counts of
+// bridge_requests_total add up to 20 000.
+func TestRequestFlood(t *testing.T) {
+	const (
+		n     = 20_000
+		rate  = 500
+		burst = 50
+	)
+	brokertest.EachHeavy(t, func(t *testing.T, target brokertest.Target) {
+		f := newFixture(t, target, setup{edit: func(o *bridge.Options) {
+			// The default timeout: answers wait their turn behind the
+			// busy ones on the broker link.
+			o.Exlive.MaxRate, o.Exlive.MaxBurst = rate, burst
+			o.Exlive.CommandTimeout = exlive.DefaultCommandTimeout
+			o.Bridge.RequestQueue = 64
+			o.Log = o.Log.Level(zerolog.InfoLevel) // not a debug line per frame
+		}})
+		f.ready()
+
+		// The answers, counted by request_id as they come.
+		var (
+			mu       sync.Mutex
+			answers  = make(map[string][]map[string]any, n)
+			total    int
+			noID     int
+			allIn    = make(chan struct{})
+			resultOf = f.topic("vehicles/+/command/result")
+		)
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(target.URL).SetClientID(brokertest.ClientID(t)).SetCleanSession(true))
+		if tok := c.Connect(); !tok.WaitTimeout(testWait) || tok.Error() != nil {
+			t.Fatalf("connect: %v", tok.Error())
+		}
+		defer c.Disconnect(100)
+		tok := c.Subscribe(resultOf, 1, func(_ paho.Client, m paho.Message) {
+			var r map[string]any
+			if err := json.Unmarshal(m.Payload(), &r); err != nil {
+				t.Errorf("answer %q: %v", m.Payload(), err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			id := str(r["request_id"])
+			if id == "" {
+				noID++
+			}
+			answers[id] = append(answers[id], r)
+			if total++; total == n {
+				close(allIn)
+			}
+		})
+		if !tok.WaitTimeout(testWait) || tok.Error() != nil {
+			t.Fatalf("subscribe: %v", tok.Error())
+		}
+
+		// In runs of 1000 unacknowledged publishes: as fast as the
+		// broker takes them.
+		start := time.Now()
+		toks := make([]paho.Token, 0, 1000)
+		for i := range n {
+			level := fmt.Sprintf("V%d", 1+i%3)
+			toks = append(toks, c.Publish(f.topic("vehicles/"+level+"/command/set"), 1, false,
+				fmt.Sprintf(`{"data":"F%d","request_id":"flood-%d"}`, i, i)))
+			if len(toks) == cap(toks) || i == n-1 {
+				for _, tok := range toks {
+					if !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
+						t.Fatalf("publish: %v", tok.Error())
+					}
+				}
+				toks = toks[:0]
+			}
+		}
+		published := time.Since(start)
+		select {
+		case <-allIn:
+		case <-time.After(time.Minute):
+			mu.Lock()
+			m := gather(t, f.bridge)
+			t.Fatalf("%d answers of %d after a minute; the bridge:\n%s%s", total, n, m.grep("bridge_requests_total"), m.grep("mqtt_"))
+		}
+		f.settle() // any answer beyond n would be in by now
+		mu.Lock()
+		defer mu.Unlock()
+
+		outcomes := map[string]int{}
+		for i := range n {
+			id := fmt.Sprintf("flood-%d", i)
+			rs := answers[id]
+			if len(rs) != 1 {
+				t.Errorf("%s: %d answers: %v", id, len(rs), rs)
+				continue
+			}
+			switch r := rs[0]; {
+			case r["ok"] == true && r["result"] == exlive.ResultSucceed:
+				outcomes["ok"]++
+			case r["ok"] == false:
+				outcomes[str(r["error"])]++
+			default:
+				t.Errorf("%s: %v", id, r)
+			}
+		}
+		if total != n || noID != 0 || len(answers) != n {
+			t.Errorf("%d answers for %d distinct ids, %d without request_id; want %d, %d, 0", total, len(answers), noID, n, n)
+		}
+		t.Logf("%d commands published in %v: %v", n, published.Round(time.Millisecond), outcomes)
+		for outcome := range outcomes {
+			if outcome != "ok" && outcome != "busy: too many requests waiting" && outcome != "busy: over EXLIVE_MAX_RATE" {
+				t.Errorf("answers %q: not ok and not busy", outcome)
+			}
+		}
+		if outcomes["busy: too many requests waiting"] == 0 || outcomes["ok"] < burst {
+			t.Errorf("outcomes %v: want some refused as busy on arrival, and at least the burst carried out", outcomes)
+		}
+
+		// The platform received exactly those answered ok, at the rate.
+		var at []time.Time
+		for _, r := range f.sim.Received() {
+			if _, ok := r.Msg.(*exlive.VehicleCommand); ok {
+				at = append(at, r.At)
+			}
+		}
+		if len(at) != outcomes["ok"] {
+			t.Errorf("platform received %d commands, %d answered ok", len(at), outcomes["ok"])
+		}
+		// Overall, and in any second, at most the burst and the rate's
+		// worth. The times are when the platform read each frame, which
+		// bunch up when it is held back (it answers on the connection the
+		// bridge reads, and the bridge's reading waits for its broker
+		// link): the window allows 200 ms of that. Unlimited, the bridge
+		// sends several thousand a second.
+		if len(at) > 0 {
+			span := at[len(at)-1].Sub(at[0])
+			if most := burst + rate*span.Seconds() + rate/5; float64(len(at)) > most {
+				t.Errorf("%d commands reached the platform in %v, want at most %.0f", len(at), span, most)
+			}
+		}
+		for i, j := 0, 0; j < len(at); j++ {
+			for at[j].Sub(at[i]) > time.Second {
+				i++
+			}
+			if got, most := j-i+1, burst+rate+rate/5; got > most {
+				t.Fatalf("%d commands reached the platform within a second, want at most %d", got, most)
+			}
+		}
+
+		m := gather(t, f.bridge)
+		var counted float64
+		for _, outcome := range []string{"ok", "refused", "invalid", "rejected", "timeout", "lost", "expired", "repeated"} {
+			v, _ := m.get(t, `bridge_requests_total{cmd="1004",outcome="`+outcome+`"}`)
+			counted += v
+		}
+		if counted != n {
+			t.Errorf("bridge_requests_total{cmd=\"1004\"} = %v, want %d", counted, n)
+		}
+		m.want(t, `bridge_requests_total{cmd="1004",outcome="ok"}`, float64(outcomes["ok"]))
 	})
 }
