@@ -267,10 +267,10 @@ func parsePosition(payload []byte) (parsed, error) {
 		lo   float64
 		hi   float64
 	}{
-		{u.Speed, &pos.Speed, "speed", 0, 10000},
+		{u.Speed, &pos.Speed, "speed", 0, exlive.MaxSpeed},
 		{u.Direction, &pos.Direction, "direction", 0, 360},
-		{u.Fuel, &pos.Fuel, "fuel", -1e12, 1e12},
-		{u.Mileage, &pos.Mileage, "mileage", -1e12, 1e12},
+		{u.Fuel, &pos.Fuel, "fuel", -exlive.MaxFuel, exlive.MaxFuel},
+		{u.Mileage, &pos.Mileage, "mileage", -exlive.MaxMileage, exlive.MaxMileage},
 	} {
 		if f.v == nil {
 			continue

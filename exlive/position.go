@@ -284,8 +284,11 @@ func decimal(b []byte) (float64, bool) {
 	// the string may alias the frame without a copy. It returns ±Inf and
 	// an error for a value out of range.
 	f, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
-	if err != nil || (f == 0 && nonZero) {
+	switch {
+	case err != nil || (f == 0 && nonZero):
 		return 0, false
+	case f == 0:
+		return 0, true // not -0, which would be published as such
 	}
 	return f, true
 }
