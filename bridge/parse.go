@@ -260,6 +260,18 @@ func parsePosition(payload []byte) (parsed, error) {
 	pos.ID = deref(u.ID)
 	pos.Code = deref(u.Code)
 	pos.WState, pos.CState, pos.PosInfo = deref(u.WState), deref(u.CState), deref(u.PosInfo)
+	// The bounds the bridge holds the platform's positions to.
+	for _, s := range []struct {
+		name, v string
+		max     int
+	}{
+		{"id", pos.ID, exlive.MaxIDLen}, {"code", pos.Code, exlive.MaxCodeLen},
+		{"wstate", pos.WState, exlive.MaxTextLen}, {"cstate", pos.CState, exlive.MaxTextLen}, {"posinfo", pos.PosInfo, exlive.MaxTextLen},
+	} {
+		if len(s.v) > s.max {
+			return p, fmt.Errorf("%s longer than %d bytes", s.name, s.max)
+		}
+	}
 	for _, f := range []struct {
 		v    *float64
 		to   *opt.Opt[float64]

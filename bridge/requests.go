@@ -206,6 +206,9 @@ func (q *requests) carryOut(ctx context.Context, r *request) {
 			return
 		case v != nil:
 			id = v.id
+		case r.kind == topic.KindPosition && len(r.level) > exlive.MaxIDLen:
+			q.finish(r, "", p.requestID, outcomeInvalid, result{Error: fmt.Sprintf("vehicle id longer than %d bytes", exlive.MaxIDLen)})
+			return
 		case r.kind == topic.KindPosition && r.level != "":
 			// The specification's third party uploads the positions of
 			// its own vehicles, which the platform may list to no

@@ -549,6 +549,7 @@ func TestPositionUploadForAnyVehicle(t *testing.T) {
 		// commands and passthrough to vehicles the bridge does not know.
 		for _, c := range []struct{ rest, id, payload, want string }{
 			{"vehicles/EXT-2/position", "other", `{"id":"other","lat":1,"lng":2,"request_id":"other"}`, `id "other" is not the vehicle of this topic`},
+			{"vehicles/EXT-2/position", "long", `{"lat":1,"lng":2,"posinfo":"` + strings.Repeat("路", 342) + `","request_id":"long"}`, "posinfo longer than 1024 bytes"},
 			{"vehicles/EXT-1/command", "cmd", `{"data":"STOP","request_id":"cmd"}`, "unknown vehicle"},
 			{"vehicles/EXT-1/passthrough", "pt", `{"data":"AA","request_id":"pt"}`, "unknown vehicle"},
 		} {
