@@ -925,14 +925,17 @@ func TestRequestFlood(t *testing.T) {
 				t.Errorf("%d commands sent in %v, want at most %.0f", len(at), span, most)
 			}
 		}
+		busiest := 0
 		for i, j := 0, 0; j < len(at); j++ {
 			for at[j].Sub(at[i]) > time.Second {
 				i++
 			}
-			if got, most := j-i+1, burst+rate+1; got > most {
-				t.Fatalf("%d commands sent within a second, want at most %d", got, most)
-			}
+			busiest = max(busiest, j-i+1)
 		}
+		if most := burst + rate + 1; busiest > most {
+			t.Errorf("%d commands sent within a second, want at most %d", busiest, most)
+		}
+		t.Logf("at most %d commands sent in any second", busiest)
 
 		m := gather(t, f.bridge)
 		var counted float64
