@@ -365,14 +365,17 @@ func (q *requests) finish(r *request, id, requestID, outcome string, res result)
 	// is answered on it; a topic that is not valid cannot have come from
 	// a subscription.
 	to := q.topics.Result(r.kind, r.level)
-	if mqtt.ValidTopic(to) != nil {
-		return
+	var answer []byte
+	if mqtt.ValidTopic(to) == nil {
+		answer = appendResult(nil, res)
 	}
-	answer := appendResult(nil, res)
-	q.pub.publish(to, answer, false)
+	repeats := 0
 	if r.carried != nil {
 		// Repeats that came while it was awaited get the same answer.
-		for range q.seen.settle(r.carried, answer) {
+		repeats = q.seen.settle(r.carried, answer)
+	}
+	if answer != nil {
+		for range 1 + repeats {
 			q.pub.publish(to, answer, false)
 		}
 	}
