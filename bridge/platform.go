@@ -73,7 +73,7 @@ func (f *feed) message(m exlive.Message) {
 			f.metrics.repliesDropped.WithLabelValues(fault).Inc()
 			if n, ok := f.replyLog.Allow(); ok {
 				f.log.Warn().Str("reason", fault).Int("bytes", len(m.TerminalID)).Str("terminalid_start", head(m.TerminalID)).
-					Uint64("dropped_since_last_warning", n).Msg("passthrough reply without a usable terminal id (empty, or longer than exlive.MaxIDLen): not published")
+					Uint64("dropped_since_last_warning", n).Msg("passthrough reply without a usable terminal id (empty, or longer than 128 bytes): not published")
 			}
 			return
 		}
@@ -123,7 +123,7 @@ func (f *feed) position(p *exlive.Position) {
 		f.metrics.dropped.WithLabelValues(fault).Inc()
 		if n, ok := f.idLog.Allow(); ok {
 			f.log.Warn().Str("reason", fault).Int("bytes", len(p.ID)).Str("id_start", head(p.ID)).
-				Uint64("dropped_since_last_warning", n).Msg("position without a usable vehicle id (empty, or longer than exlive.MaxIDLen): not published")
+				Uint64("dropped_since_last_warning", n).Msg("position without a usable vehicle id (empty, or longer than 128 bytes): not published")
 		}
 		return
 	}
