@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,8 +39,8 @@ func TestHugeVehicleIDsAreNeverKept(t *testing.T) {
 		"MQTT_CLIENT_ID=" + brokertest.ClientID(t), "MQTT_TOPIC_PREFIX=" + brokertest.Prefix(t),
 		"HTTP_ADDR=" + httpAddr, "LOG_LEVEL=info",
 	}
-	var logs btLog
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := newMTWriter()
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -101,24 +99,6 @@ func TestHugeVehicleIDsAreNeverKept(t *testing.T) {
 	if n, most := strings.Count(logs.String(), "position without a usable vehicle id"), 1+int(time.Since(start)/(10*time.Second)); n < 1 || n > most {
 		t.Errorf("%d warnings for 300 dropped positions, want 1 to %d", n, most)
 	}
-}
-
-// btLog collects the program's output.
-type btLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *btLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *btLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // btGet returns the body of a 200 answer to GET url, "" for anything else.
