@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
+	"github.com/exlive2mqtt/exlive2mqtt/internal/ratelimit"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 )
 
 // Options are what a Bridge is made of besides settings.
@@ -85,7 +87,7 @@ func New(o Options) (*Bridge, error) {
 	// The gauges read the session and the request queue when scraped,
 	// once both exist.
 	b.metrics = newMetrics(o.Version, mq, o.MQTT.QueueLimit, func() int { return b.session.Pending() }, func() int { return b.requests.queued() })
-	pub := publisher{mq: mq, log: b.log}
+	pub := publisher{mq: mq, log: b.log, errLog: &ratelimit.Every{}}
 	b.announce = &announcer{
 		log: b.log, pub: pub, topics: b.topics, reg: b.reg,
 		hass: o.Hass.Discovery, version: o.Version, delay: o.HassDelay,
@@ -105,10 +107,14 @@ func New(o Options) (*Bridge, error) {
 		log: b.log, audit: o.Log.With().Str("component", "audit").Logger(), pub: pub,
 		topics: b.topics, reg: b.reg, metrics: b.metrics, session: b.session,
 		datum: o.Exlive.Datum, zone: o.Exlive.Timezone.Location,
-		maxRequest: o.Bridge.MaxRequest, readOnly: o.Bridge.ReadOnly,
-		queue:   make(chan *request, o.Bridge.RequestQueue),
-		seen:    newDedupe(4096, requestDedupeWindow),
-		settled: make(chan struct{}),
+		maxRequest: o.Bridge.MaxRequest, readOnly: o.Bridge.ReadOnly, anyTerminal: o.Bridge.PassthroughAnyTerminal,
+		rateWait: o.Exlive.CommandTimeout,
+		queue:    make(chan *request, o.Bridge.RequestQueue),
+		seen:     newDedupe(requestDedupeMax, requestDedupeWindow),
+		settled:  make(chan struct{}),
+	}
+	if o.Exlive.MaxRate > 0 {
+		b.requests.limit = rate.NewLimiter(rate.Limit(o.Exlive.MaxRate), o.Exlive.MaxBurst)
 	}
 	// Requests wait for the first inventory, or for the first session
 	// attempt to fail (see requests.serve).
@@ -180,17 +186,21 @@ func (b *Bridge) onLink(l mqtt.Link) {
 // State returns the session's latest state.
 func (b *Bridge) State() exlive.State { return b.feed.current() }
 
-// publisher hands messages to the MQTT client, logging what it refuses.
-// Every part of the bridge publishes through one.
+// publisher hands messages to the MQTT client, logging what it refuses
+// (at most once every ten seconds: a platform can make it refuse every
+// position). Every part of the bridge publishes through one.
 type publisher struct {
-	mq  *mqtt.Client
-	log zerolog.Logger
+	mq     *mqtt.Client
+	log    zerolog.Logger
+	errLog *ratelimit.Every
 }
 
 func (p publisher) publish(topic string, payload []byte, retain bool) bool {
 	if err := p.mq.Publish(topic, payload, retain); err != nil {
 		if !errors.Is(err, mqtt.ErrClosed) {
-			p.log.Warn().Err(err).Msg("not published")
+			if n, ok := p.errLog.Allow(); ok {
+				p.log.Warn().Err(err).Uint64("refused_since_last_warning", n).Msg("not published")
+			}
 		}
 		return false
 	}

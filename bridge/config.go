@@ -16,6 +16,10 @@ type Config struct {
 	MaxRequest   int  `env:"MAX_REQUEST" envDefault:"65536" help:"largest request payload in bytes; larger ones are refused"`
 	RequestQueue int  `env:"REQUEST_QUEUE" envDefault:"256" help:"most requests waiting to be sent; more are refused as busy"`
 	MaxVehicles  int  `env:"MAX_VEHICLES" envDefault:"200000" help:"most vehicles tracked (topic map, status page); positions of more are still published"`
+	// PassthroughAnyTerminal lets a passthrough request name another
+	// device than the vehicle of its topic. Off, broker permissions given
+	// per vehicle topic hold for passthrough too.
+	PassthroughAnyTerminal bool `env:"PASSTHROUGH_ANY_TERMINAL" envDefault:"false" help:"let P/vehicles/V/passthrough/set name any terminalid, not only V's vehicle"`
 }
 
 // HassConfig is Home Assistant discovery, read with the prefix HASS_.

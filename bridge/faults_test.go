@@ -806,7 +806,8 @@ func TestStoreDirKeepsPositionsAcrossBridgeRestart(t *testing.T) {
 // level, against the real Mosquitto, which disconnects a client that
 // publishes to a topic with + or #, a NUL or a non-character (and paho would
 // send it again after every reconnect). Every id is made one safe level or
-// refused before publishing; the bridge never loses its broker connection.
+// refused before publishing (empty, or longer than exlive.MaxIDLen); the
+// bridge never loses its broker connection.
 func TestPoisonVehicleIDs(t *testing.T) {
 	m := brokertest.StartMosquitto(t, "")
 	f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{})
@@ -850,10 +851,11 @@ func TestPoisonVehicleIDs(t *testing.T) {
 	for series, want := range map[string]float64{
 		"mqtt_reconnects_total":                            0,
 		"mqtt_connected":                                   1,
-		"mqtt_invalid_topics_total":                        1, // the 70 000-byte id
+		"mqtt_invalid_topics_total":                        0, // the 70 000-byte id never gets that far
 		"bridge_topic_collisions_total":                    1,
 		`bridge_positions_dropped_total{reason="no_id"}`:   1,
-		`bridge_positions_dropped_total{reason="refused"}`: 1,
+		`bridge_positions_dropped_total{reason="bad_id"}`:  1,
+		`bridge_positions_dropped_total{reason="refused"}`: 0,
 	} {
 		if got := metric(t, f.bridge, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
@@ -921,6 +923,9 @@ func TestBadRequestsRefused(t *testing.T) {
 		{"vehicles/V1/position", `{"lat":31.2,"lng":121.4,"speed":-3}`, "speed -3: out of range"},
 		{"vehicles/V1/position", `{"lat":31.2,"lng":121.4,"time":"yesterday"}`, "time: want RFC 3339"},
 		{"vehicles/V1/position", `{"id":"V2","lat":31.2,"lng":121.4}`, "not the vehicle of this topic"},
+		{"vehicles/V1/position", `{"lat":31.2,"lng":121.4,"code":"` + strings.Repeat("c", 129) + `"}`, "code longer than 128 bytes"},
+		{"vehicles/" + strings.Repeat("v", 129) + "/position", `{"lat":31.2,"lng":121.4}`, "vehicle id longer than 128 bytes"},
+		{"vehicles/V1/position", `{"lat":31.2,"lng":121.4,"mileage":1e13}`, "mileage 1e+13: out of range"},
 		{"vehicles/V1/command", `{"request_id":"x"}`, `missing "data"`},
 		{"vehicles/V1/command", `{"data":"x","expires":"soon"}`, "expires: want RFC 3339"},
 		{"vehicles/V1/command", `{"data":"x","request_id":"` + strings.Repeat("r", 300) + `"}`, "request_id longer than 256 bytes"},

@@ -290,6 +290,28 @@ func (f *fixture) results(rest, id string) []map[string]any {
 	return out
 }
 
+// waitResults waits until P/rest/result has n answers with request_id id,
+// and returns them; more than n fails the test.
+func (f *fixture) waitResults(rest, id string, n int) []map[string]any {
+	f.t.Helper()
+	topic := f.topic(rest + "/result")
+	var found []map[string]any
+	f.sub.Wait(testWait, fmt.Sprintf("%d results for %s on %s", n, id, topic), func(ms []brokertest.Msg) bool {
+		found = found[:0]
+		for _, m := range ms {
+			var r map[string]any
+			if m.Topic == topic && json.Unmarshal([]byte(m.Payload), &r) == nil && str(r["request_id"]) == id {
+				found = append(found, r)
+			}
+		}
+		return len(found) >= n
+	})
+	if len(found) > n {
+		f.t.Errorf("%d results for %s on %s, want %d: %v", len(found), id, topic, n, found)
+	}
+	return found
+}
+
 // settle sends a request the bridge refuses at once (a message without
 // msg) and waits for its answer. The bridge carries requests out one at a
 // time and publishes in order, so once its answer is in, every answer to a

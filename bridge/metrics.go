@@ -18,27 +18,30 @@ import (
 type metrics struct {
 	reg *prometheus.Registry
 
-	sessionState  *prometheus.GaugeVec
-	logins        prometheus.Counter
-	loginFailures prometheus.Counter
-	disconnects   prometheus.Counter
-	frames        *prometheus.CounterVec
-	framesByCmd   sync.Map // exlive.Cmd → prometheus.Counter, only for known commands
-	framesUnknown prometheus.Counter
-	skipped       *prometheus.CounterVec
-	fieldsIgnored *prometheus.CounterVec
-	received      prometheus.Counter // positions received
-	published     prometheus.Counter // positions handed to the MQTT client
-	dropped       *prometheus.CounterVec
-	collisions    prometheus.Counter
-	requests      *prometheus.CounterVec
-	latency       *prometheus.HistogramVec
-	newest        atomic.Int64 // Unix ns of the newest position
+	sessionState   *prometheus.GaugeVec
+	logins         prometheus.Counter
+	loginFailures  prometheus.Counter
+	disconnects    prometheus.Counter
+	frames         *prometheus.CounterVec
+	framesByCmd    sync.Map // exlive.Cmd → prometheus.Counter, only for known commands
+	framesUnknown  prometheus.Counter
+	skipped        *prometheus.CounterVec
+	fieldsIgnored  *prometheus.CounterVec
+	received       prometheus.Counter // positions received
+	published      prometheus.Counter // positions handed to the MQTT client
+	dropped        *prometheus.CounterVec
+	fieldsCut      *prometheus.CounterVec
+	repliesDropped *prometheus.CounterVec
+	collisions     prometheus.Counter
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	newest         atomic.Int64 // Unix ns of the newest position
 }
 
 // The reasons a position is dropped for.
 const (
 	dropNoID    = "no_id"   // the platform sent it without a vehicle id
+	dropBadID   = "bad_id"  // its id cannot be a topic level the bridge keeps (see idFault)
 	dropRefused = "refused" // the MQTT client refused it (an invalid topic, or stopping)
 )
 
@@ -85,17 +88,25 @@ func newMetrics(version string, mq *mqtt.Client, queueLimit int, pending func() 
 		m.skipped.WithLabelValues(string(r))
 	}
 	m.fieldsIgnored = counterVec("exlive_fields_ignored_total", "Optional position fields that were present but unreadable, and left out.", "field")
-	every := exlive.FieldSpeed | exlive.FieldDirection | exlive.FieldFuel | exlive.FieldMileage | exlive.FieldTime | exlive.FieldValid | exlive.FieldAlarm
+	every := exlive.FieldSpeed | exlive.FieldDirection | exlive.FieldFuel | exlive.FieldMileage | exlive.FieldTime | exlive.FieldValid | exlive.FieldAlarm | exlive.FieldCode
 	for _, name := range every.Names() {
 		m.fieldsIgnored.WithLabelValues(name)
+	}
+	m.fieldsCut = counterVec("exlive_fields_truncated_total", "Position text fields longer than 1024 bytes (exlive.MaxTextLen), published cut to that length.", "field")
+	for _, name := range (exlive.FieldWState | exlive.FieldCState | exlive.FieldPosInfo).Names() {
+		m.fieldsCut.WithLabelValues(name)
 	}
 	m.received = counter("exlive_positions_received_total", "Positions received from the platform.")
 	m.published = counter("bridge_positions_published_total", "Positions handed to the MQTT client for publishing.")
 	m.dropped = counterVec("bridge_positions_dropped_total", "Positions not published, by reason.", "reason")
 	// Every reason has a series from the start, so that an alert on its
 	// increase sees the first drop too.
-	for _, r := range []string{dropNoID, dropRefused} {
+	for _, r := range []string{dropNoID, dropBadID, dropRefused} {
 		m.dropped.WithLabelValues(r)
+	}
+	m.repliesDropped = counterVec("bridge_passthrough_dropped_total", "Passthrough replies (1013) not published, by reason: no_id (no terminal id), bad_id (longer than 128 bytes).", "reason")
+	for _, r := range []string{dropNoID, dropBadID} {
+		m.repliesDropped.WithLabelValues(r)
 	}
 	m.collisions = counter("bridge_topic_collisions_total", "Vehicle ids whose topic level another id already had.")
 	m.requests = counterVec("bridge_requests_total", "Requests from MQTT, by command and outcome.", "cmd", "outcome")

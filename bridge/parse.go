@@ -82,6 +82,27 @@ func parseRequest(k topic.Kind, payload []byte) (parsed, error) {
 	return p, nil
 }
 
+// maxRequestID is the longest request_id, in bytes.
+const maxRequestID = 256
+
+// requestIDOf returns the request_id parseRequest would read from payload
+// ("" for none, or for a payload it would refuse before reading one), for
+// the answer to a request refused before it is parsed.
+func requestIDOf(k topic.Kind, payload []byte) string {
+	if k == topic.KindGroups || k == topic.KindVehicles || !utf8.Valid(payload) {
+		return "" // their payload is the data: it has no request_id
+	}
+	obj, ok := object(payload)
+	if !ok {
+		return ""
+	}
+	id, _, err := text(obj, "request_id")
+	if err != nil || len(id) > maxRequestID {
+		return ""
+	}
+	return id
+}
+
 // object reads payload as a JSON object, if it is one.
 func object(payload []byte) (map[string]json.RawMessage, bool) {
 	t := bytes.TrimSpace(payload)
@@ -101,7 +122,7 @@ func (p *parsed) common(obj map[string]json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	if len(id) > 256 {
+	if len(id) > maxRequestID {
 		return errors.New("request_id longer than 256 bytes")
 	}
 	p.requestID = id
@@ -239,6 +260,18 @@ func parsePosition(payload []byte) (parsed, error) {
 	pos.ID = deref(u.ID)
 	pos.Code = deref(u.Code)
 	pos.WState, pos.CState, pos.PosInfo = deref(u.WState), deref(u.CState), deref(u.PosInfo)
+	// The bounds the bridge holds the platform's positions to.
+	for _, s := range []struct {
+		name, v string
+		max     int
+	}{
+		{"id", pos.ID, exlive.MaxIDLen}, {"code", pos.Code, exlive.MaxCodeLen},
+		{"wstate", pos.WState, exlive.MaxTextLen}, {"cstate", pos.CState, exlive.MaxTextLen}, {"posinfo", pos.PosInfo, exlive.MaxTextLen},
+	} {
+		if len(s.v) > s.max {
+			return p, fmt.Errorf("%s longer than %d bytes", s.name, s.max)
+		}
+	}
 	for _, f := range []struct {
 		v    *float64
 		to   *opt.Opt[float64]
@@ -246,10 +279,10 @@ func parsePosition(payload []byte) (parsed, error) {
 		lo   float64
 		hi   float64
 	}{
-		{u.Speed, &pos.Speed, "speed", 0, 10000},
+		{u.Speed, &pos.Speed, "speed", 0, exlive.MaxSpeed},
 		{u.Direction, &pos.Direction, "direction", 0, 360},
-		{u.Fuel, &pos.Fuel, "fuel", -1e12, 1e12},
-		{u.Mileage, &pos.Mileage, "mileage", -1e12, 1e12},
+		{u.Fuel, &pos.Fuel, "fuel", -exlive.MaxFuel, exlive.MaxFuel},
+		{u.Mileage, &pos.Mileage, "mileage", -exlive.MaxMileage, exlive.MaxMileage},
 	} {
 		if f.v == nil {
 			continue

@@ -6,13 +6,16 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 // FuzzParseRequest feeds any bytes to the request parser of every kind of
 // /set topic. It must never panic; an error must be a short, readable
-// sentence; and what it accepts must be usable: valid UTF-8, request ids
-// within their limit, and positions with finite numbers in range.
+// sentence; what it accepts must be usable: valid UTF-8, request ids
+// within their limit, and positions with finite numbers in range and texts
+// within the platform's bounds; and requestIDOf, which answers a request
+// refused unparsed (busy), must find the request_id the parser finds.
 //
 // The seed corpus is testdata/fuzz/FuzzParseRequest (requests of every kind,
 // well-formed and broken: wrong types, numbers out of range, bad expires,
@@ -23,6 +26,9 @@ func FuzzParseRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		for k := range topic.NumKinds {
 			p, err := parseRequest(k, payload)
+			if id := requestIDOf(k, payload); id != p.requestID {
+				t.Fatalf("kind %s: requestIDOf = %q, parseRequest read %q (%v)", k, id, p.requestID, err)
+			}
 			if err != nil {
 				checkError(t, k, payload, err)
 				continue
@@ -79,16 +85,21 @@ func checkPosition(t *testing.T, p parsed) {
 	finite("lat", pos.Lat, -90, 90)
 	finite("lng", pos.Lng, -180, 180)
 	if pos.Speed.Valid {
-		finite("speed", pos.Speed.V, 0, 10000)
+		finite("speed", pos.Speed.V, 0, exlive.MaxSpeed)
 	}
 	if pos.Direction.Valid {
 		finite("direction", pos.Direction.V, 0, 360)
 	}
 	if pos.Fuel.Valid {
-		finite("fuel", pos.Fuel.V, -1e12, 1e12)
+		finite("fuel", pos.Fuel.V, -exlive.MaxFuel, exlive.MaxFuel)
 	}
 	if pos.Mileage.Valid {
-		finite("mileage", pos.Mileage.V, -1e12, 1e12)
+		finite("mileage", pos.Mileage.V, -exlive.MaxMileage, exlive.MaxMileage)
+	}
+	if len(pos.ID) > exlive.MaxIDLen || len(pos.Code) > exlive.MaxCodeLen ||
+		len(pos.WState) > exlive.MaxTextLen || len(pos.CState) > exlive.MaxTextLen || len(pos.PosInfo) > exlive.MaxTextLen {
+		t.Fatalf("position accepted with id, code, wstate, cstate, posinfo of %d, %d, %d, %d, %d bytes",
+			len(pos.ID), len(pos.Code), len(pos.WState), len(pos.CState), len(pos.PosInfo))
 	}
 	if pos.Time.Valid {
 		if y := pos.Time.V.Year(); y < 1970 || y > 9999 {

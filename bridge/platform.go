@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/exlive2mqtt/exlive2mqtt/datum"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
@@ -39,9 +40,13 @@ type feed struct {
 	mu    sync.Mutex
 	state exlive.State
 
-	skipLog, fullLog ratelimit.Every
-	scratch          []byte // position payloads are built here; only the session's read loop uses it
-	stopping         atomic.Bool
+	// Warnings that a platform can repeat for every frame, or for each of
+	// a hundred thousand ids, come at most once every ten seconds each,
+	// with a count of those held back.
+	skipLog, fullLog, idLog, replyLog, collisionLog ratelimit.Every
+
+	scratch  []byte // position payloads are built here; only the session's read loop uses it
+	stopping atomic.Bool
 }
 
 // handler is what the session calls.
@@ -64,12 +69,15 @@ func (f *feed) message(m exlive.Message) {
 		f.position(m)
 	case *exlive.PassthroughReply:
 		f.metrics.frame(m.Cmd(), true)
-		level := f.levelOf(m.TerminalID)
-		if level == "" {
-			f.log.Warn().Str("terminalid", m.TerminalID).Msg("passthrough reply without a terminal id: not published")
+		if fault := idFault(m.TerminalID); fault != "" {
+			f.metrics.repliesDropped.WithLabelValues(fault).Inc()
+			if n, ok := f.replyLog.Allow(); ok {
+				f.log.Warn().Str("reason", fault).Int("bytes", len(m.TerminalID)).Str("terminalid_start", head(m.TerminalID)).
+					Uint64("dropped_since_last_warning", n).Msg("passthrough reply without a usable terminal id (empty, or longer than 128 bytes): not published")
+			}
 			return
 		}
-		f.pub.publish(f.topics.Passthrough(level), appendPassthrough(nil, m, time.Now()), false)
+		f.pub.publish(f.topics.Passthrough(f.levelOf(m.TerminalID)), appendPassthrough(nil, m, time.Now()), false)
 	case *exlive.TextMessage:
 		f.metrics.frame(m.Cmd(), true)
 		f.pub.publish(f.topics.Message(), appendText(nil, m.Msg, time.Now()), false)
@@ -104,9 +112,19 @@ func (f *feed) position(p *exlive.Position) {
 			f.metrics.fieldsIgnored.WithLabelValues(name).Inc()
 		}
 	}
-	if p.ID == "" {
-		f.metrics.dropped.WithLabelValues(dropNoID).Inc()
-		f.log.Warn().Msg("position without a vehicle id: not published")
+	if p.Truncated != 0 {
+		for _, name := range p.Truncated.Names() {
+			f.metrics.fieldsCut.WithLabelValues(name).Inc()
+		}
+	}
+	if fault := idFault(p.ID); fault != "" {
+		// Never in the registry: a 900 kB id would stay in it, and in the
+		// status page's list, for as long as the bridge runs.
+		f.metrics.dropped.WithLabelValues(fault).Inc()
+		if n, ok := f.idLog.Allow(); ok {
+			f.log.Warn().Str("reason", fault).Int("bytes", len(p.ID)).Str("id_start", head(p.ID)).
+				Uint64("dropped_since_last_warning", n).Msg("position without a usable vehicle id (empty, or longer than 128 bytes): not published")
+		}
 		return
 	}
 	v := f.vehicle(p.ID, p.Code)
@@ -183,7 +201,10 @@ func (f *feed) vehicle(id, code string) *vehicle {
 	}
 	if collision {
 		f.metrics.collisions.Inc()
-		f.log.Warn().Str("vehicle", id).Str("level", f.reg.level(v)).Msg("two vehicle ids share one topic level; requests to it are refused as ambiguous")
+		if n, ok := f.collisionLog.Allow(); ok {
+			f.log.Warn().Str("vehicle", id).Str("level", f.reg.level(v)).Uint64("collisions_since_last_warning", n).
+				Msg("two vehicle ids share one topic level; requests to it are refused as ambiguous")
+		}
 	}
 	changed := created
 	if code != "" {
@@ -202,14 +223,40 @@ func (f *feed) vehicle(id, code string) *vehicle {
 	return v
 }
 
-// levelOf returns the topic level of a vehicle id, which the registry knows
-// from now on (unless it is full).
+// levelOf returns the topic level of a vehicle id that idFault accepts,
+// which the registry knows from now on (unless it is full).
 func (f *feed) levelOf(id string) string {
-	if id == "" {
-		return ""
-	}
 	f.reg.get(id)
 	return f.topics.Level(id)
+}
+
+// idFault returns why a vehicle id from the platform cannot be used, as the
+// reason it is counted under, or "" when it can. An id becomes a topic
+// level by topic.Layout.Level, which replaces characters but never removes
+// one: only an empty id has an empty level. An id longer than
+// exlive.MaxIDLen (real ones are a few dozen bytes) is refused: kept, it
+// would stay in the registry and in every list of vehicles for as long as
+// the bridge runs, and beyond 65 535 bytes it could not be a topic at all.
+func idFault(id string) string {
+	switch {
+	case id == "":
+		return dropNoID
+	case len(id) > exlive.MaxIDLen:
+		return dropBadID
+	}
+	return ""
+}
+
+// head returns the start of an id for a log line.
+func head(id string) string {
+	if len(id) <= 64 {
+		return id
+	}
+	i := 64
+	for i > 0 && !utf8.RuneStart(id[i]) {
+		i--
+	}
+	return id[:i]
 }
 
 // setState publishes the session's state.
@@ -258,8 +305,8 @@ func (f *feed) inventory(inv exlive.Inventory) {
 	listed := make(map[string]bool, len(inv.Vehicles))
 	for _, iv := range inv.Vehicles {
 		listed[iv.ID] = true
-		if iv.ID == "" {
-			continue
+		if idFault(iv.ID) != "" {
+			continue // exlive refuses ids that are too long; this is for empty ones
 		}
 		if v := f.vehicle(iv.ID, iv.Code); v != nil {
 			v.mu.Lock()

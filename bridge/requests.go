@@ -13,6 +13,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 )
 
 // commands are the platform commands the kinds of request become.
@@ -27,8 +28,9 @@ var commands = [topic.NumKinds]exlive.Cmd{
 
 // requests is the MQTT → platform side of the bridge: it subscribes to the
 // /set topics, reads what arrives, queues it, carries each request out in
-// the order it came (deduplicated by request_id), and publishes its one
-// answer on the /result topic, with an audit line and a count.
+// the order it came (deduplicated by request_id, at most EXLIVE_MAX_RATE a
+// second), and publishes its answer on the /result topic, with an audit
+// line and a count.
 type requests struct {
 	log     zerolog.Logger
 	audit   zerolog.Logger
@@ -38,13 +40,18 @@ type requests struct {
 	metrics *metrics
 	session *exlive.Session
 
-	datum      datum.Datum    // of uploaded positions
-	zone       *time.Location // EXLIVE_TIMEZONE, of uploaded positions
-	maxRequest int
-	readOnly   bool
+	datum       datum.Datum    // of uploaded positions
+	zone        *time.Location // EXLIVE_TIMEZONE, of uploaded positions
+	maxRequest  int
+	readOnly    bool
+	anyTerminal bool // BRIDGE_PASSTHROUGH_ANY_TERMINAL
+	// limit is EXLIVE_MAX_RATE, nil when off; a request waits for it at
+	// most until rateWait after it arrived.
+	limit    *rate.Limiter
+	rateWait time.Duration
 
 	queue chan *request
-	seen  *dedupe // only serve uses it
+	seen  *dedupe
 	// settled is closed once the first inventory is in, or the first
 	// session attempt has failed: requests wait for it (see serve).
 	settled    chan struct{}
@@ -61,6 +68,7 @@ type request struct {
 	payload  []byte
 	retained bool
 	arrived  time.Time
+	carried  *carried // once it is sent: its entry in requests.seen
 }
 
 // subscribe registers the /set topics, unless the bridge is read-only.
@@ -101,7 +109,10 @@ func (q *requests) newRequest(k topic.Kind, in mqtt.Incoming) *request {
 }
 
 // onRequest runs on paho's goroutine for the message: it only checks the
-// size and queues, so it never blocks paho.
+// size and queues, so it never blocks paho. When the queue is full it
+// reads the payload for its request_id alone, so that the busy answer
+// carries it: work bounded by BRIDGE_MAX_REQUEST, no more than serve would
+// have done with the request.
 func (q *requests) onRequest(k topic.Kind, in mqtt.Incoming) {
 	r := q.newRequest(k, in)
 	if len(in.Payload) > q.maxRequest {
@@ -111,9 +122,17 @@ func (q *requests) onRequest(k topic.Kind, in mqtt.Incoming) {
 	select {
 	case q.queue <- r:
 	default:
-		q.finish(r, "", "", outcomeRefused, result{Error: "busy: too many requests waiting"})
+		q.finish(r, "", requestIDOf(k, in.Payload), outcomeRefused, result{Error: errBusyQueue})
 	}
 }
+
+// The busy answers: a request refused because the bridge or the platform
+// cannot take it now. Sent again later, it is handled as new.
+const (
+	errBusyQueue   = "busy: too many requests waiting"
+	errBusyPending = "busy: too many requests awaiting the platform's answer"
+	errBusyRate    = "busy: over EXLIVE_MAX_RATE"
+)
 
 // serve carries the queued requests out one at a time, in the order
 // they came. Sending is quick; answers come back asynchronously.
@@ -144,17 +163,26 @@ func (q *requests) serve(ctx context.Context) {
 				}
 			}
 		case r := <-q.queue:
-			q.carryOut(r)
+			q.carryOut(ctx, r)
 		}
 	}
 }
 
-func (q *requests) carryOut(r *request) {
-	cmd := commands[r.kind]
+func (q *requests) carryOut(ctx context.Context, r *request) {
 	p, err := parseRequest(r.kind, r.payload)
 	if err != nil {
 		q.finish(r, "", p.requestID, outcomeInvalid, result{Error: err.Error()})
 		return
+	}
+	key := r.kind.String() + "\x00" + r.level + "\x00" + p.requestID
+	if p.requestID != "" {
+		if answer, found, settled := q.seen.repeat(key, r.arrived); found {
+			// Carried out before: the broker delivered it again (QoS 1
+			// is at least once), or its sender sent it again. It gets
+			// the first one's answer, now or when that comes.
+			q.repeated(r, p.requestID, answer, settled)
+			return
+		}
 	}
 	if r.retained {
 		// A retained request would be carried out again at every restart.
@@ -163,14 +191,6 @@ func (q *requests) carryOut(r *request) {
 	}
 	if !p.expires.IsZero() && time.Now().After(p.expires) {
 		q.finish(r, "", p.requestID, outcomeExpired, result{Error: "expired"})
-		return
-	}
-	if p.requestID != "" && q.seen.add(r.kind.String()+"\x00"+r.level+"\x00"+p.requestID, r.arrived) {
-		// The broker delivered it again (QoS 1 is at least once); it has
-		// been answered already.
-		q.audit.Info().Str("cmd", cmd.String()).Str("vehicle", r.level).Str("request_id", p.requestID).
-			Str("outcome", outcomeRepeated).Msg("request")
-		q.metrics.requests.WithLabelValues(cmd.String(), outcomeRepeated).Inc()
 		return
 	}
 	var (
@@ -186,6 +206,9 @@ func (q *requests) carryOut(r *request) {
 			return
 		case v != nil:
 			id = v.id
+		case r.kind == topic.KindPosition && len(r.level) > exlive.MaxIDLen:
+			q.finish(r, "", p.requestID, outcomeInvalid, result{Error: fmt.Sprintf("vehicle id longer than %d bytes", exlive.MaxIDLen)})
+			return
 		case r.kind == topic.KindPosition && r.level != "":
 			// The specification's third party uploads the positions of
 			// its own vehicles, which the platform may list to no
@@ -200,22 +223,86 @@ func (q *requests) carryOut(r *request) {
 			return
 		}
 	}
+	if r.kind == topic.KindPassthrough && p.terminalID != "" && p.terminalID != id && !q.anyTerminal {
+		// Broker permissions are given per topic: P/vehicles/V1/# must
+		// not reach another device.
+		q.finish(r, id, p.requestID, outcomeRefused, result{Error: fmt.Sprintf(
+			"terminalid %q is not the vehicle of this topic (BRIDGE_PASSTHROUGH_ANY_TERMINAL=true allows it)", p.terminalID)})
+		return
+	}
 	msg, err := q.message(r.kind, p, v, id)
 	if err != nil {
 		q.finish(r, id, p.requestID, outcomeInvalid, result{Error: err.Error()})
 		return
 	}
+	if !q.wait(ctx, r) {
+		q.finish(r, id, p.requestID, outcomeRefused, result{Error: errBusyRate})
+		return
+	}
+	if !p.expires.IsZero() && time.Now().After(p.expires) {
+		q.finish(r, id, p.requestID, outcomeExpired, result{Error: "expired"})
+		return
+	}
+	if p.requestID != "" {
+		// Before it is sent: the answer may come before RequestAsync
+		// returns.
+		r.carried = q.seen.add(key, r.arrived)
+	}
 	err = q.session.RequestAsync(msg, func(a *exlive.Answer, err error) {
 		q.answered(r, id, p.requestID, a, err)
 	})
 	if err != nil {
-		outcome, text := outcomeRefused, err.Error()
+		if r.carried != nil {
+			q.seen.forget(r.carried)
+			r.carried = nil
+		}
+		text := err.Error()
 		if errors.Is(err, exlive.ErrNotLoggedIn) {
 			text = errNotLoggedIn.Error()
 		} else if errors.Is(err, exlive.ErrTooManyPending) {
-			text = "busy: too many requests awaiting the platform's answer"
+			text = errBusyPending
 		}
-		q.finish(r, id, p.requestID, outcome, result{Error: text})
+		q.finish(r, id, p.requestID, outcomeRefused, result{Error: text})
+	}
+}
+
+// wait waits for EXLIVE_MAX_RATE to let r go, and reports whether it did
+// before rateWait had passed since r arrived (or the bridge stopped).
+// Requests wait one at a time, so while one waits the others queue, and
+// those beyond BRIDGE_REQUEST_QUEUE are refused as busy at once.
+func (q *requests) wait(ctx context.Context, r *request) bool {
+	if q.limit == nil {
+		return true
+	}
+	now := time.Now()
+	res := q.limit.ReserveN(now, 1)
+	delay := res.DelayFrom(now)
+	if !res.OK() || now.Add(delay).After(r.arrived.Add(q.rateWait)) {
+		res.CancelAt(now)
+		return false
+	}
+	if delay <= 0 {
+		return true
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		res.Cancel()
+		return false
+	}
+}
+
+// repeated answers a request that was carried out before with the answer
+// it got: now when it has it, else when it comes (dedupe.settle).
+func (q *requests) repeated(r *request, requestID string, answer []byte, settled bool) {
+	cmd := commands[r.kind]
+	q.auditLine(r, "", requestID, outcomeRepeated).Bool("answered", settled && answer != nil).Msg("request")
+	q.metrics.requests.WithLabelValues(cmd.String(), outcomeRepeated).Inc()
+	if settled && answer != nil {
+		q.pub.publish(q.topics.Result(r.kind, r.level), answer, false)
 	}
 }
 
@@ -251,6 +338,9 @@ func (q *requests) answered(r *request, id, requestID string, a *exlive.Answer, 
 		q.audit.Info().Str("cmd", cmd.String()).Str("vehicle", id).Str("request_id", requestID).
 			Str("outcome", outcomeSent).Msg("request")
 		q.metrics.requests.WithLabelValues(cmd.String(), outcomeSent).Inc()
+		if r.carried != nil {
+			q.seen.settle(r.carried, nil)
+		}
 		return
 	}
 	q.finish(r, id, requestID, outcome, result{Error: text})
@@ -261,18 +351,7 @@ func (q *requests) answered(r *request, id, requestID string, a *exlive.Answer, 
 func (q *requests) finish(r *request, id, requestID, outcome string, res result) {
 	cmd := commands[r.kind]
 	res.RequestID, res.Cmd = requestID, cmd
-	ev := q.audit.Info().Str("cmd", cmd.String())
-	if r.kind.Vehicle() {
-		if id == "" {
-			// Refused before the vehicle was looked up (invalid,
-			// expired, busy): the audit line still names it.
-			if v, _ := q.reg.lookup(r.level); v != nil {
-				id = v.id
-			}
-		}
-		ev = ev.Str("vehicle", id).Str("topic_level", r.level)
-	}
-	ev = ev.Str("request_id", requestID).Str("outcome", outcome)
+	ev := q.auditLine(r, id, requestID, outcome)
 	if res.Result != "" {
 		ev = ev.Str("result", res.Result)
 	}
@@ -282,10 +361,42 @@ func (q *requests) finish(r *request, id, requestID, outcome string, res result)
 	ev.Msg("request")
 	q.metrics.requests.WithLabelValues(cmd.String(), outcome).Inc()
 
-	if r.kind.Vehicle() && mqtt.ValidTopic(r.level) != nil {
-		return // a level with a wildcard cannot have come from a subscription
+	// An empty level (P/vehicles//command/set) makes a valid topic, and
+	// is answered on it; a topic that is not valid cannot have come from
+	// a subscription.
+	to := q.topics.Result(r.kind, r.level)
+	var answer []byte
+	if mqtt.ValidTopic(to) == nil {
+		answer = appendResult(nil, res)
 	}
-	q.pub.publish(q.topics.Result(r.kind, r.level), appendResult(nil, res), false)
+	repeats := 0
+	if r.carried != nil {
+		// Repeats that came while it was awaited get the same answer.
+		repeats = q.seen.settle(r.carried, answer)
+	}
+	if answer != nil {
+		for range 1 + repeats {
+			q.pub.publish(to, answer, false)
+		}
+	}
+}
+
+// auditLine starts the audit line of request r: id is the vehicle's
+// platform id, "" when it was not looked up.
+func (q *requests) auditLine(r *request, id, requestID, outcome string) *zerolog.Event {
+	ev := q.audit.Info().Str("cmd", commands[r.kind].String())
+	if r.kind.Vehicle() {
+		if id == "" {
+			// Refused before the vehicle was looked up (invalid,
+			// expired, busy), or repeated: the audit line still names
+			// it.
+			if v, _ := q.reg.lookup(r.level); v != nil {
+				id = v.id
+			}
+		}
+		ev = ev.Str("vehicle", id).Str("topic_level", r.level)
+	}
+	return ev.Str("request_id", requestID).Str("outcome", outcome)
 }
 
 // message builds the frame a request becomes. v is the vehicle, nil for an

@@ -5,18 +5,26 @@ package bridge_test
 // right kind, or none where docs/topics.md says none.
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
 	"github.com/exlive2mqtt/exlive2mqtt/opt"
+	"github.com/rs/zerolog"
 )
 
 // ctAnswered are the requests the platform answers with 8000 by protocol.
@@ -90,10 +98,11 @@ func TestRequestsReachThePlatform(t *testing.T) {
 		}
 
 		// passthrough/set: terminalid defaults to the vehicle's id, code to
-		// its code; both can be given; plain bytes are the data.
+		// its code; both can be given (terminalid only as the vehicle's
+		// own: TestPassthroughTerminal); plain bytes are the data.
 		for _, c := range []struct{ rest, id, payload string }{
 			{"vehicles/V2/passthrough", "p1", `{"data":"7E02","request_id":"p1"}`},
-			{"vehicles/V2/passthrough", "p2", `{"data":"7E03","code":"X9","terminalid":"T-77","request_id":"p2"}`},
+			{"vehicles/V2/passthrough", "p2", `{"data":"7E03","code":"X9","terminalid":"V2","request_id":"p2"}`},
 			{"vehicles/V3/passthrough", "", `HELLO`},
 		} {
 			want := map[string]any{"cmd": "1012", "ok": true, "result": exlive.ResultSucceed}
@@ -104,7 +113,7 @@ func TestRequestsReachThePlatform(t *testing.T) {
 		}
 		if got, want := received[*exlive.Passthrough](f.sim), []*exlive.Passthrough{
 			{TerminalID: "V2", Code: "沪A10001", Data: "7E02"},
-			{TerminalID: "T-77", Code: "X9", Data: "7E03"},
+			{TerminalID: "V2", Code: "X9", Data: "7E03"},
 			{TerminalID: "V3", Code: "沪A10002", Data: "HELLO"},
 		}; !reflect.DeepEqual(got, want) {
 			t.Errorf("platform received passthrough %v, want %v", got, want)
@@ -344,7 +353,7 @@ func TestRequestRefusals(t *testing.T) {
 			}
 
 			// The same request_id twice (QoS 1 is at least once): carried
-			// out once, answered once.
+			// out once, and both deliveries get its answer.
 			dup := `{"data":"DUP","request_id":"dup"}`
 			f.set(rest, dup)
 			f.set(rest, dup)
@@ -367,7 +376,16 @@ func TestRequestRefusals(t *testing.T) {
 			f.once("vehicles/NOPE/"+k.name, k.cmd, "unknown", "refused")
 			f.once(rest, k.cmd, "fresh-rfc", "ok")
 			f.once(rest, k.cmd, "fresh-epoch", "ok")
-			f.once(rest, k.cmd, "dup", "ok")
+			if rs := f.waitResults(rest, "dup", 2); !reflect.DeepEqual(rs[0], rs[1]) || rs[0]["ok"] != true {
+				t.Errorf("%s: the answers to dup and its repeat: %v", k.name, rs)
+			}
+			var outcomes []string
+			for _, a := range f.waitAudit(k.cmd, "dup") {
+				outcomes = append(outcomes, a.Outcome)
+			}
+			if want := []string{"ok", "repeated"}; !slices.Equal(outcomes, want) && !slices.Equal(outcomes, []string{"repeated", "ok"}) {
+				t.Errorf("%s: dup's audit outcomes %v, want %v", k.name, outcomes, want)
+			}
 			if rs := f.results(rest, ""); len(rs) != 2 {
 				t.Errorf("%s: %d answers without request_id, want 2 (not UTF-8, too large): %v", k.name, len(rs), rs)
 			}
@@ -535,6 +553,7 @@ func TestPositionUploadForAnyVehicle(t *testing.T) {
 		// commands and passthrough to vehicles the bridge does not know.
 		for _, c := range []struct{ rest, id, payload, want string }{
 			{"vehicles/EXT-2/position", "other", `{"id":"other","lat":1,"lng":2,"request_id":"other"}`, `id "other" is not the vehicle of this topic`},
+			{"vehicles/EXT-2/position", "long", `{"lat":1,"lng":2,"posinfo":"` + strings.Repeat("路", 342) + `","request_id":"long"}`, "posinfo longer than 1024 bytes"},
 			{"vehicles/EXT-1/command", "cmd", `{"data":"STOP","request_id":"cmd"}`, "unknown vehicle"},
 			{"vehicles/EXT-1/passthrough", "pt", `{"data":"AA","request_id":"pt"}`, "unknown vehicle"},
 		} {
@@ -550,4 +569,441 @@ func TestPositionUploadForAnyVehicle(t *testing.T) {
 			t.Errorf("platform received %d commands for an unknown vehicle", n)
 		}
 	})
+}
+
+// TestRequestRetriedAfterRefusal: a request_id is remembered only once its
+// request was carried out. A request refused (unknown vehicle, not logged
+// in, invalid, expired) and sent again with the same request_id is handled
+// as new, and carried out once it can be; a repeat of one carried out gets
+// the first answer again, whether it comes before or after that answer,
+// and is not sent twice.
+func TestRequestRetriedAfterRefusal(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		f := newFixture(t, target, setup{noStart: true})
+		proxy := brokertest.NewProxy(t, f.sim.Addr())
+		f.opts.Exlive.Addr = proxy.Addr()
+		f.start()
+		f.ready()
+		past, future := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+
+		// Unknown vehicle, then the platform tells of it.
+		ctExpect(t, "unknown", f.ask("vehicles/V9/command", "r-unknown", `{"data":"U","request_id":"r-unknown"}`),
+			map[string]any{"request_id": "r-unknown", "cmd": "1004", "ok": false, "error": "unknown vehicle"})
+		f.sim.SendRaw(rawPosition(map[string]string{"id": "V9", "lat": "31.2", "lng": "121.4"}))
+		f.sub.WaitTopic(testWait, f.topic("vehicles/V9/position"))
+		ctExpect(t, "unknown, retried", f.ask("vehicles/V9/command", "r-unknown", `{"data":"U","request_id":"r-unknown"}`),
+			map[string]any{"request_id": "r-unknown", "cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
+
+		// Invalid, then right.
+		ctExpect(t, "invalid", f.ask("vehicles/V1/command", "r-invalid", `{"request_id":"r-invalid"}`),
+			map[string]any{"request_id": "r-invalid", "cmd": "1004", "ok": false, "error": `missing "data"`})
+		ctExpect(t, "invalid, retried", f.ask("vehicles/V1/command", "r-invalid", `{"data":"I","request_id":"r-invalid"}`),
+			map[string]any{"request_id": "r-invalid", "cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
+
+		// Expired, then given more time.
+		ctExpect(t, "expired", f.ask("vehicles/V1/command", "r-exp", `{"data":"E","request_id":"r-exp","expires":"`+past.Format(time.RFC3339)+`"}`),
+			map[string]any{"request_id": "r-exp", "cmd": "1004", "ok": false, "error": "expired"})
+		ctExpect(t, "expired, retried", f.ask("vehicles/V1/command", "r-exp", `{"data":"E","request_id":"r-exp","expires":"`+future.Format(time.RFC3339)+`"}`),
+			map[string]any{"request_id": "r-exp", "cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
+
+		// Not logged in, then back.
+		before := len(f.sub.Messages())
+		proxy.SetDown(true)
+		_, i := ctWaitSession(t, f, before, "disconnected")
+		ctExpect(t, "offline", f.ask("vehicles/V2/passthrough", "r-off", `{"data":"O","request_id":"r-off"}`),
+			map[string]any{"request_id": "r-off", "cmd": "1012", "ok": false, "error": "not logged in to the platform"})
+		proxy.SetDown(false)
+		ctWaitSession(t, f, i+1, "logged_in")
+		ctExpect(t, "offline, retried", f.ask("vehicles/V2/passthrough", "r-off", `{"data":"O","request_id":"r-off"}`),
+			map[string]any{"request_id": "r-off", "cmd": "1012", "ok": true, "result": exlive.ResultSucceed})
+
+		// A repeat of one carried out and answered: the same answer, not
+		// sent again.
+		first := f.results("vehicles/V9/command", "r-unknown")
+		again := f.ask("vehicles/V9/command", "r-unknown", `{"data":"U","request_id":"r-unknown"}`)
+		ctExpect(t, "repeat of an answered request", again, first[len(first)-1])
+
+		// Repeats that come while the answer is awaited get it when it
+		// comes.
+		f.sim.SetAnswer(f.sim.Succeed(), 300*time.Millisecond, false)
+		for range 3 {
+			f.set("vehicles/V1/command", `{"data":"SLOW","request_id":"r-slow"}`)
+		}
+		for _, r := range f.waitResults("vehicles/V1/command", "r-slow", 3) {
+			ctExpect(t, "slow and its repeats", r, map[string]any{"request_id": "r-slow", "cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
+		}
+		f.sim.SetAnswer(f.sim.Succeed(), 0, false)
+
+		f.settle()
+		if got, want := ctPlatformData(f.sim, "command"), []string{"V9 U", "V1 I", "V1 E", "V1 SLOW"}; !slices.Equal(got, want) {
+			t.Errorf("platform received commands %v, want %v", got, want)
+		}
+		if got, want := ctPlatformData(f.sim, "passthrough"), []string{"V2 O"}; !slices.Equal(got, want) {
+			t.Errorf("platform received passthrough %v, want %v", got, want)
+		}
+		m := gather(t, f.bridge)
+		m.want(t, `bridge_requests_total{cmd="1004",outcome="repeated"}`, 3)
+		m.want(t, `bridge_requests_total{cmd="1004",outcome="ok"}`, 4)
+	})
+}
+
+// TestPassthroughTerminal: P/vehicles/V/passthrough/set reaches V's device
+// only, so that broker permissions given per vehicle topic hold; a
+// terminalid of another device is refused and nothing is sent, unless
+// BRIDGE_PASSTHROUGH_ANY_TERMINAL allows it.
+func TestPassthroughTerminal(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		f := newFixture(t, target, setup{})
+		f.ready()
+		ctExpect(t, "another terminal", f.ask("vehicles/V1/passthrough", "other", `{"terminalid":"OTHER-999","data":"7E01","request_id":"other"}`),
+			map[string]any{"request_id": "other", "cmd": "1012", "ok": false,
+				"error": `terminalid "OTHER-999" is not the vehicle of this topic (BRIDGE_PASSTHROUGH_ANY_TERMINAL=true allows it)`})
+		ctExpect(t, "another vehicle of the fleet", f.ask("vehicles/V1/passthrough", "v2", `{"terminalid":"V2","data":"7E02","request_id":"v2"}`),
+			map[string]any{"request_id": "v2", "cmd": "1012", "ok": false,
+				"error": `terminalid "V2" is not the vehicle of this topic (BRIDGE_PASSTHROUGH_ANY_TERMINAL=true allows it)`})
+		ctExpect(t, "its own terminal", f.ask("vehicles/V1/passthrough", "own", `{"terminalid":"V1","data":"7E03","request_id":"own"}`),
+			map[string]any{"request_id": "own", "cmd": "1012", "ok": true, "result": exlive.ResultSucceed})
+		f.settle()
+		f.once("vehicles/V1/passthrough", "1012", "other", "refused")
+		if got, want := ctPlatformData(f.sim, "passthrough"), []string{"V1 7E03"}; !slices.Equal(got, want) {
+			t.Errorf("platform received %v, want %v", got, want)
+		}
+
+		// Allowed by the setting.
+		f.stop()
+		f.opts.Bridge.PassthroughAnyTerminal = true
+		f.start()
+		f.ready()
+		ctExpect(t, "another terminal, allowed", f.ask("vehicles/V1/passthrough", "other2", `{"terminalid":"OTHER-999","data":"7E04","request_id":"other2"}`),
+			map[string]any{"request_id": "other2", "cmd": "1012", "ok": true, "result": exlive.ResultSucceed})
+		if got, want := ctPlatformData(f.sim, "passthrough"), []string{"V1 7E03", "OTHER-999 7E04"}; !slices.Equal(got, want) {
+			t.Errorf("platform received %v, want %v", got, want)
+		}
+	})
+}
+
+// TestEmptyVehicleLevel: a request on P/vehicles//KIND/set (an empty
+// level, a valid topic) is answered on P/vehicles//KIND/result, which
+// every subscriber to P/vehicles/+/KIND/result gets, and nothing is sent.
+func TestEmptyVehicleLevel(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		f := newFixture(t, target, setup{})
+		f.ready()
+		plus := brokertest.Subscribe(t, target.URL, f.topic("vehicles/+/command/result"), f.topic("vehicles/+/passthrough/result"), f.topic("vehicles/+/position/result"))
+		for _, c := range []struct{ kind, cmd, payload string }{
+			{"command", "1004", `{"data":"X","request_id":"e-command"}`},
+			{"passthrough", "1012", `{"data":"X","request_id":"e-passthrough"}`},
+			{"position", "1007", `{"lat":31.2,"lng":121.4,"request_id":"e-position"}`},
+		} {
+			id := "e-" + c.kind
+			ctExpect(t, c.kind, f.ask("vehicles//"+c.kind, id, c.payload),
+				map[string]any{"request_id": id, "cmd": c.cmd, "ok": false, "error": "unknown vehicle"})
+			m := plus.WaitTopic(testWait, f.topic("vehicles//"+c.kind+"/result"))
+			if r := decode(t, m.Payload); r["request_id"] != id {
+				t.Errorf("the subscriber to vehicles/+/%s/result got %s", c.kind, m.Payload)
+			}
+		}
+		f.settle()
+		if sent := requests(f.sim.Received()); len(sent) != 0 {
+			t.Errorf("the platform received %v", sent)
+		}
+		var levels []string
+		for _, a := range f.log.byRequest()["e-command"] {
+			levels = append(levels, fmt.Sprintf("%s %q %v", a.Outcome, a.TopicLevel, a.HasVehicle))
+		}
+		if want := []string{`refused "" true`}; !slices.Equal(levels, want) {
+			t.Errorf("audit of e-command: %v, want %v", levels, want)
+		}
+	})
+}
+
+// TestRequestRateLimit: with EXLIVE_MAX_RATE, requests over the rate wait
+// their turn, at most EXLIVE_COMMAND_TIMEOUT from their arrival, and are
+// then refused as busy, with their request_id; sent again later, a busy
+// one is carried out.
+func TestRequestRateLimit(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		// 1 a second with a burst of 2: of five at once, two go at
+		// once, the third a second later (within the 1.5 s it may
+		// wait), the fourth and fifth would go at 2 s and 3 s, too late.
+		f := newFixture(t, target, setup{edit: func(o *bridge.Options) {
+			o.Exlive.MaxRate, o.Exlive.MaxBurst = 1, 2
+			o.Exlive.CommandTimeout = 1500 * time.Millisecond
+		}})
+		f.ready()
+		// The bridge's MQTT client hands messages to handlers
+		// concurrently: which of the five come first is not known.
+		for i := 1; i <= 5; i++ {
+			f.set("vehicles/V1/command", fmt.Sprintf(`{"data":"R%d","request_id":"rate-%d"}`, i, i))
+		}
+		var ok, busy []string
+		for i := 1; i <= 5; i++ {
+			id := fmt.Sprintf("rate-%d", i)
+			r := f.resultAfter(0, "vehicles/V1/command", id)
+			switch {
+			case reflect.DeepEqual(r, map[string]any{"request_id": id, "cmd": "1004", "ok": true, "result": exlive.ResultSucceed}):
+				ok = append(ok, id)
+			case reflect.DeepEqual(r, map[string]any{"request_id": id, "cmd": "1004", "ok": false, "error": "busy: over EXLIVE_MAX_RATE"}):
+				busy = append(busy, id)
+			default:
+				t.Errorf("%s: result %v, want ok, or busy", id, r)
+			}
+		}
+		if len(ok) != 3 || len(busy) != 2 {
+			t.Fatalf("carried out %v, busy %v; want 3 and 2", ok, busy)
+		}
+		var at []time.Time
+		for _, r := range f.sim.Received() {
+			if _, ok := r.Msg.(*exlive.VehicleCommand); ok {
+				at = append(at, r.At)
+			}
+		}
+		if len(at) != 3 {
+			t.Fatalf("platform received %d commands, want 3", len(at))
+		}
+		// The limiter never lets the third go sooner (the first two are
+		// its burst).
+		if gap := at[2].Sub(at[0]); gap < 900*time.Millisecond {
+			t.Errorf("the third command came %v after the first, want about 1s", gap)
+		}
+		// Busy is not remembered: sent again, it is carried out.
+		id := busy[0]
+		data := "R" + strings.TrimPrefix(id, "rate-")
+		ctExpect(t, id+" again", f.ask("vehicles/V1/command", id, `{"data":"`+data+`","request_id":"`+id+`"}`),
+			map[string]any{"request_id": id, "cmd": "1004", "ok": true, "result": exlive.ResultSucceed})
+		if got := ctPlatformData(f.sim, "command"); len(got) != 4 || got[3] != "V1 "+data {
+			t.Errorf("platform received %v, want 4 commands, the last %s", got, data)
+		}
+	})
+}
+
+// TestRequestFlood publishes 20 000 commands as fast as a client can,
+// against a bridge limited to 500 requests a second (EXLIVE_MAX_RATE) with
+// a short queue: every one gets exactly one answer, every answer carries
+// its request_id, the busy ones too, whether refused on arrival (queue
+// full) or after waiting for the rate; the platform receives exactly the
+// ones answered ok, never faster than the rate allows; and the counts of
+// bridge_requests_total add up to 20 000.
+func TestRequestFlood(t *testing.T) {
+	const (
+		n     = 20_000
+		rate  = 500
+		burst = 50
+	)
+	brokertest.EachHeavy(t, func(t *testing.T, target brokertest.Target) {
+		clock := &sendClock{}
+		// Positions keep coming meanwhile, stamped with when they were
+		// sent: how late they are published tells what the flood costs
+		// them.
+		f := newFixture(t, target, setup{sim: exlivesim.Config{Vehicles: 3, Rate: 20, StampSent: true}, edit: func(o *bridge.Options) {
+			addr := o.Exlive.Addr
+			o.Dial = func(ctx context.Context) (net.Conn, error) {
+				nc, err := exlive.Dial(ctx, addr)
+				return clockConn{nc, clock}, err
+			}
+			// The default timeout: answers wait their turn behind the
+			// busy ones on the broker link.
+			o.Exlive.MaxRate, o.Exlive.MaxBurst = rate, burst
+			o.Exlive.CommandTimeout = exlive.DefaultCommandTimeout
+			o.Bridge.RequestQueue = 64
+			o.Log = o.Log.Level(zerolog.InfoLevel) // not a debug line per frame
+		}})
+		f.ready()
+
+		// The answers, counted by request_id as they come.
+		var (
+			mu       sync.Mutex
+			answers  = make(map[string][]map[string]any, n)
+			total    int
+			noID     int
+			allIn    = make(chan struct{})
+			resultOf = f.topic("vehicles/+/command/result")
+			late     []time.Duration // of positions
+		)
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(target.URL).SetClientID(brokertest.ClientID(t)).SetCleanSession(true))
+		if tok := c.Connect(); !tok.WaitTimeout(testWait) || tok.Error() != nil {
+			t.Fatalf("connect: %v", tok.Error())
+		}
+		defer c.Disconnect(100)
+		tok := c.Subscribe(resultOf, 1, func(_ paho.Client, m paho.Message) {
+			var r map[string]any
+			if err := json.Unmarshal(m.Payload(), &r); err != nil {
+				t.Errorf("answer %q: %v", m.Payload(), err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			id := str(r["request_id"])
+			if id == "" {
+				noID++
+			}
+			answers[id] = append(answers[id], r)
+			if total++; total == n {
+				close(allIn)
+			}
+		})
+		if !tok.WaitTimeout(testWait) || tok.Error() != nil {
+			t.Fatalf("subscribe: %v", tok.Error())
+		}
+		tok = c.Subscribe(f.topic("vehicles/+/position"), 0, func(_ paho.Client, m paho.Message) {
+			var p struct{ WState string }
+			if json.Unmarshal(m.Payload(), &p) != nil || m.Retained() {
+				return
+			}
+			if ns, err := strconv.ParseInt(p.WState, 10, 64); err == nil {
+				mu.Lock()
+				late = append(late, time.Since(time.Unix(0, ns)))
+				mu.Unlock()
+			}
+		})
+		if !tok.WaitTimeout(testWait) || tok.Error() != nil {
+			t.Fatalf("subscribe: %v", tok.Error())
+		}
+
+		// In runs of 1000 unacknowledged publishes: as fast as the
+		// broker takes them.
+		start := time.Now()
+		toks := make([]paho.Token, 0, 1000)
+		for i := range n {
+			level := fmt.Sprintf("V%d", 1+i%3)
+			toks = append(toks, c.Publish(f.topic("vehicles/"+level+"/command/set"), 1, false,
+				fmt.Sprintf(`{"data":"F%d","request_id":"flood-%d"}`, i, i)))
+			if len(toks) == cap(toks) || i == n-1 {
+				for _, tok := range toks {
+					if !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
+						t.Fatalf("publish: %v", tok.Error())
+					}
+				}
+				toks = toks[:0]
+			}
+		}
+		published := time.Since(start)
+		select {
+		case <-allIn:
+		case <-time.After(time.Minute):
+			mu.Lock()
+			m := gather(t, f.bridge)
+			t.Fatalf("%d answers of %d after a minute; the bridge:\n%s%s", total, n, m.grep("bridge_requests_total"), m.grep("mqtt_"))
+		}
+		f.settle() // any answer beyond n would be in by now
+		mu.Lock()
+		defer mu.Unlock()
+
+		outcomes := map[string]int{}
+		for i := range n {
+			id := fmt.Sprintf("flood-%d", i)
+			rs := answers[id]
+			if len(rs) != 1 {
+				t.Errorf("%s: %d answers: %v", id, len(rs), rs)
+				continue
+			}
+			switch r := rs[0]; {
+			case r["ok"] == true && r["result"] == exlive.ResultSucceed:
+				outcomes["ok"]++
+			case r["ok"] == false:
+				outcomes[str(r["error"])]++
+			default:
+				t.Errorf("%s: %v", id, r)
+			}
+		}
+		if total != n || noID != 0 || len(answers) != n {
+			t.Errorf("%d answers for %d distinct ids, %d without request_id; want %d, %d, 0", total, len(answers), noID, n, n)
+		}
+		t.Logf("%d commands published in %v: %v", n, published.Round(time.Millisecond), outcomes)
+		if len(late) > 0 {
+			slices.Sort(late)
+			t.Logf("%d positions meanwhile, published after the platform sent them: median %v, 99th percentile %v, at most %v",
+				len(late), late[len(late)/2].Round(time.Millisecond), late[len(late)*99/100].Round(time.Millisecond), late[len(late)-1].Round(time.Millisecond))
+		}
+		// Sent: ok, or timeout. The platform answers at once, but the
+		// bridge reads its answers only as fast as its broker link takes
+		// what the bridge publishes, and the flood's busy answers take
+		// most of that: on a slow machine (the race detector) some are
+		// read after EXLIVE_COMMAND_TIMEOUT.
+		sent := outcomes["ok"] + outcomes["timeout"]
+		for outcome := range outcomes {
+			// Busy on arrival (the queue is full), after waiting for the
+			// rate, or while EXLIVE_MAX_PENDING await their answers.
+			switch outcome {
+			case "ok", "timeout", "busy: too many requests waiting", "busy: over EXLIVE_MAX_RATE", "busy: too many requests awaiting the platform's answer":
+				continue
+			}
+			t.Errorf("answers %q: not ok, timeout or busy", outcome)
+		}
+		if outcomes["busy: too many requests waiting"] == 0 || outcomes["ok"] < burst {
+			t.Errorf("outcomes %v: want some refused as busy on arrival, and at least the burst carried out", outcomes)
+		}
+
+		// The platform received exactly those sent.
+		if n := len(received[*exlive.VehicleCommand](f.sim)); n != sent {
+			t.Errorf("platform received %d commands, %d answered ok or timeout", n, sent)
+		}
+		// Sent at the rate: overall, and in any second, at most the burst
+		// and the rate's worth (and one: the limiter counts when a
+		// request takes its turn, the clock when its frame is written).
+		// Timed as the bridge writes them: when the platform reads them
+		// they may have bunched up in the socket.
+		at := clock.times()
+		if len(at) != sent {
+			t.Errorf("the bridge wrote %d commands, %d answered ok or timeout", len(at), sent)
+		}
+		if len(at) > 0 {
+			span := at[len(at)-1].Sub(at[0])
+			if most := burst + rate*span.Seconds() + 1; float64(len(at)) > most {
+				t.Errorf("%d commands sent in %v, want at most %.0f", len(at), span, most)
+			}
+		}
+		busiest := 0
+		for i, j := 0, 0; j < len(at); j++ {
+			for at[j].Sub(at[i]) > time.Second {
+				i++
+			}
+			busiest = max(busiest, j-i+1)
+		}
+		if most := burst + rate + 1; busiest > most {
+			t.Errorf("%d commands sent within a second, want at most %d", busiest, most)
+		}
+		t.Logf("at most %d commands sent in any second", busiest)
+
+		m := gather(t, f.bridge)
+		var counted float64
+		for _, outcome := range []string{"ok", "refused", "invalid", "rejected", "timeout", "lost", "expired", "repeated"} {
+			v, _ := m.get(t, `bridge_requests_total{cmd="1004",outcome="`+outcome+`"}`)
+			counted += v
+		}
+		if counted != n {
+			t.Errorf("bridge_requests_total{cmd=\"1004\"} = %v, want %d", counted, n)
+		}
+		m.want(t, `bridge_requests_total{cmd="1004",outcome="ok"}`, float64(outcomes["ok"]))
+	})
+}
+
+// sendClock records when the bridge writes each 1004 to the platform.
+type sendClock struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (c *sendClock) times() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.at)
+}
+
+// clockConn is the bridge's connection to the platform, timing its writes.
+type clockConn struct {
+	net.Conn
+	c *sendClock
+}
+
+func (cc clockConn) Write(p []byte) (int, error) {
+	now := time.Now()
+	if n := bytes.Count(p, []byte(`"cmd":"1004"`)); n > 0 {
+		cc.c.mu.Lock()
+		for range n {
+			cc.c.at = append(cc.c.at, now)
+		}
+		cc.c.mu.Unlock()
+	}
+	return cc.Conn.Write(p)
 }

@@ -324,3 +324,51 @@ func TestAuditLogForEveryRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerLimitsOfTheComposeStack runs Mosquitto with the bounds of the
+// compose stack's configuration (deploy/mosquitto/mosquitto.conf): a
+// request of 40 MB, which paho would read whole into the bridge's memory
+// before BRIDGE_MAX_REQUEST could refuse it, never reaches the bridge (the
+// broker disconnects its publisher), while the bridge's own messages and
+// ordinary requests go through.
+func TestBrokerLimitsOfTheComposeStack(t *testing.T) {
+	conf, err := os.ReadFile("../deploy/mosquitto/mosquitto.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var limits []string
+	for _, line := range strings.Split(string(conf), "\n") {
+		if strings.HasPrefix(line, "max_packet_size ") || strings.HasPrefix(line, "max_queued_messages ") {
+			limits = append(limits, line)
+		}
+	}
+	if len(limits) != 2 {
+		t.Fatalf("mosquitto.conf sets %q, want max_packet_size and max_queued_messages", limits)
+	}
+	m := brokertest.StartMosquitto(t, strings.Join(limits, "\n"))
+	f := newFixture(t, brokertest.Target{Name: "mosquitto", URL: m.URL()}, setup{})
+	f.ready()
+	received := metric(t, f.bridge, "mqtt_messages_received_total")
+
+	attacker := paho.NewClient(paho.NewClientOptions().AddBroker(m.URL()).SetClientID(brokertest.ClientID(t)).SetAutoReconnect(false))
+	if tok := attacker.Connect(); !tok.WaitTimeout(testWait) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	big := `{"data":"` + strings.Repeat("x", 40<<20) + `","request_id":"big"}`
+	attacker.Publish(f.topic("vehicles/V1/command/set"), 1, false, big).WaitTimeout(testWait)
+	waitFor(t, testWait, "the broker to disconnect the publisher", func() bool { return !attacker.IsConnectionOpen() })
+	attacker.Disconnect(0)
+
+	if r := f.request("vehicles/V1/command", `{"data":"SMALL","request_id":"small"}`); r["ok"] != true || r["request_id"] != "small" {
+		t.Errorf("an ordinary request: %v", r)
+	}
+	if got := metric(t, f.bridge, "mqtt_messages_received_total"); got != received+1 {
+		t.Errorf("the bridge received %v messages, want 1 (the ordinary request)", got-received)
+	}
+	if n := metric(t, f.bridge, "mqtt_reconnects_total"); n != 0 {
+		t.Errorf("mqtt_reconnects_total = %v: the broker's limit disconnected the bridge", n)
+	}
+	if !strings.Contains(m.Log(), "disconnected") {
+		t.Errorf("mosquitto did not log the disconnection:\n%s", m.Log())
+	}
+}

@@ -24,6 +24,7 @@ const (
 	DefaultInventoryInterval = time.Hour
 	DefaultInventoryQuiet    = 2 * time.Second
 	DefaultMaxPending        = 1024
+	DefaultMaxBurst          = 10
 	DefaultTimezone          = "Asia/Shanghai"
 	// DefaultLoginVer and DefaultLoginType are what public clients that
 	// work against live servers put in the login frame (the
@@ -58,9 +59,15 @@ type Config struct {
 	WriteTimeout   time.Duration `env:"WRITE_TIMEOUT" envDefault:"10s" help:"longest a write to the platform may block"`
 	MaxFrame       int           `env:"MAX_FRAME" envDefault:"1048576" help:"largest frame in bytes; a larger one ends the session"`
 	MaxPending     int           `env:"MAX_PENDING" envDefault:"1024" help:"most requests awaiting an answer at once"`
-	Encoding       Encoding      `env:"ENCODING" envDefault:"auto" help:"text encoding of the platform: auto, utf-8 or gbk"`
-	Timezone       Zone          `env:"TIMEZONE" envDefault:"Asia/Shanghai" help:"time zone of gpstime"`
-	Datum          datum.Datum   `env:"DATUM" envDefault:"wgs84" help:"datum of the platform's coordinates: wgs84, gcj02 or bd09; published positions are always WGS-84"`
+	// MaxRate and MaxBurst bound the requests a program sends on
+	// (commands, passthrough, messages, uploads; never the session's own
+	// frames). The session does not enforce them: the bridge does, where
+	// a request can wait.
+	MaxRate  float64     `env:"MAX_RATE" envDefault:"0" help:"most requests sent to the platform a second (0: no limit); more wait, at most EXLIVE_COMMAND_TIMEOUT from their arrival, then are refused as busy"`
+	MaxBurst int         `env:"MAX_BURST" envDefault:"10" help:"requests that may go at once above EXLIVE_MAX_RATE, after a quiet time"`
+	Encoding Encoding    `env:"ENCODING" envDefault:"auto" help:"text encoding of the platform: auto, utf-8 or gbk"`
+	Timezone Zone        `env:"TIMEZONE" envDefault:"Asia/Shanghai" help:"time zone of gpstime"`
+	Datum    datum.Datum `env:"DATUM" envDefault:"wgs84" help:"datum of the platform's coordinates: wgs84, gcj02 or bd09; published positions are always WGS-84"`
 
 	InventoryInterval time.Duration `env:"INVENTORY_INTERVAL" envDefault:"1h" help:"how often to refresh groups and vehicles (0: only after login)"`
 	InventoryQuiet    time.Duration `env:"INVENTORY_QUIET" envDefault:"2s" help:"a list of groups or vehicles is complete after this long without another (the first is awaited up to EXLIVE_COMMAND_TIMEOUT)"`
@@ -105,6 +112,7 @@ func Defaults() Config {
 		WriteTimeout:      DefaultWriteTimeout,
 		MaxFrame:          DefaultMaxFrame,
 		MaxPending:        DefaultMaxPending,
+		MaxBurst:          DefaultMaxBurst,
 		Timezone:          Zone{loc},
 		InventoryInterval: DefaultInventoryInterval,
 		InventoryQuiet:    DefaultInventoryQuiet,
@@ -164,6 +172,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxPending < 1 || c.MaxPending > 1<<20 {
 		bad("MAX_PENDING", fmt.Sprint(c.MaxPending), "must be between 1 and 1048576")
+	}
+	if !(c.MaxRate >= 0 && c.MaxRate <= 1e6) { // !(…) refuses NaN too
+		bad("MAX_RATE", fmt.Sprint(c.MaxRate), "must be between 0 (no limit) and 1000000 requests a second")
+	}
+	if c.MaxBurst < 1 || c.MaxBurst > 1<<20 {
+		bad("MAX_BURST", fmt.Sprint(c.MaxBurst), "must be between 1 and 1048576")
 	}
 	if c.Timezone.Location == nil {
 		c.Timezone.Location = time.UTC

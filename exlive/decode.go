@@ -107,14 +107,19 @@ func (d *Decoder) Decode(frame []byte) (Message, error) {
 			}
 		}
 	}
-	if pos, ok := m.(*Position); ok {
-		if err := pos.check(); err != nil {
+	if c, ok := m.(checker); ok {
+		if err := c.check(); err != nil {
 			err.(*FrameError).Size = len(frame)
 			return nil, err
 		}
 	}
 	return m, nil
 }
+
+// checker is a message that can be unusable once read: a position without
+// coordinates, a vehicle whose id is too long to keep. check returns a
+// *FrameError.
+type checker interface{ check() error }
 
 func (d *Decoder) message(cmd Cmd) Message {
 	if cmd == CmdPosition {

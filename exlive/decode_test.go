@@ -510,3 +510,31 @@ func TestFrameErrorIsRecoverable(t *testing.T) {
 		t.Errorf("Decode({) = %v", err)
 	}
 }
+
+// TestDecimal is the table of what the platform's numbers may look like:
+// decimal only, finite, not rounded to zero from a non-zero value, and -0
+// read as 0.
+func TestDecimal(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"0", 0, true}, {"-0", 0, true}, {"+0.0", 0, true}, {"0e-400", 0, true}, {"0.000", 0, true},
+		{"42", 42, true}, {"-121.5", -121.5, true}, {"+8", 8, true}, {"007", 7, true},
+		{".5", 0.5, true}, {"5.", 5, true}, {"1.5e3", 1500, true}, {"1E3", 1000, true}, {"2e-3", 0.002, true},
+		{"1e308", 1e308, true}, // a number; the field's range decides
+		{"5e-324", 5e-324, true},
+		{"0x1p-2", 0, false}, {"0x10", 0, false}, {"1_0", 0, false}, {"1_000.5", 0, false},
+		{"1e-400", 0, false}, {"-1e-400", 0, false}, {"1e400", 0, false}, {"-1e309", 0, false},
+		{"Inf", 0, false}, {"-Infinity", 0, false}, {"NaN", 0, false}, {"nan", 0, false},
+		{"", 0, false}, {"-", 0, false}, {".", 0, false}, {"e5", 0, false}, {"1e", 0, false}, {"1e+", 0, false},
+		{"1.5.5", 0, false}, {"--1", 0, false}, {"+-1", 0, false}, {"1,5", 0, false}, {"١٢", 0, false},
+		{" 1", 0, false}, // spaces are trimmed by number, not decimal
+	} {
+		got, ok := decimal([]byte(c.in))
+		if ok != c.ok || got != c.want || (ok && got == 0 && math.Signbit(got)) {
+			t.Errorf("decimal(%q) = %v, %v; want %v, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}

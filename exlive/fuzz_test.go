@@ -221,7 +221,7 @@ func reencoded(m Message) Message {
 		return m
 	}
 	c := *normalize(p).(*Position)
-	c.Invalid = 0
+	c.Invalid, c.Truncated = 0, 0
 	if c.Time.Valid {
 		c.Time.V = c.Time.V.Truncate(time.Second)
 		if y := c.Time.V.Year(); y < 0 || y > 9999 {
@@ -251,8 +251,19 @@ func checkPosition(t *testing.T, p *Position, loc *time.Location) {
 	if p.Time.Valid && p.Time.V.Location() != loc {
 		t.Fatalf("time %v in %v, want %v", p.Time.V, p.Time.V.Location(), loc)
 	}
-	if p.Invalid&^allOptional != 0 {
-		t.Fatalf("Invalid %b", p.Invalid)
+	if p.Invalid&^(allOptional|FieldCode) != 0 || p.Truncated&^(FieldWState|FieldCState|FieldPosInfo) != 0 {
+		t.Fatalf("Invalid %b, Truncated %b", p.Invalid, p.Truncated)
+	}
+	for _, o := range []struct {
+		v     opt.Opt[float64]
+		limit float64
+	}{{p.Speed, MaxSpeed}, {p.Fuel, MaxFuel}, {p.Mileage, MaxMileage}} {
+		if o.v.Valid && math.Abs(o.v.V) > o.limit {
+			t.Fatalf("position with %v, over %v", o.v.V, o.limit)
+		}
+	}
+	if len(p.Code) > MaxCodeLen || len(p.WState) > MaxTextLen || len(p.CState) > MaxTextLen || len(p.PosInfo) > MaxTextLen {
+		t.Fatalf("position with code of %d bytes, texts of %d, %d, %d", len(p.Code), len(p.WState), len(p.CState), len(p.PosInfo))
 	}
 }
 

@@ -240,7 +240,7 @@ func (m *Answer) decodeBody(key []byte, v value, _ *Decoder) {
 	case "cmd":
 		m.Command, _ = parseCmd(v)
 	case "result":
-		m.Result = v.text()
+		m.Result, _ = cut(v.text(), MaxTextLen)
 	}
 }
 
@@ -334,15 +334,18 @@ func (m *Group) decodeBody(key []byte, v value, _ *Decoder) {
 	case "groupid":
 		m.ID = v.text()
 	case "relation":
-		m.Relation = v.text()
+		m.Relation, _ = cut(v.text(), MaxTextLen)
 	case "customer":
-		m.Customer = v.text()
+		m.Customer, _ = cut(v.text(), MaxTextLen)
 	case "goupname", "groupname":
 		if s := v.text(); s != "" || m.Name == "" {
-			m.Name = s
+			m.Name, _ = cut(s, MaxTextLen)
 		}
 	}
 }
+
+// check refuses a group whose id is too long to keep.
+func (m *Group) check() error { return checkID(CmdGroup, "groupid", m.ID) }
 
 func (m *VehiclesRequest) appendBody(dst []byte) []byte {
 	return append(field(append(dst, '{'), "groupid", m.GroupID), '}')
@@ -367,10 +370,26 @@ func (m *Vehicle) decodeBody(key []byte, v value, _ *Decoder) {
 	case "id":
 		m.ID = v.text()
 	case "code":
-		m.Code = v.text()
+		if m.Code = v.text(); len(m.Code) > MaxCodeLen {
+			m.Code = ""
+		}
 	case "sim":
-		m.SIM = v.text()
+		if m.SIM = v.text(); len(m.SIM) > MaxIDLen {
+			m.SIM = ""
+		}
 	}
+}
+
+// check refuses a vehicle whose id is too long to keep.
+func (m *Vehicle) check() error { return checkID(CmdVehicle, "id", m.ID) }
+
+// checkID refuses an id longer than MaxIDLen.
+func checkID(cmd Cmd, key, id string) error {
+	if len(id) <= MaxIDLen {
+		return nil
+	}
+	return &FrameError{Reason: ReasonBadField, Cmd: cmd,
+		Detail: key + " of " + itoa(len(id)) + " bytes, longer than " + itoa(MaxIDLen) + ": " + quoteShort([]byte(id))}
 }
 
 func (m *Passthrough) appendBody(dst []byte) []byte {

@@ -94,6 +94,25 @@ var codecCases = []codecCase{
 	{file: "frames/position_lat_nan.json", reason: ReasonBadField, cmd: CmdPosition},
 	{file: "frames/position_lat_out_of_range.json", reason: ReasonOutOfRange, cmd: CmdPosition},
 	{file: "frames/position_lng_out_of_range.json", reason: ReasonOutOfRange, cmd: CmdPosition},
+	// Numbers are decimal: no hex, no underscores, nothing that rounds to
+	// zero from a non-zero value or overflows, nothing out of its range.
+	{file: "frames/position_numbers_not_decimal.json", want: &Position{ID: "7", Lat: 22.5, Lng: 114.1,
+		Invalid: FieldSpeed | FieldDirection | FieldFuel | FieldMileage}},
+	{file: "frames/position_json_numbers_absurd.json", want: &Position{ID: "7", Lat: 22.5, Lng: 114.1,
+		Invalid: FieldSpeed | FieldDirection | FieldFuel | FieldMileage}},
+	{file: "frames/position_numbers_decimal.json", want: &Position{ID: "7", Lat: 22.5, Lng: 114.1,
+		Speed: opt.Some(8.0), Direction: opt.Some(0.5), Fuel: opt.Some(0.0), Mileage: opt.Some(1500.0)}},
+	{file: "frames/position_lat_hex.json", reason: ReasonBadField, cmd: CmdPosition},
+	{file: "frames/position_lng_underscore.json", reason: ReasonBadField, cmd: CmdPosition},
+	{file: "frames/position_lat_underflow.json", reason: ReasonBadField, cmd: CmdPosition},
+	{file: "frames/position_lat_infinity.json", reason: ReasonBadField, cmd: CmdPosition},
+	// Bounded strings: a code over MaxCodeLen is left out, text over
+	// MaxTextLen cut at a character boundary; a position's id is kept,
+	// whatever its length, for the program to judge.
+	{file: "frames/position_long_texts.json", want: &Position{ID: "7", Lat: 22.5, Lng: 114.1,
+		WState: strings.Repeat("x", 1024), CState: "ACC", PosInfo: strings.Repeat("上", 341),
+		Invalid: FieldCode, Truncated: FieldWState | FieldPosInfo}},
+	{file: "frames/position_long_id.json", want: &Position{ID: strings.Repeat("9", 200), Lat: 22.5, Lng: 114.1}},
 
 	// Other messages, in the forms a server may choose.
 	{file: "frames/answer_numeric_cmd.json", want: &Answer{Command: CmdLogin, Result: ResultSuccess}},
@@ -101,6 +120,10 @@ var codecCases = []codecCase{
 	{file: "frames/group_groupname.json", want: &Group{ID: "12", Relation: "0", Customer: "3", Name: "华东车队"}},
 	{file: "frames/group_both_names.json", want: &Group{ID: "12", Name: "华东车队"}},
 	{file: "frames/vehicle.json", want: &Vehicle{ID: "10086", Code: "粤B·D12345", SIM: "13800138000"}},
+	{file: "frames/vehicle_long_id.json", reason: ReasonBadField, cmd: CmdVehicle},
+	{file: "frames/vehicle_long_code_sim.json", want: &Vehicle{ID: strings.Repeat("9", MaxIDLen)}},
+	{file: "frames/group_long_id.json", reason: ReasonBadField, cmd: CmdGroup},
+	{file: "frames/answer_long_result.json", want: &Answer{Command: CmdVehicleCommand, Result: strings.Repeat("失败", 170) + "失"}},
 	{file: "frames/groups_request_numeric.json", want: &GroupsRequest{Client: true}},
 	{file: "frames/passthrough_reply.json", want: &PassthroughReply{TerminalID: "T1", Code: "粤B12345", Data: "7E0200001C7E"}},
 	{file: "frames/text_escapes.json", want: &TextMessage{Msg: "中文 \"q\" \\ / \n\t 🚚 \uFFFD! \uFFFD \x00"}},
@@ -232,8 +255,9 @@ func roundTripMessages(loc *time.Location) []Message {
 			WState: "00000001", CState: "ACC开", PosInfo: "上海市黄浦区人民大道200号",
 		},
 		&Position{Lat: -90, Lng: 180},
-		// The longest numbers AppendFrame writes (it never uses exponents).
-		&Position{Lat: 5e-324, Lng: -2.2250738585072014e-308, Speed: opt.Some(1.7976931348623157e308), Mileage: opt.Some(-1.7976931348623157e308)},
+		// The longest numbers AppendFrame writes (it never uses exponents),
+		// and the ends of the ranges.
+		&Position{Lat: 5e-324, Lng: -2.2250738585072014e-308, Speed: opt.Some(float64(MaxSpeed)), Mileage: opt.Some(-MaxMileage), Fuel: opt.Some(MaxFuel)},
 		&GroupsRequest{Client: true},
 		&GroupsRequest{},
 		&Group{ID: "12", Relation: "0", Customer: "3", Name: "华东车队"},

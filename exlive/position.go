@@ -1,7 +1,6 @@
 package exlive
 
 import (
-	"math"
 	"strconv"
 	"time"
 	"unsafe"
@@ -13,7 +12,9 @@ import (
 // Field names a field of a position, for Position.Invalid.
 type Field uint16
 
-// The optional fields of a position that can be unreadable.
+// The fields of a position that can be unreadable (FieldSpeed to
+// FieldCode, in Position.Invalid) or too long (FieldWState to
+// FieldPosInfo, in Position.Truncated).
 const (
 	FieldSpeed Field = 1 << iota
 	FieldDirection
@@ -22,9 +23,13 @@ const (
 	FieldTime
 	FieldValid
 	FieldAlarm
+	FieldCode // longer than MaxCodeLen
+	FieldWState
+	FieldCState
+	FieldPosInfo
 )
 
-var fieldNames = [...]string{"veo", "dir", "oil", "dis", "gpstime", "av", "alarm"}
+var fieldNames = [...]string{"veo", "dir", "oil", "dis", "gpstime", "av", "alarm", "code", "wstate", "cstate", "posinfo"}
 
 // Names returns the protocol names of the fields in f.
 func (f Field) Names() []string {
@@ -54,9 +59,12 @@ type Position struct {
 	CState    string
 	PosInfo   string
 
-	// Invalid lists the optional fields that were present but unreadable
-	// and were left out.
+	// Invalid lists the optional fields that were present but unreadable,
+	// out of range or too long, and were left out.
 	Invalid Field
+	// Truncated lists the text fields (wstate, cstate, posinfo) that were
+	// longer than MaxTextLen and were cut to it.
+	Truncated Field
 
 	hasLat, hasLng bool
 	badLat, badLng []byte
@@ -70,7 +78,12 @@ func (p *Position) decodeBody(key []byte, v value, d *Decoder) {
 	case "id":
 		p.ID = d.intern(v)
 	case "code":
+		p.Invalid &^= FieldCode
 		p.Code = d.intern(v)
+		if len(p.Code) > MaxCodeLen {
+			p.Code = ""
+			p.Invalid |= FieldCode
+		}
 	case "lat":
 		p.Lat, p.hasLat = number(v)
 		p.badLat = nil // a repeated key wins, as in encoding/json
@@ -84,13 +97,13 @@ func (p *Position) decodeBody(key []byte, v value, d *Decoder) {
 			p.badLng = v.raw
 		}
 	case "veo":
-		p.Speed = optNumber(v, &p.Invalid, FieldSpeed, 0, math.MaxFloat64)
+		p.Speed = optNumber(v, &p.Invalid, FieldSpeed, 0, MaxSpeed)
 	case "dir":
 		p.Direction = optNumber(v, &p.Invalid, FieldDirection, 0, 360)
 	case "oil":
-		p.Fuel = optNumber(v, &p.Invalid, FieldFuel, -math.MaxFloat64, math.MaxFloat64)
+		p.Fuel = optNumber(v, &p.Invalid, FieldFuel, -MaxFuel, MaxFuel)
 	case "dis":
-		p.Mileage = optNumber(v, &p.Invalid, FieldMileage, -math.MaxFloat64, math.MaxFloat64)
+		p.Mileage = optNumber(v, &p.Invalid, FieldMileage, -MaxMileage, MaxMileage)
 	case "gpstime":
 		p.Time = opt.Opt[time.Time]{}
 		p.Invalid &^= FieldTime
@@ -106,12 +119,23 @@ func (p *Position) decodeBody(key []byte, v value, d *Decoder) {
 	case "alarm":
 		p.Alarm = optBool(v, &p.Invalid, FieldAlarm)
 	case "wstate":
-		p.WState = d.intern(v)
+		p.WState = p.text(d.intern(v), FieldWState)
 	case "cstate":
-		p.CState = d.intern(v)
+		p.CState = p.text(d.intern(v), FieldCState)
 	case "posinfo":
-		p.PosInfo = v.text()
+		p.PosInfo = p.text(v.text(), FieldPosInfo)
 	}
+}
+
+// text returns s cut to MaxTextLen, noting in Truncated whether it was.
+func (p *Position) text(s string, f Field) string {
+	s, cut := cut(s, MaxTextLen)
+	if cut {
+		p.Truncated |= f
+	} else {
+		p.Truncated &^= f
+	}
+	return s
 }
 
 // check enforces what a position cannot do without.
@@ -211,14 +235,60 @@ func number(v value) (float64, bool) {
 	for len(b) > 0 && b[len(b)-1] == ' ' {
 		b = b[:len(b)-1]
 	}
-	if len(b) == 0 {
+	return decimal(b)
+}
+
+// decimal reads a number written in decimal: an optional sign, digits with
+// an optional fraction (5, 5.25, .5, 5.), an optional exponent (1e3).
+// ParseFloat reads more, all of it unlike anything a platform means: hex
+// (0x1p-2 is 0.25), underscores (1_0 is 10), Inf and NaN. A value too
+// large for a float64, or that rounds to zero from a non-zero one (1e-400),
+// is no number either.
+func decimal(b []byte) (float64, bool) {
+	i := 0
+	if i < len(b) && (b[i] == '-' || b[i] == '+') {
+		i++
+	}
+	digits, nonZero := 0, false
+	mantissa := func() {
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			digits++
+			nonZero = nonZero || b[i] != '0'
+		}
+	}
+	mantissa()
+	if i < len(b) && b[i] == '.' {
+		i++
+		mantissa()
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return 0, false
+		}
+	}
+	if i != len(b) {
 		return 0, false
 	}
 	// ParseFloat keeps its argument only in the error, which is dropped, so
-	// the string may alias the frame without a copy.
+	// the string may alias the frame without a copy. It returns ±Inf and
+	// an error for a value out of range.
 	f, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+	switch {
+	case err != nil || (f == 0 && nonZero):
 		return 0, false
+	case f == 0:
+		return 0, true // not -0, which would be published as such
 	}
 	return f, true
 }

@@ -91,11 +91,13 @@ func TestSettingsErrors(t *testing.T) {
 				"EXLIVE_ADDR": "http://platform/", "MQTT_QOS": "2", "MQTT_URL": "ftp://127.0.0.1:21",
 				"EXLIVE_MAX_FRAME": "12", "BRIDGE_MAX_REQUEST": "0", "LOG_LEVEL": "loud", "LOG_FORMAT": "xml",
 				"EXLIVE_RETRY_MIN": "5s", "EXLIVE_RETRY_MAX": "1s", "MQTT_TOPIC_PREFIX": "a/+/b",
-				"EXLIVE_IDLE_TIMEOUT": "10s", "OWNTRACKS_USER": "a/b",
+				"EXLIVE_IDLE_TIMEOUT": "10s", "OWNTRACKS_USER": "a/b", "EXLIVE_MAX_RATE": "-1", "EXLIVE_MAX_BURST": "0",
 			},
 			want: []string{`EXLIVE_ADDR="http://platform/"`, `MQTT_QOS="2"`, `MQTT_URL="ftp://127.0.0.1:21"`,
 				`EXLIVE_MAX_FRAME="12"`, `BRIDGE_MAX_REQUEST="0"`, `LOG_LEVEL="loud"`, `LOG_FORMAT="xml"`,
-				`EXLIVE_RETRY_MAX="1s"`, `MQTT_TOPIC_PREFIX="a/+/b"`, `EXLIVE_IDLE_TIMEOUT="10s"`, `OWNTRACKS_USER="a/b"`},
+				`EXLIVE_RETRY_MAX="1s"`, `MQTT_TOPIC_PREFIX="a/+/b"`, `EXLIVE_IDLE_TIMEOUT="10s"`, `OWNTRACKS_USER="a/b"`,
+				`EXLIVE_MAX_RATE="-1": must be between 0 (no limit) and 1000000 requests a second`,
+				`EXLIVE_MAX_BURST="0": must be between 1 and 1048576`},
 		},
 		{
 			// One message names every bad variable, whether it failed to
@@ -195,6 +197,7 @@ var mtDesignDefaults = []struct{ name, def string }{
 	{"MQTT_CA_FILE", "empty"}, {"MQTT_CERT_FILE", "empty"}, {"MQTT_KEY_FILE", "empty"}, {"MQTT_TLS_INSECURE", "false"},
 	{"MQTT_STORE_DIR", "empty"}, {"MQTT_QUEUE_LIMIT", "100000"}, {"MQTT_KEEPALIVE", "30s"}, {"MQTT_WRITE_TIMEOUT", "10s"},
 	{"BRIDGE_READ_ONLY", "false"}, {"EXLIVE_DATUM", "wgs84"},
+	{"EXLIVE_MAX_RATE", "0"}, {"EXLIVE_MAX_BURST", "10"}, {"BRIDGE_PASSTHROUGH_ANY_TERMINAL", "false"},
 	{"HASS_DISCOVERY", "false"}, {"HASS_PREFIX", "homeassistant"},
 	{"OWNTRACKS_ENABLE", "false"}, {"OWNTRACKS_USER", "exlive"},
 	{"HTTP_ADDR", "127.0.0.1:9883"}, {"HTTP_WEB_CONFIG_FILE", "empty"}, {"HTTP_ALLOWED_HOSTS", "empty"}, {"LOG_LEVEL", "info"}, {"LOG_FORMAT", "json"},

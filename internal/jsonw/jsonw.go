@@ -82,12 +82,23 @@ func Key(dst []byte, key string) []byte {
 	return append(dst, '"', ':')
 }
 
-// Float appends f in the shortest form that reads back to the same value.
-// JSON has no NaN or infinity: those become null, and callers are expected
-// to have left such values out before.
+// Float appends f in the shortest form that reads back to the same value,
+// as encoding/json and JavaScript write numbers: plain digits, but an
+// exponent below 1e-6 and from 1e21 up, so that no value takes hundreds of
+// digits (1e308 is "1e+308"). JSON has no NaN or infinity: those become
+// null, and callers are expected to have left such values out before.
 func Float(dst []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, "null"...)
+	}
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		dst = strconv.AppendFloat(dst, f, 'e', -1, 64)
+		// e-07 to e-7, as encoding/json does.
+		if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+		return dst
 	}
 	return strconv.AppendFloat(dst, f, 'f', -1, 64)
 }

@@ -32,10 +32,20 @@ func TestStringReplacesInvalidUTF8(t *testing.T) {
 func TestFloat(t *testing.T) {
 	for f, want := range map[float64]string{
 		0: "0", 42.5: "42.5", 121.473701: "121.473701", -0.000001: "-0.000001",
-		1e21: "1000000000000000000000", math.NaN(): "null", math.Inf(1): "null",
+		1e12: "1000000000000", 1e20: "100000000000000000000", 1e21: "1e+21",
+		1e308: "1e+308", -math.MaxFloat64: "-1.7976931348623157e+308",
+		1e-7: "1e-7", 5e-324: "5e-324", -2.5e-10: "-2.5e-10",
+		math.NaN(): "null", math.Inf(1): "null",
 	} {
-		if got := string(Float(nil, f)); got != want {
+		got := Float(nil, f)
+		if string(got) != want {
 			t.Errorf("Float(%v) = %s, want %s", f, got, want)
+		}
+		// The same text as encoding/json.
+		if !math.IsNaN(f) && !math.IsInf(f, 0) {
+			if std, _ := json.Marshal(f); string(std) != string(got) {
+				t.Errorf("Float(%v) = %s, encoding/json writes %s", f, got, std)
+			}
 		}
 	}
 }
