@@ -117,12 +117,12 @@ func BenchmarkPosition(b *testing.B) {
 // BenchmarkAppendPosition is the position payload alone.
 func BenchmarkAppendPosition(b *testing.B) {
 	p := &benchFleet(b, 1)[0]
-	buf := appendPosition(nil, p, p.Lat, p.Lng)
+	buf := appendPosition(nil, p, p.Lat, p.Lng, []byte("2011-11-01T04:38:40Z"))
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
 	defer cpuPerOp(b)()
 	for b.Loop() {
-		buf = appendPosition(buf[:0], p, p.Lat, p.Lng)
+		buf = appendPosition(buf[:0], p, p.Lat, p.Lng, []byte("2011-11-01T04:38:40Z"))
 	}
 }
 

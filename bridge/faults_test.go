@@ -754,7 +754,7 @@ func TestPoisonVehicleIDs(t *testing.T) {
 	for series, want := range map[string]float64{
 		"mqtt_reconnects_total":                            0,
 		"mqtt_connected":                                   1,
-		"mqtt_invalid_topics_total":                        1, // the 70 000-byte id
+		"mqtt_invalid_topics_total":                        2, // the 70 000-byte id's position and availability
 		"bridge_topic_collisions_total":                    1,
 		`bridge_positions_dropped_total{reason="no_id"}`:   1,
 		`bridge_positions_dropped_total{reason="refused"}`: 1,

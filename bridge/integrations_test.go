@@ -45,7 +45,9 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		})
 		haPrefix := f.opts.Hass.Prefix
 		clearRetainedAtEnd(t, target.URL, haPrefix+"/#", f.stop)
-		hcfg := hass.Config{Topics: topic.Layout{Prefix: f.prefix, DiscoveryPrefix: haPrefix}, Version: f.opts.Version}
+		// Availability on (the default VEHICLE_OFFLINE_AFTER), no
+		// geofences: the geofences entity is deleted (an empty payload).
+		hcfg := hass.Config{Topics: topic.Layout{Prefix: f.prefix, DiscoveryPrefix: haPrefix}, Version: f.opts.Version, Availability: true}
 		_, fleet := f.sim.Fleet()
 		want := map[string]string{} // every config: topic → payload
 		byVehicle := map[string]map[string]string{}
@@ -61,8 +63,17 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 			want[m.Topic] = string(m.Payload)
 			bridgeConfigs[m.Topic] = string(m.Payload)
 		}
-		if len(want) != 3*8+1 {
-			t.Fatalf("%d configs expected, want 25", len(want))
+		if len(want) != 3*12+1 {
+			t.Fatalf("%d configs expected, want 37", len(want))
+		}
+		deleted := 0
+		for _, p := range want {
+			if p == "" {
+				deleted++
+			}
+		}
+		if deleted != 3 {
+			t.Fatalf("%d configs deleted, want the geofences entity of each vehicle", deleted)
 		}
 
 		f.waitLoggedIn()
@@ -80,16 +91,19 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		for topic, payload := range want {
 			m, ok := held[topic]
 			switch {
+			case payload == "" && ok:
+				t.Errorf("%s: deleted, yet retained: %s", topic, m.Payload)
+			case payload == "":
 			case !ok:
 				t.Errorf("%s: no retained config", topic)
 			case m.Payload != payload:
 				t.Errorf("%s: retained\n%s\nwant\n%s", topic, m.Payload, payload)
 			}
 		}
-		if len(held) != len(want) {
-			t.Errorf("%d retained configs, want %d", len(held), len(want))
+		if len(held) != len(want)-deleted {
+			t.Errorf("%d retained configs, want %d", len(held), len(want)-deleted)
 		}
-		igCheckConfigs(t, f, fleet, held)
+		igCheckConfigs(t, f, fleet, held, false)
 
 		// Home Assistant restarts and says so: every config again.
 		before := len(f.sub.Messages())
@@ -129,7 +143,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		// Home Assistant restarts again: V3 does not come back.
 		kept := map[string]string{}
 		for topic, payload := range want {
-			if _, isGone := gone[topic]; !isGone {
+			if _, isGone := gone[topic]; !isGone && payload != "" {
 				kept[topic] = payload
 			}
 		}
@@ -161,21 +175,27 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 // positions and the bridge's state, each vehicle is one device named after
 // its plate with the entities docs/integrations.md lists, and no unique_id
 // is used twice.
-func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[string]brokertest.Msg) {
+func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[string]brokertest.Msg, geofences bool) {
 	t.Helper()
 	type entity struct {
-		component, name, unit, deviceClass string
+		component, name, unit, deviceClass, reads string
 	}
 	// docs/integrations.md shows this table to users.
 	wantEntities := []entity{
-		{"device_tracker", "", "", ""},
-		{"sensor", "Speed", "km/h", "speed"},
-		{"sensor", "Direction", "°", ""},
-		{"sensor", "Fuel", "L", "volume_storage"},
-		{"sensor", "Mileage", "km", "distance"},
-		{"sensor", "Last fix", "", "timestamp"},
-		{"binary_sensor", "Alarm", "", "problem"},
-		{"binary_sensor", "GPS fix", "", ""},
+		{"device_tracker", "", "", "", "position"},
+		{"sensor", "Speed", "km/h", "speed", "position"},
+		{"sensor", "Direction", "°", "", "position"},
+		{"sensor", "Fuel", "L", "volume_storage", "position"},
+		{"sensor", "Mileage", "km", "distance", "position"},
+		{"sensor", "Last fix", "", "timestamp", "position"},
+		{"binary_sensor", "Alarm", "", "problem", "position"},
+		{"binary_sensor", "GPS fix", "", "", "position"},
+		{"binary_sensor", "Ignition", "", "", "position"},
+		{"sensor", "Last seen", "", "timestamp", "position"},
+		{"binary_sensor", "Online", "", "connectivity", "availability"},
+	}
+	if geofences {
+		wantEntities = append(wantEntities, entity{"sensor", "Geofences", "", "", "geofences"})
 	}
 	state, ok := last(f.sub.Messages(), f.topic("bridge/state"))
 	if !ok || state.Payload != "online" {
@@ -189,6 +209,9 @@ func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[s
 		}
 		var got []entity
 		for topic, m := range held {
+			if m.Payload == "" {
+				continue
+			}
 			var c struct {
 				Name         *string `json:"name"`
 				UniqueID     string  `json:"unique_id"`
@@ -218,9 +241,20 @@ func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[s
 			if c.Device.Name != v.Code {
 				t.Errorf("%s: device name %q, want the plate %q", topic, c.Device.Name, v.Code)
 			}
-			if c.State != position && c.Attributes != position {
-				t.Errorf("%s reads %q%q, not %s", topic, c.State, c.Attributes, position)
+			reads := c.State
+			if reads == "" {
+				reads = c.Attributes
 			}
+			vehicleTopic := f.topic("vehicles/" + v.ID + "/")
+			if !strings.HasPrefix(reads, vehicleTopic) || c.Attributes != "" && c.Attributes != reads {
+				t.Errorf("%s reads %q%q, not a topic of %s", topic, c.State, c.Attributes, vehicleTopic)
+			}
+			if _, ok := last(f.sub.Messages(), reads); !ok {
+				t.Errorf("%s reads %s, where nothing was published", topic, reads)
+			}
+			// Every entity, the tracker above all, is available while the
+			// bridge is: a vehicle that stops reporting stays on the map,
+			// and only its Online entity says so.
 			if len(c.Availability) != 1 || c.Availability[0].Topic != f.topic("bridge/state") {
 				t.Errorf("%s: availability %+v, want %s", topic, c.Availability, f.topic("bridge/state"))
 			}
@@ -229,7 +263,7 @@ func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[s
 			if c.Name != nil {
 				name = *c.Name
 			}
-			got = append(got, entity{component, name, c.Unit, c.DeviceClass})
+			got = append(got, entity{component, name, c.Unit, c.DeviceClass, strings.TrimPrefix(reads, vehicleTopic)})
 		}
 		for _, e := range wantEntities {
 			if !slices.Contains(got, e) {
