@@ -1,10 +1,12 @@
 package web_test
 
 import (
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,6 +79,39 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Errorf("vehicle in alarm shows no ALARM: %q", row.Cells)
 	}
 
+	// Availability: a column, and a grey marker for the offline vehicle.
+	if row, ok := page.RowByID("77"); !ok || row.Cells[len(row.Cells)-1] != "offline · 46 min ago" {
+		t.Errorf("offline vehicle's row: %q", row.Cells)
+	}
+	if row, ok := page.RowByID("10"); !ok || row.Cells[len(row.Cells)-1] != "online" {
+		t.Errorf("online vehicle's row: %q", row.Cells)
+	}
+	if n := len(regexp.MustCompile(`<img[^>]*\bclass="[^"]*\bleaflet-marker-icon\b[^"]*\boffline\b`).FindAllString(page.DOM, -1)); n != 1 {
+		t.Errorf("%d grey (offline) markers, want 1", n)
+	}
+	// The geofences: a polygon and a circle, drawn as SVG paths.
+	if n := len(regexp.MustCompile(`<path[^>]*\bclass="[^"]*\bgeofence\b`).FindAllString(page.DOM, -1)); n != 2 {
+		t.Errorf("%d geofences drawn, want 2", n)
+	}
+	if !strings.Contains(page.DOM, "2 geofences") {
+		t.Error("the map does not say how many geofences it draws")
+	}
+	// The latest events, newest first, as text.
+	events := regexp.MustCompile(`(?s)<tr[^>]*\bclass="event ([a-z_]+)"[^>]*>(.*?)</tr>`).FindAllStringSubmatch(page.DOM, -1)
+	var got []string
+	for _, e := range events {
+		got = append(got, e[1]+": "+html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(e[2], "|")))
+	}
+	for i, want := range []string{
+		`geofence_enter: ||.*|浙A·12345 \(10\)|geofence enter|West Lake|`,
+		`overspeed: ||.*|<script>alert\("x"\)</script> \(1002\)|overspeed|64 km/h \(limit 60 km/h\)|`,
+		`offline: ||.*|77|offline|last seen .*|`,
+	} {
+		if i >= len(got) || !regexp.MustCompile("^"+want+"$").MatchString(got[i]) {
+			t.Errorf("events %q: want %s at %d", got, want, i)
+		}
+	}
+
 	// Hostile codes are text: no element was made from them, and nothing
 	// in them ran.
 	if strings.Contains(page.DOM, "<script>alert") || strings.Contains(page.DOM, `<img src="x"`) {
@@ -84,6 +119,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	if strings.Contains(page.DOM, "data-pwned") {
 		t.Error("a vehicle code's script ran")
+	}
+	if strings.Contains(page.DOM, "<b onmouseover") {
+		t.Error("a geofence name was inserted as HTML")
 	}
 
 	for _, want := range []string{"logged in", "connected", "exlive.example.com:1502", "tcp://mosquitto:1883", "version 1.2.3", "exlive_positions_received_total", "12,345"} {
