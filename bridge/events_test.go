@@ -57,9 +57,17 @@ type evPosition struct {
 
 var evT0 = time.Date(2024, 5, 1, 8, 0, 0, 0, igShanghai)
 
+// send sends the position, with the code the platform lists for id.
 func (p evPosition) send(f *fixture, id string) {
+	code := ""
+	_, fleet := f.sim.Fleet()
+	for _, v := range fleet {
+		if v.ID == id {
+			code = v.Code
+		}
+	}
 	f.sim.Send(&exlive.Position{
-		ID: id, Code: "粤B" + id, Lat: p.where[0], Lng: p.where[1],
+		ID: id, Code: code, Lat: p.where[0], Lng: p.where[1],
 		Speed: opt.Some(p.speed), Time: opt.Some(evT0.Add(time.Duration(p.minutes * float64(time.Minute)))),
 		Valid: opt.Some(true), Alarm: opt.Some(p.alarm), CState: p.cstate,
 	})
@@ -133,7 +141,7 @@ func TestEvents(t *testing.T) {
 		}
 		out, depot := map[string]any{"lat": evOutside[0], "lng": evOutside[1]}, map[string]any{"lat": evDepot[0], "lng": evDepot[1]}
 		ev := func(typ string, minutes float64, where map[string]any, extra ...any) map[string]any {
-			m := map[string]any{"type": typ, "id": "V1", "code": "粤BV1", "time": at(minutes), "lat": where["lat"], "lng": where["lng"]}
+			m := map[string]any{"type": typ, "id": "V1", "code": "沪A10000", "time": at(minutes), "lat": where["lat"], "lng": where["lng"]}
 			for i := 0; i < len(extra); i += 2 {
 				m[extra[i].(string)] = extra[i+1]
 			}

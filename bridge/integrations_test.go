@@ -5,9 +5,11 @@ package bridge_test
 // platforms, each between the simulated platform and a real broker.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -600,4 +602,156 @@ func igNum(t *testing.T, p map[string]any, key string) float64 {
 		t.Fatalf("%q is %v (%T), want a number; payload %v", key, p[key], p[key], p)
 	}
 	return f
+}
+
+// TestHomeAssistantEventEntities follows the entities of docs/events.md
+// from their discovery configs to the retained topics they read: each
+// config's template is rendered (with Python's Jinja2, as Home Assistant
+// does, where it is installed) against what the broker retains on its
+// topic, and gives the state Home Assistant would show; when the vehicle
+// goes offline, only its Online entity changes, and the tracker stays
+// available.
+func TestHomeAssistantEventEntities(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		f := newFixture(t, target, setup{
+			sim: exlivesim.Config{Vehicles: 2, Rate: 0},
+			edit: func(o *bridge.Options) {
+				o.Hass = bridge.HassConfig{Discovery: true, Prefix: o.MQTT.TopicPrefix + "/homeassistant"}
+				o.HassDelay = func() time.Duration { return 0 }
+				o.Events.OfflineAfter = time.Second
+				o.Fences = evParse(t, evFences)
+			},
+		})
+		haPrefix := f.opts.Hass.Prefix
+		clearRetainedAtEnd(t, target.URL, haPrefix+"/#", f.stop)
+		f.ready()
+		evPosition{0, evOutside, 0, false, "ACC关"}.send(f, "V2")
+		evPosition{0, evDepot, 12, true, "ACC开"}.send(f, "V1")
+		waitPayload(t, f.sub, 0, f.topic("vehicles/V1/geofences"), `["depot"]`)
+		waitPayload(t, f.sub, 0, f.topic("vehicles/V2/geofences"), `[]`)
+
+		held := retained(t, target.URL, haPrefix+"/#")
+		_, fleet := f.sim.Fleet()
+		igCheckConfigs(t, f, fleet, held, true)
+
+		// The state of each of V1's entities, as Home Assistant renders it
+		// from the retained topics.
+		states := func() map[string]string {
+			topics := retained(t, target.URL, f.prefix+"/#")
+			out := map[string]string{}
+			var tpls []igTemplate
+			for _, m := range held {
+				var c struct {
+					UniqueID   string `json:"unique_id"`
+					State      string `json:"state_topic"`
+					Value      string `json:"value_template"`
+					Attributes string `json:"json_attributes_topic"`
+					AttrsTpl   string `json:"json_attributes_template"`
+				}
+				if json.Unmarshal([]byte(m.Payload), &c) != nil || !strings.HasPrefix(c.UniqueID, "exlive2mqtt_V1_") {
+					continue
+				}
+				name := strings.TrimPrefix(c.UniqueID, "exlive2mqtt_V1_")
+				if c.State != "" {
+					payload := topics[c.State].Payload
+					if c.Value == "" {
+						out[name] = payload // compared with payload_on/off as it is
+					} else {
+						tpls = append(tpls, igTemplate{name, c.Value, payload})
+					}
+				}
+				if c.AttrsTpl != "" {
+					tpls = append(tpls, igTemplate{name + " attributes", c.AttrsTpl, topics[c.Attributes].Payload})
+				}
+			}
+			for k, v := range igRender(t, tpls) {
+				out[k] = v
+			}
+			return out
+		}
+		got := states()
+		received, _ := time.Parse(time.RFC3339, got[hass.ObjectLastSeen])
+		for object, want := range map[string]string{
+			hass.ObjectOnline: "online", hass.ObjectIgnition: "ON", hass.ObjectAlarm: "ON",
+			hass.ObjectGeofences: "depot", hass.ObjectSpeed: "12", hass.ObjectValid: "ON",
+		} {
+			if got[object] != want && !(got[object] == "" && igNoJinja) {
+				t.Errorf("%s: %q, want %q", object, got[object], want)
+			}
+		}
+		if !igNoJinja && (time.Since(received) > time.Minute || !strings.Contains(got[hass.ObjectGeofences+" attributes"], `"depot"`)) {
+			t.Errorf("last seen %q, geofences attributes %q", got[hass.ObjectLastSeen], got[hass.ObjectGeofences+" attributes"])
+		}
+
+		// Silent for a second or so: offline. The Online entity says so;
+		// the others, the tracker above all, keep their state and stay
+		// available (their availability is the bridge's state, online).
+		waitPayload(t, f.sub, 0, f.topic("vehicles/V1/availability"), "offline")
+		after := states()
+		for object, state := range got {
+			switch {
+			case object == hass.ObjectOnline:
+				if after[object] != "offline" {
+					t.Errorf("Online: %q after the vehicle went silent, want offline", after[object])
+				}
+			case after[object] != state:
+				t.Errorf("%s changed from %q to %q when the vehicle went offline", object, state, after[object])
+			}
+		}
+		if m, _ := f.sub.Last(f.topic("bridge/state")); m.Payload != "online" {
+			t.Errorf("bridge state %q: the entities' availability", m.Payload)
+		}
+	})
+}
+
+// igNoJinja is set when Python's Jinja2 is not there to render templates:
+// the states that need it are then not checked.
+var igNoJinja bool
+
+type igTemplate struct{ name, text, payload string }
+
+// igRender renders each template with value_json bound to its payload
+// decoded (left undefined when it is not JSON, as Home Assistant does),
+// as Home Assistant's sandbox would, and returns the results by name.
+func igRender(t *testing.T, tpls []igTemplate) map[string]string {
+	t.Helper()
+	python, err := exec.LookPath("python3")
+	if err == nil {
+		err = exec.Command(python, "-c", "import jinja2.sandbox").Run()
+	}
+	if err != nil {
+		igNoJinja = true
+		return nil
+	}
+	const script = `
+import json, sys
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+env = ImmutableSandboxedEnvironment()
+out = {}
+for name, text, payload in json.load(sys.stdin):
+    try:
+        value = {"value_json": json.loads(payload)}
+    except ValueError:
+        value = {}
+    out[name] = env.from_string(text).render(value=payload, **value)
+json.dump(out, sys.stdout)
+`
+	in := make([][3]string, len(tpls))
+	for i, tp := range tpls {
+		in[i] = [3]string{tp.name, tp.text, tp.payload}
+	}
+	b, _ := json.Marshal(in)
+	cmd := exec.Command(python, "-c", script)
+	cmd.Stdin = bytes.NewReader(b)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	outb, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("rendering failed: %v\n%s", err, stderr.String())
+	}
+	var out map[string]string
+	if err := json.Unmarshal(outb, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
