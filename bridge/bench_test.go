@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exlive2mqtt/exlive2mqtt/events"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
@@ -81,8 +82,10 @@ func benchBridge(b testing.TB, url string) *Bridge {
 	if err := mq.Validate(nil); err != nil {
 		b.Fatal(err)
 	}
+	// Events as the program runs them by default: availability, moving
+	// and stopped, no geofences.
 	br, err := New(Options{Bridge: Defaults(), Exlive: ex, MQTT: mq, Log: zerolog.Nop(), Version: "bench",
-		OwnTracks: OwnTracksConfig{User: "exlive"}, Hass: HassConfig{Prefix: "homeassistant"}})
+		OwnTracks: OwnTracksConfig{User: "exlive"}, Hass: HassConfig{Prefix: "homeassistant"}, Events: events.Defaults()})
 	if err != nil {
 		b.Fatal(err)
 	}

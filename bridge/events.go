@@ -29,10 +29,11 @@ var (
 )
 
 // observe runs one position through the events engine and publishes what
-// it says. id is the vehicle's; lat, lng are WGS-84.
-func (f *feed) observe(p *exlive.Position, id string, lat, lng float64, now time.Time) {
+// it says. v is the vehicle, nil when the registry is full; lat, lng are
+// WGS-84.
+func (f *feed) observe(p *exlive.Position, v *vehicle, lat, lng float64, now time.Time) {
 	ep := events.Position{
-		ID: id, Code: p.Code, Lat: lat, Lng: lng, CState: p.CState,
+		ID: p.ID, Code: p.Code, Lat: lat, Lng: lng, CState: p.CState,
 		Speed: p.Speed.V, HasSpeed: p.Speed.Valid,
 		Alarm: p.Alarm.V, HasAlarm: p.Alarm.Valid,
 		Valid: p.Valid.V, HasValid: p.Valid.Valid,
@@ -40,12 +41,19 @@ func (f *feed) observe(p *exlive.Position, id string, lat, lng float64, now time
 	if p.Time.Valid {
 		ep.Time = p.Time.V
 	}
+	if v != nil {
+		// The registry's copy of the id: the engine keeps it too.
+		ep.ID, ep.Slot = v.id, v.slot
+	}
 	var u events.Update
 	f.evbuf, u = f.engine.Observe(f.evbuf[:0], &ep, now)
+	if v != nil {
+		v.slot = ep.Slot
+	}
 	if !u.Online && !u.FencesChanged && len(f.evbuf) == 0 {
 		return // all but a few positions
 	}
-	level := f.topics.Level(id)
+	level := f.topics.Level(ep.ID)
 	if u.Online && f.availability {
 		f.pub.publish(f.topics.Availability(level), payloadOnline, true)
 		f.reg.version.Add(1)

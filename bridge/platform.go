@@ -127,10 +127,8 @@ func (f *feed) position(p *exlive.Position) {
 		lat, lng = f.datum.ToWGS84(lat, lng)
 		lat, lng = round7(lat), round7(lng)
 	}
-	id := p.ID
 	to := ""
 	if v != nil {
-		id = v.id // the registry's copy: the engine keeps it too
 		to = v.posTopic
 		v.mu.Lock()
 		v.last = fix{
@@ -160,7 +158,7 @@ func (f *feed) position(p *exlive.Position) {
 	if f.ownTracks.Enable {
 		f.ownTracksLocation(p, lat, lng)
 	}
-	f.observe(p, id, lat, lng, now)
+	f.observe(p, v, lat, lng, now)
 }
 
 // receivedAt returns now as the position payload's "received": RFC 3339
