@@ -129,10 +129,6 @@ func (l Layout) Geofences(level string) string {
 	return l.Prefix + vehiclesLevel + level + "/geofences"
 }
 
-// EventFilter returns P/vehicles/+/event, the filter of every vehicle's
-// events.
-func (l Layout) EventFilter() string { return l.Event("+") }
-
 // Set returns the topic of a request: P/vehicles/V/<kind>/set, or
 // P/bridge/<kind>/set for a kind that is not a vehicle's (level is then
 // ignored).

@@ -23,7 +23,6 @@ func TestLayout(t *testing.T) {
 		{l.Availability("V1"), "p/q/vehicles/V1/availability"},
 		{l.Event("V1"), "p/q/vehicles/V1/event"},
 		{l.Geofences("V1"), "p/q/vehicles/V1/geofences"},
-		{l.EventFilter(), "p/q/vehicles/+/event"},
 		{l.Set(topic.KindCommand, "V1"), "p/q/vehicles/V1/command/set"},
 		{l.Set(topic.KindPassthrough, "V1"), "p/q/vehicles/V1/passthrough/set"},
 		{l.Set(topic.KindPosition, "V1"), "p/q/vehicles/V1/position/set"},
