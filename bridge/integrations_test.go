@@ -5,11 +5,9 @@ package bridge_test
 // platforms, each between the simulated platform and a real broker.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -22,6 +20,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/hass"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
+	"github.com/exlive2mqtt/exlive2mqtt/internal/jinjatest"
 	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"github.com/exlive2mqtt/exlive2mqtt/owntracks"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
@@ -635,11 +634,12 @@ func TestHomeAssistantEventEntities(t *testing.T) {
 		igCheckConfigs(t, f, fleet, held, true)
 
 		// The state of each of V1's entities, as Home Assistant renders it
-		// from the retained topics.
+		// from the retained topics (Python's Jinja2 where it is installed).
+		python := jinjatest.Python(t)
 		states := func() map[string]string {
 			topics := retained(t, target.URL, f.prefix+"/#")
 			out := map[string]string{}
-			var tpls []igTemplate
+			var tpls []jinjatest.Job
 			for _, m := range held {
 				var c struct {
 					UniqueID   string `json:"unique_id"`
@@ -657,14 +657,14 @@ func TestHomeAssistantEventEntities(t *testing.T) {
 					if c.Value == "" {
 						out[name] = payload // compared with payload_on/off as it is
 					} else {
-						tpls = append(tpls, igTemplate{name, c.Value, payload})
+						tpls = append(tpls, jinjatest.Job{Name: name, Template: c.Value, Payload: payload})
 					}
 				}
 				if c.AttrsTpl != "" {
-					tpls = append(tpls, igTemplate{name + " attributes", c.AttrsTpl, topics[c.Attributes].Payload})
+					tpls = append(tpls, jinjatest.Job{Name: name + " attributes", Template: c.AttrsTpl, Payload: topics[c.Attributes].Payload})
 				}
 			}
-			for k, v := range igRender(t, tpls) {
+			for k, v := range jinjatest.Render(t, python, tpls) {
 				out[k] = v
 			}
 			return out
@@ -675,11 +675,11 @@ func TestHomeAssistantEventEntities(t *testing.T) {
 			hass.ObjectOnline: "online", hass.ObjectIgnition: "ON", hass.ObjectAlarm: "ON",
 			hass.ObjectGeofences: "depot", hass.ObjectSpeed: "12", hass.ObjectValid: "ON",
 		} {
-			if got[object] != want && !(got[object] == "" && igNoJinja) {
+			if got[object] != want {
 				t.Errorf("%s: %q, want %q", object, got[object], want)
 			}
 		}
-		if !igNoJinja && (time.Since(received) > time.Minute || !strings.Contains(got[hass.ObjectGeofences+" attributes"], `"depot"`)) {
+		if time.Since(received) > time.Minute || !strings.Contains(got[hass.ObjectGeofences+" attributes"], `"depot"`) {
 			t.Errorf("last seen %q, geofences attributes %q", got[hass.ObjectLastSeen], got[hass.ObjectGeofences+" attributes"])
 		}
 
@@ -702,56 +702,4 @@ func TestHomeAssistantEventEntities(t *testing.T) {
 			t.Errorf("bridge state %q: the entities' availability", m.Payload)
 		}
 	})
-}
-
-// igNoJinja is set when Python's Jinja2 is not there to render templates:
-// the states that need it are then not checked.
-var igNoJinja bool
-
-type igTemplate struct{ name, text, payload string }
-
-// igRender renders each template with value_json bound to its payload
-// decoded (left undefined when it is not JSON, as Home Assistant does),
-// as Home Assistant's sandbox would, and returns the results by name.
-func igRender(t *testing.T, tpls []igTemplate) map[string]string {
-	t.Helper()
-	python, err := exec.LookPath("python3")
-	if err == nil {
-		err = exec.Command(python, "-c", "import jinja2.sandbox").Run()
-	}
-	if err != nil {
-		igNoJinja = true
-		return nil
-	}
-	const script = `
-import json, sys
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-env = ImmutableSandboxedEnvironment()
-out = {}
-for name, text, payload in json.load(sys.stdin):
-    try:
-        value = {"value_json": json.loads(payload)}
-    except ValueError:
-        value = {}
-    out[name] = env.from_string(text).render(value=payload, **value)
-json.dump(out, sys.stdout)
-`
-	in := make([][3]string, len(tpls))
-	for i, tp := range tpls {
-		in[i] = [3]string{tp.name, tp.text, tp.payload}
-	}
-	b, _ := json.Marshal(in)
-	cmd := exec.Command(python, "-c", script)
-	cmd.Stdin = bytes.NewReader(b)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	outb, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("rendering failed: %v\n%s", err, stderr.String())
-	}
-	var out map[string]string
-	if err := json.Unmarshal(outb, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -1,16 +1,16 @@
 package hass
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/exlive2mqtt/exlive2mqtt/internal/jinjatest"
 )
 
 // positionFields are the keys of the position payload in the design's
@@ -100,34 +100,12 @@ func TestTemplateFields(t *testing.T) {
 	}
 }
 
-// renderScript renders templates the way HA's sandbox would, but with
-// StrictUndefined: anything beyond an "is defined" test on a missing key
-// raises, where HA would log a template warning on every message.
-const renderScript = `
-import json, sys
-from jinja2 import StrictUndefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-env = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
-req = json.load(sys.stdin)
-out = {}
-for uid, text in req["templates"].items():
-    tpl = env.from_string(text)
-    out[uid] = {name: tpl.render(value_json=payload) for name, payload in req["payloads"].items()}
-json.dump(out, sys.stdout)
-`
-
 // TestTemplatesRender renders every template with Python's Jinja2 (which
 // Home Assistant uses) against the full payload, an empty one, and the full
 // one less each field in turn. It is skipped where python3 with jinja2 is
 // not installed.
 func TestTemplatesRender(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not found")
-	}
-	if err := exec.Command(python, "-c", "import jinja2.sandbox").Run(); err != nil {
-		t.Skip("python3 has no jinja2")
-	}
+	python := jinjatest.Python(t)
 	var full map[string]any
 	if err := json.Unmarshal([]byte(fullPosition), &full); err != nil {
 		t.Fatal(err)
@@ -194,26 +172,27 @@ func TestTemplatesRender(t *testing.T) {
 	}
 }
 
-// render renders each template against each payload with Python's Jinja2,
-// and returns the results by template and payload name.
+// render renders each template against each payload, and returns the
+// results by template and payload name.
 func render(t *testing.T, python string, tpls []template, payloads map[string]any) map[string]map[string]string {
 	t.Helper()
-	byUID := map[string]string{}
+	var jobs []jinjatest.Job
 	for _, tpl := range tpls {
-		byUID[tpl.uid] = tpl.text
+		for name, payload := range payloads {
+			b, err := json.Marshal(payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			jobs = append(jobs, jinjatest.Job{Name: tpl.uid + "\x00" + name, Template: tpl.text, Payload: string(b)})
+		}
 	}
-	in, _ := json.Marshal(map[string]any{"templates": byUID, "payloads": payloads})
-	cmd := exec.Command(python, "-c", renderScript)
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	outb, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("rendering failed: %v\n%s", err, stderr.String())
-	}
-	var out map[string]map[string]string
-	if err := json.Unmarshal(outb, &out); err != nil {
-		t.Fatal(err)
+	out := map[string]map[string]string{}
+	for key, s := range jinjatest.Render(t, python, jobs) {
+		uid, name, _ := strings.Cut(key, "\x00")
+		if out[uid] == nil {
+			out[uid] = map[string]string{}
+		}
+		out[uid][name] = s
 	}
 	return out
 }
@@ -223,13 +202,7 @@ func render(t *testing.T, python string, tpls []template, payloads map[string]an
 // array of names) and against what it never publishes, which must change
 // nothing rather than raise.
 func TestGeofencesTemplatesRender(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not found")
-	}
-	if err := exec.Command(python, "-c", "import jinja2.sandbox").Run(); err != nil {
-		t.Skip("python3 has no jinja2")
-	}
+	python := jinjatest.Python(t)
 	long := make([]any, 40)
 	for i := range long {
 		long[i] = fmt.Sprintf("fence number %02d", i)
