@@ -80,10 +80,13 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 
 	// Availability: a column, and a grey marker for the offline vehicle.
-	if row, ok := page.RowByID("77"); !ok || row.Cells[len(row.Cells)-1] != "offline · 46 min ago" {
+	if row, ok := page.RowByID("77"); !ok || row.Cells[len(row.Cells)-1] != "no" {
 		t.Errorf("offline vehicle's row: %q", row.Cells)
 	}
-	if row, ok := page.RowByID("10"); !ok || row.Cells[len(row.Cells)-1] != "online" {
+	if !regexp.MustCompile(`<td class="online" title="offline · 46 min ago">no</td>`).MatchString(page.DOM) {
+		t.Error("the offline vehicle's cell does not say when it was last seen")
+	}
+	if row, ok := page.RowByID("10"); !ok || row.Cells[len(row.Cells)-1] != "yes" {
 		t.Errorf("online vehicle's row: %q", row.Cells)
 	}
 	if n := len(regexp.MustCompile(`<img[^>]*\bclass="[^"]*\bleaflet-marker-icon\b[^"]*\boffline\b`).FindAllString(page.DOM, -1)); n != 1 {
@@ -152,6 +155,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 		shown := demoSourceAt(time.Now())
 		for i, code := range []string{"浙A·12345", "沪B-66778 冷链", "浙A·D8812 危险品", "皖K-30571", "Truck 7"} {
 			shown.vehicles[i].Code = code
+		}
+		for i, e := range shown.events {
+			shown.events[i] = []byte(strings.Replace(string(e), `<script>alert(\"x\")</script>`, "浙A·D8812 危险品", 1))
 		}
 		browsertest.Screenshot(t, servePage(t, shown, tileURL), path, 1280, 900)
 		t.Logf("wrote %s", path)

@@ -231,7 +231,11 @@
     setText(c[4], fmtHeading(v.direction));
     setText(c[5], fmtBool(v.valid));
     setText(c[6], v.alarm === true ? 'ALARM' : fmtBool(v.alarm));
-    setText(c[7], fmtOnline(v));
+    // yes or no, as Valid and Alarm say it; how long ago an offline
+    // vehicle was last seen is the cell's tooltip and the popup's.
+    setText(c[7], v.online === true ? 'yes' : v.online === false ? 'no' : '–');
+    const seen = v.online === false ? fmtOnline(v) : '';
+    if (c[7].title !== seen) c[7].title = seen;
     tr.classList.toggle('alarm', v.alarm === true);
     tr.classList.toggle('invalid', v.valid === false);
     tr.classList.toggle('offline', v.online === false);
