@@ -67,12 +67,15 @@ func (f *feed) observe(p *exlive.Position, v *vehicle, lat, lng float64, now tim
 	}
 }
 
-// event publishes one event and keeps it for the status page.
+// event publishes one event, counts it and keeps it for the status page.
+// The payload is never changed after: the MQTT client and the page share
+// it.
 func (f *feed) event(level string, ev *events.Event) {
 	payload := events.AppendEvent(nil, ev)
-	f.pub.publish(f.topics.Event(level), payload, false)
-	f.metrics.event(ev.Type)
-	f.recent.add(payload)
+	if f.pub.publish(f.topics.Event(level), payload, false) {
+		f.metrics.event(ev.Type)
+		f.recent.add(payload)
+	}
 }
 
 // sweep asks the engine every second for the vehicles that have gone
@@ -102,17 +105,12 @@ func (f *feed) offline(ev events.Event) {
 	}
 }
 
-// known tells the engine of a vehicle the platform lists: one that sends
-// nothing goes offline VEHICLE_OFFLINE_AFTER later.
-func (f *feed) known(id, code string, now time.Time) { f.engine.Known(id, code, now) }
-
 // eventRing keeps the payloads of the latest events, for the status page.
 type eventRing struct {
 	mu   sync.Mutex
 	buf  [recentEvents][]byte
 	next int // where the next goes
-	n    int
-	seq  uint64 // events ever added
+	n    int // how many it holds
 }
 
 func (r *eventRing) add(payload []byte) {
@@ -121,7 +119,6 @@ func (r *eventRing) add(payload []byte) {
 	r.buf[r.next] = payload
 	r.next = (r.next + 1) % len(r.buf)
 	r.n = min(r.n+1, len(r.buf))
-	r.seq++
 }
 
 // list returns the payloads kept, newest first. They are never changed:

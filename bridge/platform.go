@@ -293,7 +293,9 @@ func (f *feed) inventory(inv exlive.Inventory) {
 			f.announce.listed(v) // back in the inventory after it left
 			id = v.id
 		}
-		f.known(id, iv.Code, now)
+		// One that sends nothing goes offline VEHICLE_OFFLINE_AFTER
+		// from now.
+		f.engine.Known(id, iv.Code, now)
 	}
 	// Published once the vehicles are known, so that a request made on
 	// seeing the list finds its vehicle.
