@@ -29,6 +29,10 @@ type announcer struct {
 	// of up to five seconds.
 	delay     func() time.Duration
 	ownTracks bool // OWNTRACKS_ENABLE
+	// availability, geofences: the bridge publishes each vehicle's
+	// availability (VEHICLE_OFFLINE_AFTER), and its geofences
+	// (GEOFENCES_FILE), which Home Assistant gets an entity for.
+	availability, geofences bool
 
 	// hassMu orders the sending and removal of discovery configs.
 	hassMu  sync.Mutex
@@ -62,7 +66,7 @@ func (a *announcer) gone(v *vehicle) {
 }
 
 func (a *announcer) hassConfig() hass.Config {
-	return hass.Config{Topics: a.topics, Version: a.version}
+	return hass.Config{Topics: a.topics, Version: a.version, Availability: a.availability, Geofences: a.geofences}
 }
 
 // sendConfigs publishes the discovery configs of v when they have not been

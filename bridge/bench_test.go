@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exlive2mqtt/exlive2mqtt/events"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
@@ -81,8 +82,10 @@ func benchBridge(b testing.TB, url string) *Bridge {
 	if err := mq.Validate(nil); err != nil {
 		b.Fatal(err)
 	}
+	// Events as the program runs them by default: availability, moving
+	// and stopped, no geofences.
 	br, err := New(Options{Bridge: Defaults(), Exlive: ex, MQTT: mq, Log: zerolog.Nop(), Version: "bench",
-		OwnTracks: OwnTracksConfig{User: "exlive"}, Hass: HassConfig{Prefix: "homeassistant"}})
+		OwnTracks: OwnTracksConfig{User: "exlive"}, Hass: HassConfig{Prefix: "homeassistant"}, Events: events.Defaults()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -117,12 +120,12 @@ func BenchmarkPosition(b *testing.B) {
 // BenchmarkAppendPosition is the position payload alone.
 func BenchmarkAppendPosition(b *testing.B) {
 	p := &benchFleet(b, 1)[0]
-	buf := appendPosition(nil, p, p.Lat, p.Lng)
+	buf := appendPosition(nil, p, p.Lat, p.Lng, []byte("2011-11-01T04:38:40Z"))
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
 	defer cpuPerOp(b)()
 	for b.Loop() {
-		buf = appendPosition(buf[:0], p, p.Lat, p.Lng)
+		buf = appendPosition(buf[:0], p, p.Lat, p.Lng, []byte("2011-11-01T04:38:40Z"))
 	}
 }
 

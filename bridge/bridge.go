@@ -12,8 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/exlive2mqtt/exlive2mqtt/events"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/ratelimit"
+	"github.com/exlive2mqtt/exlive2mqtt/geofence"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/rs/zerolog"
@@ -27,8 +29,13 @@ type Options struct {
 	MQTT      mqtt.Config
 	Hass      HassConfig
 	OwnTracks OwnTracksConfig
-	Version   string
-	Log       zerolog.Logger
+	// Events are the settings of events and availability
+	// (docs/events.md); Fences the geofences in force at the start (nil:
+	// none), which SetFences replaces.
+	Events  events.Config
+	Fences  *geofence.Set
+	Version string
+	Log     zerolog.Logger
 	// Dial replaces how the session connects to the platform (tests, the
 	// demo); nil dials Exlive.Addr.
 	Dial func(ctx context.Context) (net.Conn, error)
@@ -86,18 +93,24 @@ func New(o Options) (*Bridge, error) {
 	b.mq = mq
 	// The gauges read the session and the request queue when scraped,
 	// once both exist.
-	b.metrics = newMetrics(o.Version, mq, o.MQTT.QueueLimit, func() int { return b.session.Pending() }, func() int { return b.requests.queued() })
+	b.metrics = newMetrics(o.Version, mq, o.MQTT.QueueLimit, func() int { return b.session.Pending() }, func() int { return b.requests.queued() },
+		func() int { return b.feed.engine.Stats().Online })
 	pub := publisher{mq: mq, log: b.log, errLog: &ratelimit.Every{}}
 	b.announce = &announcer{
 		log: b.log, pub: pub, topics: b.topics, reg: b.reg,
 		hass: o.Hass.Discovery, version: o.Version, delay: o.HassDelay,
-		ownTracks: o.OwnTracks.Enable,
-		refresh:   make(chan struct{}, 1),
+		ownTracks:    o.OwnTracks.Enable,
+		availability: o.Events.OfflineAfter > 0,
+		geofences:    o.Events.GeofencesFile != "" || o.Fences != nil,
+		refresh:      make(chan struct{}, 1),
 	}
 	b.feed = &feed{
 		log: b.log, pub: pub, topics: b.topics, reg: b.reg, metrics: b.metrics, announce: b.announce,
 		datum: o.Exlive.Datum, retain: o.MQTT.Retain, ownTracks: o.OwnTracks, maxVehicles: o.Bridge.MaxVehicles,
 		state: exlive.State{State: exlive.StateDisconnected, Since: time.Now()},
+
+		engine:       events.New(o.Events, events.Options{MaxVehicles: o.Bridge.MaxVehicles, Fences: o.Fences}),
+		availability: o.Events.OfflineAfter > 0,
 	}
 	b.session = exlive.New(o.Exlive, b.feed.handler(), o.Log.With().Str("component", "exlive").Logger())
 	if o.Dial != nil {
@@ -147,6 +160,13 @@ func (b *Bridge) Run(ctx context.Context, stopTimeout time.Duration) error {
 		go func() {
 			defer wg.Done()
 			b.announce.loop(ctx)
+		}()
+	}
+	if b.feed.availability {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.feed.sweep(ctx)
 		}()
 	}
 	<-ctx.Done()

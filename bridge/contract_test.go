@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -327,17 +328,18 @@ func TestContractPlatformTraffic(t *testing.T) {
 		// A position as the spec writes it becomes the example of
 		// docs/topics.md, typed; gpstime is read in Asia/Shanghai. Empty
 		// fields, wstate among them, are left out.
+		sent := time.Now()
 		f.sim.SendRaw(rawPosition(map[string]string{
 			"code": "沪A12345", "id": "V1", "lat": "31.230416", "lng": "121.473701", "veo": "42.5", "dir": "180",
 			"gpstime": "2011-11-01 12:38:39", "av": "1", "alarm": "0", "oil": "37.2", "dis": "12345.6",
 			"cstate": "ACC开", "posinfo": "上海市黄浦区人民大道",
 		}))
 		want := `{"id":"V1","code":"沪A12345","lat":31.230416,"lng":121.473701,"speed":42.5,"direction":180,` +
-			`"time":"2011-11-01T04:38:39Z","valid":true,"alarm":false,"fuel":37.2,"mileage":12345.6,` +
+			`"time":"2011-11-01T04:38:39Z","received":"…","valid":true,"alarm":false,"ignition":true,"fuel":37.2,"mileage":12345.6,` +
 			`"cstate":"ACC开","posinfo":"上海市黄浦区人民大道"}`
 		pos := f.sub.WaitTopic(testWait, f.topic("vehicles/V1/position"))
-		if pos.Payload != want {
-			t.Errorf("position =\n%s\nwant\n%s", pos.Payload, want)
+		if got := ctReceived(t, pos.Payload, sent, time.Now()); got != want {
+			t.Errorf("position =\n%s\nwant\n%s", got, want)
 		}
 		p := decode(t, pos.Payload)
 		for k, v := range p {
@@ -345,7 +347,7 @@ func TestContractPlatformTraffic(t *testing.T) {
 			switch k {
 			case "lat", "lng", "speed", "direction", "fuel", "mileage":
 				_, ok = v.(float64)
-			case "valid", "alarm":
+			case "valid", "alarm", "ignition":
 				_, ok = v.(bool)
 			default:
 				_, ok = v.(string)
@@ -356,9 +358,11 @@ func TestContractPlatformTraffic(t *testing.T) {
 		}
 
 		// Every optional field empty: none is invented.
+		sent = time.Now()
 		f.sim.SendRaw(rawPosition(map[string]string{"id": "V2", "lat": "31.2", "lng": "121.5"}))
-		if pos := f.sub.WaitTopic(testWait, f.topic("vehicles/V2/position")); pos.Payload != `{"id":"V2","lat":31.2,"lng":121.5}` {
-			t.Errorf("position with empty fields = %s", pos.Payload)
+		pos = f.sub.WaitTopic(testWait, f.topic("vehicles/V2/position"))
+		if got := ctReceived(t, pos.Payload, sent, time.Now()); got != `{"id":"V2","lat":31.2,"lng":121.5,"received":"…"}` {
+			t.Errorf("position with empty fields = %s", got)
 		}
 
 		// A lat that is not a number: dropped, counted, logged. The good
@@ -376,8 +380,8 @@ func TestContractPlatformTraffic(t *testing.T) {
 		f.log.waitText(t, `lat is not a number`)
 
 		// What the broker retains: the bridge's state, session and
-		// inventory and each vehicle's latest position; never a message, a
-		// passthrough reply or a result.
+		// inventory and each vehicle's latest position and availability;
+		// never a message, a passthrough reply, a result or an event.
 		held := retained(t, target.URL, f.prefix+"/#")
 		var topics []string
 		for topic := range held {
@@ -385,14 +389,32 @@ func TestContractPlatformTraffic(t *testing.T) {
 		}
 		slices.Sort(topics)
 		wantTopics := []string{"bridge/groups", "bridge/session", "bridge/state", "bridge/vehicles",
-			"vehicles/V1/position", "vehicles/V2/position", "vehicles/V3/position"}
+			"vehicles/V1/availability", "vehicles/V1/position", "vehicles/V2/availability", "vehicles/V2/position",
+			"vehicles/V3/availability", "vehicles/V3/position"}
 		if !slices.Equal(topics, wantTopics) {
 			t.Errorf("retained topics = %v, want %v", topics, wantTopics)
 		}
-		if r := held[f.topic("vehicles/V1/position")]; r.Payload != want {
+		if r := held[f.topic("vehicles/V1/position")]; ctReceived(t, r.Payload, sent.Add(-time.Minute), time.Now()) != want {
 			t.Errorf("retained position = %s", r.Payload)
 		}
 	})
+}
+
+// ctReceived checks that the position payload's "received" is a time
+// between from and to (to the second), and returns the payload with its
+// value replaced by "…", to be compared whole.
+func ctReceived(t *testing.T, payload string, from, to time.Time) string {
+	t.Helper()
+	m := regexp.MustCompile(`"received":"([^"]*)"`).FindStringSubmatchIndex(payload)
+	if m == nil {
+		t.Errorf("position has no received: %s", payload)
+		return payload
+	}
+	at, err := time.Parse(time.RFC3339, payload[m[2]:m[3]])
+	if err != nil || at.Before(from.Truncate(time.Second)) || at.After(to) || at.Location() != time.UTC {
+		t.Errorf("received %q: want RFC 3339 in UTC between %s and %s (%v)", payload[m[2]:m[3]], from, to, err)
+	}
+	return payload[:m[2]] + "…" + payload[m[3]:]
 }
 
 func TestContractPositionRetainOff(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
+	"github.com/exlive2mqtt/exlive2mqtt/events"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
@@ -104,6 +105,7 @@ func newFixture(t *testing.T, target brokertest.Target, s setup) *fixture {
 		MQTT:      mq,
 		Hass:      bridge.HassConfig{Prefix: "homeassistant"},
 		OwnTracks: bridge.OwnTracksConfig{User: "exlive"},
+		Events:    events.Defaults(),
 		Version:   "test",
 		Log:       zerolog.New(f.log).Level(zerolog.DebugLevel),
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/hass"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
+	"github.com/exlive2mqtt/exlive2mqtt/internal/jinjatest"
 	"github.com/exlive2mqtt/exlive2mqtt/opt"
 	"github.com/exlive2mqtt/exlive2mqtt/owntracks"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
@@ -45,7 +46,9 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		})
 		haPrefix := f.opts.Hass.Prefix
 		clearRetainedAtEnd(t, target.URL, haPrefix+"/#", f.stop)
-		hcfg := hass.Config{Topics: topic.Layout{Prefix: f.prefix, DiscoveryPrefix: haPrefix}, Version: f.opts.Version}
+		// Availability on (the default VEHICLE_OFFLINE_AFTER), no
+		// geofences: the geofences entity is deleted (an empty payload).
+		hcfg := hass.Config{Topics: topic.Layout{Prefix: f.prefix, DiscoveryPrefix: haPrefix}, Version: f.opts.Version, Availability: true}
 		_, fleet := f.sim.Fleet()
 		want := map[string]string{} // every config: topic → payload
 		byVehicle := map[string]map[string]string{}
@@ -61,8 +64,17 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 			want[m.Topic] = string(m.Payload)
 			bridgeConfigs[m.Topic] = string(m.Payload)
 		}
-		if len(want) != 3*8+1 {
-			t.Fatalf("%d configs expected, want 25", len(want))
+		if len(want) != 3*12+1 {
+			t.Fatalf("%d configs expected, want 37", len(want))
+		}
+		deleted := 0
+		for _, p := range want {
+			if p == "" {
+				deleted++
+			}
+		}
+		if deleted != 3 {
+			t.Fatalf("%d configs deleted, want the geofences entity of each vehicle", deleted)
 		}
 
 		f.waitLoggedIn()
@@ -80,16 +92,19 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		for topic, payload := range want {
 			m, ok := held[topic]
 			switch {
+			case payload == "" && ok:
+				t.Errorf("%s: deleted, yet retained: %s", topic, m.Payload)
+			case payload == "":
 			case !ok:
 				t.Errorf("%s: no retained config", topic)
 			case m.Payload != payload:
 				t.Errorf("%s: retained\n%s\nwant\n%s", topic, m.Payload, payload)
 			}
 		}
-		if len(held) != len(want) {
-			t.Errorf("%d retained configs, want %d", len(held), len(want))
+		if len(held) != len(want)-deleted {
+			t.Errorf("%d retained configs, want %d", len(held), len(want)-deleted)
 		}
-		igCheckConfigs(t, f, fleet, held)
+		igCheckConfigs(t, f, fleet, held, false)
 
 		// Home Assistant restarts and says so: every config again.
 		before := len(f.sub.Messages())
@@ -129,7 +144,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		// Home Assistant restarts again: V3 does not come back.
 		kept := map[string]string{}
 		for topic, payload := range want {
-			if _, isGone := gone[topic]; !isGone {
+			if _, isGone := gone[topic]; !isGone && payload != "" {
 				kept[topic] = payload
 			}
 		}
@@ -161,21 +176,27 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 // positions and the bridge's state, each vehicle is one device named after
 // its plate with the entities docs/integrations.md lists, and no unique_id
 // is used twice.
-func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[string]brokertest.Msg) {
+func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[string]brokertest.Msg, geofences bool) {
 	t.Helper()
 	type entity struct {
-		component, name, unit, deviceClass string
+		component, name, unit, deviceClass, reads string
 	}
 	// docs/integrations.md shows this table to users.
 	wantEntities := []entity{
-		{"device_tracker", "", "", ""},
-		{"sensor", "Speed", "km/h", "speed"},
-		{"sensor", "Direction", "°", ""},
-		{"sensor", "Fuel", "L", "volume_storage"},
-		{"sensor", "Mileage", "km", "distance"},
-		{"sensor", "Last fix", "", "timestamp"},
-		{"binary_sensor", "Alarm", "", "problem"},
-		{"binary_sensor", "GPS fix", "", ""},
+		{"device_tracker", "", "", "", "position"},
+		{"sensor", "Speed", "km/h", "speed", "position"},
+		{"sensor", "Direction", "°", "", "position"},
+		{"sensor", "Fuel", "L", "volume_storage", "position"},
+		{"sensor", "Mileage", "km", "distance", "position"},
+		{"sensor", "Last fix", "", "timestamp", "position"},
+		{"binary_sensor", "Alarm", "", "problem", "position"},
+		{"binary_sensor", "GPS fix", "", "", "position"},
+		{"binary_sensor", "Ignition", "", "", "position"},
+		{"sensor", "Last seen", "", "timestamp", "position"},
+		{"binary_sensor", "Online", "", "connectivity", "availability"},
+	}
+	if geofences {
+		wantEntities = append(wantEntities, entity{"sensor", "Geofences", "", "", "geofences"})
 	}
 	state, ok := last(f.sub.Messages(), f.topic("bridge/state"))
 	if !ok || state.Payload != "online" {
@@ -189,6 +210,9 @@ func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[s
 		}
 		var got []entity
 		for topic, m := range held {
+			if m.Payload == "" {
+				continue
+			}
 			var c struct {
 				Name         *string `json:"name"`
 				UniqueID     string  `json:"unique_id"`
@@ -218,9 +242,20 @@ func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[s
 			if c.Device.Name != v.Code {
 				t.Errorf("%s: device name %q, want the plate %q", topic, c.Device.Name, v.Code)
 			}
-			if c.State != position && c.Attributes != position {
-				t.Errorf("%s reads %q%q, not %s", topic, c.State, c.Attributes, position)
+			reads := c.State
+			if reads == "" {
+				reads = c.Attributes
 			}
+			vehicleTopic := f.topic("vehicles/" + v.ID + "/")
+			if !strings.HasPrefix(reads, vehicleTopic) || c.Attributes != "" && c.Attributes != reads {
+				t.Errorf("%s reads %q%q, not a topic of %s", topic, c.State, c.Attributes, vehicleTopic)
+			}
+			if _, ok := last(f.sub.Messages(), reads); !ok {
+				t.Errorf("%s reads %s, where nothing was published", topic, reads)
+			}
+			// Every entity, the tracker above all, is available while the
+			// bridge is: a vehicle that stops reporting stays on the map,
+			// and only its Online entity says so.
 			if len(c.Availability) != 1 || c.Availability[0].Topic != f.topic("bridge/state") {
 				t.Errorf("%s: availability %+v, want %s", topic, c.Availability, f.topic("bridge/state"))
 			}
@@ -229,7 +264,7 @@ func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[s
 			if c.Name != nil {
 				name = *c.Name
 			}
-			got = append(got, entity{component, name, c.Unit, c.DeviceClass})
+			got = append(got, entity{component, name, c.Unit, c.DeviceClass, strings.TrimPrefix(reads, vehicleTopic)})
 		}
 		for _, e := range wantEntities {
 			if !slices.Contains(got, e) {
@@ -566,4 +601,105 @@ func igNum(t *testing.T, p map[string]any, key string) float64 {
 		t.Fatalf("%q is %v (%T), want a number; payload %v", key, p[key], p[key], p)
 	}
 	return f
+}
+
+// TestHomeAssistantEventEntities follows the entities of docs/events.md
+// from their discovery configs to the retained topics they read: each
+// config's template is rendered (with Python's Jinja2, as Home Assistant
+// does, where it is installed) against what the broker retains on its
+// topic, and gives the state Home Assistant would show; when the vehicle
+// goes offline, only its Online entity changes, and the tracker stays
+// available.
+func TestHomeAssistantEventEntities(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		f := newFixture(t, target, setup{
+			sim: exlivesim.Config{Vehicles: 2, Rate: 0},
+			edit: func(o *bridge.Options) {
+				o.Hass = bridge.HassConfig{Discovery: true, Prefix: o.MQTT.TopicPrefix + "/homeassistant"}
+				o.HassDelay = func() time.Duration { return 0 }
+				o.Events.OfflineAfter = time.Second
+				o.Fences = evParse(t, evFences)
+			},
+		})
+		haPrefix := f.opts.Hass.Prefix
+		clearRetainedAtEnd(t, target.URL, haPrefix+"/#", f.stop)
+		f.ready()
+		evPosition{0, evOutside, 0, false, "ACC关"}.send(f, "V2")
+		evPosition{0, evDepot, 12, true, "ACC开"}.send(f, "V1")
+		waitPayload(t, f.sub, 0, f.topic("vehicles/V1/geofences"), `["depot"]`)
+		waitPayload(t, f.sub, 0, f.topic("vehicles/V2/geofences"), `[]`)
+
+		held := retained(t, target.URL, haPrefix+"/#")
+		_, fleet := f.sim.Fleet()
+		igCheckConfigs(t, f, fleet, held, true)
+
+		// The state of each of V1's entities, as Home Assistant renders it
+		// from the retained topics (Python's Jinja2 where it is installed).
+		python := jinjatest.Python(t)
+		states := func() map[string]string {
+			topics := retained(t, target.URL, f.prefix+"/#")
+			out := map[string]string{}
+			var tpls []jinjatest.Job
+			for _, m := range held {
+				var c struct {
+					UniqueID   string `json:"unique_id"`
+					State      string `json:"state_topic"`
+					Value      string `json:"value_template"`
+					Attributes string `json:"json_attributes_topic"`
+					AttrsTpl   string `json:"json_attributes_template"`
+				}
+				if json.Unmarshal([]byte(m.Payload), &c) != nil || !strings.HasPrefix(c.UniqueID, "exlive2mqtt_V1_") {
+					continue
+				}
+				name := strings.TrimPrefix(c.UniqueID, "exlive2mqtt_V1_")
+				if c.State != "" {
+					payload := topics[c.State].Payload
+					if c.Value == "" {
+						out[name] = payload // compared with payload_on/off as it is
+					} else {
+						tpls = append(tpls, jinjatest.Job{Name: name, Template: c.Value, Payload: payload})
+					}
+				}
+				if c.AttrsTpl != "" {
+					tpls = append(tpls, jinjatest.Job{Name: name + " attributes", Template: c.AttrsTpl, Payload: topics[c.Attributes].Payload})
+				}
+			}
+			for k, v := range jinjatest.Render(t, python, tpls) {
+				out[k] = v
+			}
+			return out
+		}
+		got := states()
+		received, _ := time.Parse(time.RFC3339, got[hass.ObjectLastSeen])
+		for object, want := range map[string]string{
+			hass.ObjectOnline: "online", hass.ObjectIgnition: "ON", hass.ObjectAlarm: "ON",
+			hass.ObjectGeofences: "depot", hass.ObjectSpeed: "12", hass.ObjectValid: "ON",
+		} {
+			if got[object] != want {
+				t.Errorf("%s: %q, want %q", object, got[object], want)
+			}
+		}
+		if time.Since(received) > time.Minute || !strings.Contains(got[hass.ObjectGeofences+" attributes"], `"depot"`) {
+			t.Errorf("last seen %q, geofences attributes %q", got[hass.ObjectLastSeen], got[hass.ObjectGeofences+" attributes"])
+		}
+
+		// Silent for a second or so: offline. The Online entity says so;
+		// the others, the tracker above all, keep their state and stay
+		// available (their availability is the bridge's state, online).
+		waitPayload(t, f.sub, 0, f.topic("vehicles/V1/availability"), "offline")
+		after := states()
+		for object, state := range got {
+			switch {
+			case object == hass.ObjectOnline:
+				if after[object] != "offline" {
+					t.Errorf("Online: %q after the vehicle went silent, want offline", after[object])
+				}
+			case after[object] != state:
+				t.Errorf("%s changed from %q to %q when the vehicle went offline", object, state, after[object])
+			}
+		}
+		if m, _ := f.sub.Last(f.topic("bridge/state")); m.Payload != "online" {
+			t.Errorf("bridge state %q: the entities' availability", m.Payload)
+		}
+	})
 }

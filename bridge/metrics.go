@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/exlive2mqtt/exlive2mqtt/events"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +36,8 @@ type metrics struct {
 	collisions     prometheus.Counter
 	requests       *prometheus.CounterVec
 	latency        *prometheus.HistogramVec
-	newest         atomic.Int64 // Unix ns of the newest position
+	newest         atomic.Int64         // Unix ns of the newest position
+	events         []prometheus.Counter // bridge_events_total, by events.Type
 }
 
 // The reasons a position is dropped for.
@@ -58,7 +60,7 @@ const (
 	outcomeRepeated = "repeated" // not sent again: a request_id seen before
 )
 
-func newMetrics(version string, mq *mqtt.Client, queueLimit int, pending func() int, queued func() int) *metrics {
+func newMetrics(version string, mq *mqtt.Client, queueLimit int, pending, queued, online func() int) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	f := m.reg
 	counter := func(name, help string) prometheus.Counter {
@@ -109,6 +111,15 @@ func newMetrics(version string, mq *mqtt.Client, queueLimit int, pending func() 
 		m.repliesDropped.WithLabelValues(r)
 	}
 	m.collisions = counter("bridge_topic_collisions_total", "Vehicle ids whose topic level another id already had.")
+	// Every type has a series from the start, like the drop reasons.
+	evs := counterVec("bridge_events_total", "Vehicle events published on P/vehicles/V/event, by type (docs/events.md).", "type")
+	m.events = make([]prometheus.Counter, len(events.Types())+1)
+	for _, t := range events.Types() {
+		m.events[t] = evs.WithLabelValues(t.String())
+	}
+	f.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bridge_vehicles_online", Help: "Vehicles whose availability is online: a position came within VEHICLE_OFFLINE_AFTER.",
+	}, func() float64 { return float64(online()) }))
 	m.requests = counterVec("bridge_requests_total", "Requests from MQTT, by command and outcome.", "cmd", "outcome")
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "bridge_request_duration_seconds",
@@ -155,6 +166,13 @@ func (m *metrics) frame(cmd exlive.Cmd, known bool) {
 	c := m.frames.WithLabelValues(cmd.String())
 	m.framesByCmd.Store(cmd, c)
 	c.Inc()
+}
+
+// event counts a published event.
+func (m *metrics) event(t events.Type) {
+	if int(t) < len(m.events) && m.events[t] != nil {
+		m.events[t].Inc()
+	}
 }
 
 func (m *metrics) state(s exlive.StateKind) {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/exlive2mqtt/exlive2mqtt/events"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/jsonw"
 	"github.com/exlive2mqtt/exlive2mqtt/opt"
@@ -45,8 +46,9 @@ func rfc3339(dst []byte, key string, t time.Time) []byte {
 }
 
 // appendPosition writes a position payload. lat and lng are WGS-84; fields
-// the platform left empty are left out, never sent as 0.
-func appendPosition(dst []byte, p *exlive.Position, lat, lng float64) []byte {
+// the platform left empty are left out, never sent as 0. received is when
+// the bridge received it, in RFC 3339 (see feed.receivedAt).
+func appendPosition(dst []byte, p *exlive.Position, lat, lng float64, received []byte) []byte {
 	dst = append(dst, '{')
 	dst = str(dst, "id", p.ID)
 	dst = optStr(dst, "code", p.Code)
@@ -57,8 +59,15 @@ func appendPosition(dst []byte, p *exlive.Position, lat, lng float64) []byte {
 	if p.Time.Valid {
 		dst = rfc3339(dst, "time", p.Time.V)
 	}
+	dst = append(jsonw.Member(dst, "received"), '"')
+	dst = append(append(dst, received...), '"')
 	dst = flag(dst, "valid", p.Valid)
 	dst = flag(dst, "alarm", p.Alarm)
+	// The ignition as the events read it from cstate (docs/events.md),
+	// so that a consumer need not parse cstate itself.
+	if acc := events.ParseACC(p.CState); acc != events.ACCUnknown {
+		dst = jsonw.Bool(jsonw.Member(dst, "ignition"), acc == events.ACCOn)
+	}
 	dst = num(dst, "fuel", p.Fuel)
 	dst = num(dst, "mileage", p.Mileage)
 	dst = optStr(dst, "wstate", p.WState)

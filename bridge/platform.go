@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/exlive2mqtt/exlive2mqtt/datum"
+	"github.com/exlive2mqtt/exlive2mqtt/events"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/ratelimit"
 	"github.com/exlive2mqtt/exlive2mqtt/opt"
@@ -47,6 +48,17 @@ type feed struct {
 
 	scratch  []byte // position payloads are built here; only the session's read loop uses it
 	stopping atomic.Bool
+
+	// The events and availability (events.go).
+	engine       *events.Engine
+	availability bool           // VEHICLE_OFFLINE_AFTER > 0: publish P/vehicles/V/availability
+	evbuf        []events.Event // the events of one position; only the read loop uses it
+	recent       eventRing
+	// received is the time the last position arrived, in whole seconds,
+	// and receivedText its RFC 3339 form for the payload: formatted once
+	// a second, not once a position. Only the read loop uses them.
+	received     int64
+	receivedText []byte
 }
 
 // handler is what the session calls.
@@ -152,7 +164,7 @@ func (f *feed) position(p *exlive.Position) {
 	} else {
 		to = f.topics.Position(f.topics.Level(p.ID))
 	}
-	f.scratch = appendPosition(f.scratch[:0], p, lat, lng)
+	f.scratch = appendPosition(f.scratch[:0], p, lat, lng, f.receivedAt(now))
 	if f.pub.publish(to, bytes.Clone(f.scratch), f.retain) {
 		f.metrics.published.Inc()
 	} else {
@@ -164,6 +176,17 @@ func (f *feed) position(p *exlive.Position) {
 	if f.ownTracks.Enable {
 		f.ownTracksLocation(p, lat, lng)
 	}
+	f.observe(p, v, lat, lng, now)
+}
+
+// receivedAt returns now as the position payload's "received": RFC 3339
+// in UTC, to the second.
+func (f *feed) receivedAt(now time.Time) []byte {
+	if s := now.Unix(); s != f.received || f.receivedText == nil {
+		f.received = s
+		f.receivedText = time.Unix(s, 0).UTC().AppendFormat(f.receivedText[:0], time.RFC3339)
+	}
+	return f.receivedText
 }
 
 // ownTracksLocation publishes the position as an OwnTracks location too.
@@ -303,17 +326,23 @@ func (f *feed) inventory(inv exlive.Inventory) {
 		}
 	}
 	listed := make(map[string]bool, len(inv.Vehicles))
+	now := time.Now()
 	for _, iv := range inv.Vehicles {
 		listed[iv.ID] = true
 		if idFault(iv.ID) != "" {
 			continue // exlive refuses ids that are too long; this is for empty ones
 		}
+		id := iv.ID
 		if v := f.vehicle(iv.ID, iv.Code); v != nil {
 			v.mu.Lock()
 			v.inInv = true
 			v.mu.Unlock()
 			f.announce.listed(v) // back in the inventory after it left
+			id = v.id
 		}
+		// One that sends nothing goes offline VEHICLE_OFFLINE_AFTER
+		// from now.
+		f.engine.Known(id, iv.Code, now)
 	}
 	// Published once the vehicles are known, so that a request made on
 	// seeing the list finds its vehicle.

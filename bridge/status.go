@@ -118,6 +118,15 @@ type Vehicle struct {
 	Speed, Direction opt.Opt[float64] // km/h, degrees clockwise from north
 	Time             opt.Opt[time.Time]
 	Valid, Alarm     opt.Opt[bool] // a valid GPS fix; an alarm active
+
+	// Online is its availability (docs/events.md); not Valid when
+	// VEHICLE_OFFLINE_AFTER is 0, or before its first position.
+	Online opt.Opt[bool]
+	// LastSeen is when its last position arrived (to the second).
+	LastSeen opt.Opt[time.Time]
+	// Geofences are the names of the geofences it is in, sorted; shared,
+	// read-only.
+	Geofences []string
 }
 
 // Vehicles yields every vehicle's latest state, in no particular order (the
@@ -138,6 +147,17 @@ func (b *Bridge) Vehicles() iter.Seq[Vehicle] {
 				out.Alarm = opt.Opt[bool]{V: f.alarm, Valid: f.hasAlarm}
 			}
 			v.mu.Unlock()
+			// The engine's lock is taken once per vehicle, not for the
+			// whole fleet: the read loop waits for one look-up at most.
+			if st, ok := b.feed.engine.Status(out.ID); ok {
+				if st.Heard {
+					out.LastSeen = opt.Some(st.LastSeen.UTC())
+					if b.feed.availability {
+						out.Online = opt.Some(st.Online)
+					}
+				}
+				out.Geofences = st.Geofences
+			}
 			if !yield(out) {
 				return
 			}

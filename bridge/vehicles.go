@@ -20,6 +20,9 @@ type vehicle struct {
 	last     fix
 	inInv    bool // listed in the last inventory
 	announce bool // Home Assistant discovery sent for the current code
+	// slot is the events engine's Slot for the vehicle (events.Position),
+	// which spares it a look-up. Only the session's read loop uses it.
+	slot int32
 }
 
 // fix is the latest position of a vehicle, for the status page.

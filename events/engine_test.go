@@ -509,3 +509,28 @@ func TestMembershipsAreShared(t *testing.T) {
 		t.Errorf("V3 in %q, want %q", u3.Fences, want)
 	}
 }
+
+// TestSlot: Observe sets a position's Slot, takes the vehicle's back without
+// a look-up, and finds out one that is not the vehicle's.
+func TestSlot(t *testing.T) {
+	e := New(testConfig(), Options{Start: t0})
+	a, b := at(0).alarm(false).pos(), at(0).id("V2").alarm(false).pos()
+	e.Observe(nil, a, t0)
+	e.Observe(nil, b, t0)
+	if a.Slot <= 0 || b.Slot <= 0 || a.Slot == b.Slot {
+		t.Fatalf("slots %d, %d", a.Slot, b.Slot)
+	}
+	for k, slot := range []int32{a.Slot, b.Slot, 0, -5, 1 << 20} {
+		on := at(10*k + 1).alarm(true)
+		on.p.Slot = slot
+		evs, _ := e.Observe(nil, &on.p, on.recv)
+		if len(evs) != 1 || evs[0].Type != AlarmOn || evs[0].ID != "V1" || on.p.Slot != a.Slot {
+			t.Errorf("slot %d: %v, slot now %d, want V1's alarm_on and slot %d", slot, evs, on.p.Slot, a.Slot)
+		}
+		off := at(10*k + 2).alarm(false)
+		e.Observe(nil, &off.p, off.recv) // back to no alarm
+	}
+	if st := e.Stats(); st.Vehicles != 2 {
+		t.Errorf("%d vehicles, want 2", st.Vehicles)
+	}
+}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/exlive2mqtt/exlive2mqtt/internal/cpubench"
 	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/geo"
+	"github.com/paulmach/orb/planar"
 )
 
 // The geofence check of one position: see BENCHMARKS.md, "Events and
@@ -59,6 +61,17 @@ func BenchmarkContaining(b *testing.B) {
 				}
 				b.ReportMetric(float64(found)/float64(b.N), "fences/op")
 			})
+			// The same with orb's planar.MultiPolygonContains as the
+			// polygon test, as it was before ringContains.
+			b.Run(layout.name+"/"+where.name+"/index-orb", func(b *testing.B) {
+				buf := make([]*Fence, 0, 16)
+				b.ReportAllocs()
+				defer cpubench.PerOp(b)()
+				for i := 0; b.Loop(); i++ {
+					p := ps[i&4095]
+					buf = containingOrb(s, buf[:0], "V1", p.lat, p.lng)
+				}
+			})
 			b.Run(layout.name+"/"+where.name+"/scan", func(b *testing.B) {
 				buf := make([]*Fence, 0, 16)
 				b.ReportAllocs()
@@ -70,6 +83,32 @@ func BenchmarkContaining(b *testing.B) {
 			})
 		}
 	}
+}
+
+// containingOrb is Containing with orb's polygon test.
+func containingOrb(s *Set, dst []*Fence, vehicle string, lat, lng float64) []*Fence {
+	top := len(s.tree.levels) - 1
+	return searchOrb(s, dst, top, 0, int32(len(s.tree.levels[top])), orb.Point{lng, lat}, vehicle)
+}
+
+func searchOrb(s *Set, dst []*Fence, level int, lo, hi int32, p orb.Point, vehicle string) []*Fence {
+	for _, e := range s.tree.levels[level][lo:hi] {
+		if !e.bound.Contains(p) {
+			continue
+		}
+		if level > 0 {
+			dst = searchOrb(s, dst, level-1, e.lo, e.hi, p, vehicle)
+			continue
+		}
+		f := &s.fences[e.lo]
+		if !f.AppliesTo(vehicle) {
+			continue
+		}
+		if f.radius > 0 && geo.DistanceHaversine(f.center, p) <= f.radius || f.radius == 0 && planar.MultiPolygonContains(f.polygons, p) {
+			dst = append(dst, f)
+		}
+	}
+	return dst
 }
 
 // scan is Containing without the index.

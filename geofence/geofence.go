@@ -7,12 +7,12 @@
 // it to those vehicle ids, and an optional speed_limit property (km/h) is
 // the speed limit inside it.
 //
-// Polygons are tested in the plane of longitude and latitude, with
-// github.com/paulmach/orb/planar, and circles by great-circle (haversine)
+// Polygons are tested in the plane of longitude and latitude, by the
+// crossing number (ringContains), and circles by great-circle (haversine)
 // distance. A point on the outer boundary of a polygon or a circle is
-// inside; a point on the boundary of a hole is in the hole. A polygon that crosses the
-// antimeridian must be cut in two along it, as RFC 7946 asks; a circle
-// may cross it.
+// inside; a point on the boundary of a hole is in the hole. A polygon that
+// crosses the antimeridian must be cut in two along it, as RFC 7946 asks;
+// a circle may cross it.
 package geofence
 
 import (
@@ -22,7 +22,6 @@ import (
 
 	"github.com/paulmach/orb"
 	"github.com/paulmach/orb/geo"
-	"github.com/paulmach/orb/planar"
 )
 
 // MaxFileSize is the largest geofence file Load reads.
@@ -37,6 +36,7 @@ type Fence struct {
 
 	vehicles map[string]struct{} // nil: every vehicle
 	polygons orb.MultiPolygon    // a Polygon or MultiPolygon feature
+	outer    []orb.Bound         // the bound of each polygon's outer ring, for a MultiPolygon
 	center   orb.Point           // a Point feature: a circle of radius metres
 	radius   float64
 	bound    orb.Bound
@@ -96,10 +96,106 @@ func (f *Fence) contains(p orb.Point) bool {
 	if f.radius > 0 {
 		return geo.DistanceHaversine(f.center, p) <= f.radius
 	}
-	if len(f.polygons) == 1 {
-		return planar.PolygonContains(f.polygons[0], p)
+	for i, poly := range f.polygons {
+		// A single polygon's outer bound is the fence's, already tested.
+		if len(f.outer) > 0 && !f.outer[i].Contains(p) {
+			continue
+		}
+		if polygonContains(poly, p) {
+			return true
+		}
 	}
-	return planar.MultiPolygonContains(f.polygons, p)
+	return false
+}
+
+// polygonContains reports whether p is in polygon poly: in its outer ring,
+// and in none of its holes (a point on the edge of a hole is in the hole).
+func polygonContains(poly orb.Polygon, p orb.Point) bool {
+	if !ringContains(poly[0], p) {
+		return false
+	}
+	for _, hole := range poly[1:] {
+		if ringContains(hole, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// ringContains reports whether p is inside the closed ring r, or on its
+// boundary, by the crossing number: a ray from p towards +latitude crosses
+// the ring an odd number of times when p is inside. An edge is crossed
+// when p's longitude is in [its west end, its east end), half open, so
+// that a ray through a vertex counts it once.
+//
+// It is orb's planar.RingContains, edge for edge the same arithmetic, so
+// that the two agree on every point, those on edges and vertices included
+// (TestRingContainsAgreesWithOrb and FuzzRingContains hold them to it),
+// but about five times faster (BENCHMARKS.md, "Events and geofences"):
+// orb computes the ring's bound again on every call, which here is the
+// fence's, computed once; and an edge whose longitudes do not span p's,
+// nearly all of them, is passed over after two comparisons.
+func ringContains(r orb.Ring, p orb.Point) bool {
+	in := false
+	x := p[0]
+	for i := 1; i < len(r); i++ {
+		s, e := r[i-1], r[i]
+		if s[0] > e[0] {
+			s, e = e, s
+		}
+		if x < s[0] || x > e[0] {
+			continue
+		}
+		cross, on := crossing(p, s, e)
+		if on {
+			return true
+		}
+		if cross {
+			in = !in
+		}
+	}
+	return in
+}
+
+// crossing tells whether the ray from p towards +latitude crosses the edge
+// from s to e (s west of e or level with it, p's longitude between
+// theirs), or whether p is on the edge.
+func crossing(p, s, e orb.Point) (cross, on bool) {
+	x, y := p[0], p[1]
+	switch x {
+	case s[0]:
+		if y == s[1] {
+			return false, true // the vertex s
+		}
+		if s[0] == e[0] && y >= min(s[1], e[1]) && y <= max(s[1], e[1]) {
+			return false, true // on a north-south edge
+		}
+		// The half-open rule: the ray passes just east of the vertex.
+		x = math.Nextafter(x, math.Inf(1))
+	case e[0]:
+		if y == e[1] {
+			return false, true // the vertex e
+		}
+		x = math.Nextafter(x, math.Inf(1))
+	}
+	if x > e[0] {
+		return false, false // the east end is not the edge's
+	}
+	lo, hi := min(s[1], e[1]), max(s[1], e[1])
+	switch {
+	case y > hi:
+		return false, false
+	case y < lo:
+		return true, false
+	}
+	// Between the ends' latitudes: compare the slope from s to p with the
+	// edge's.
+	rs := (y - s[1]) / (x - s[0])
+	ds := (e[1] - s[1]) / (e[0] - s[0])
+	if rs == ds {
+		return false, true
+	}
+	return rs <= ds, false
 }
 
 // Set is the geofences of one file, indexed by their bounds. A nil *Set is

@@ -205,6 +205,12 @@ func parseFeature(raw json.RawMessage) (Fence, error) {
 		f.bound = circleBound(f.center, f.radius)
 	} else {
 		f.bound = f.polygons.Bound()
+		if len(f.polygons) > 1 {
+			f.outer = make([]orb.Bound, len(f.polygons))
+			for i, poly := range f.polygons {
+				f.outer[i] = poly[0].Bound()
+			}
+		}
 	}
 	return f, nil
 }

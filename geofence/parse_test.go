@@ -1,9 +1,12 @@
 package geofence
 
 import (
+	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -168,5 +171,37 @@ func TestParseEmpty(t *testing.T) {
 	}
 	if s.Len() != 0 || len(s.Contains(nil, "V1", 22.6, 114)) != 0 {
 		t.Errorf("an empty set: Len %d", s.Len())
+	}
+}
+
+// TestAppendGeoJSON: what AppendGeoJSON writes is GeoJSON that Parse reads
+// back into the same set: polygons with holes, multipolygons, circles,
+// speed limits and vehicles, and names that need escaping.
+func TestAppendGeoJSON(t *testing.T) {
+	for _, data := range []string{
+		randomFences(rand.New(rand.NewPCG(7, 8)), 300, 12, true),
+		collection(
+			feature(`{"name":"a \"quoted\" <name> 深圳","speed_limit":15.5,"vehicles":["V2",1,"V1"]}`, `{"type":"Polygon","coordinates":`+square+`}`),
+			feature(`{"name":"h"}`, `{"type":"Polygon","coordinates":[[[0,0],[10,0],[10,10],[0,10],[0,0]],[[4,4],[6,4],[6,6],[4,6],[4,4]]]}`),
+			feature(`{"name":"tiny","radius":0.5}`, `{"type":"Point","coordinates":[-179.9999999,-89.1234567]}`),
+		),
+		collection(),
+	} {
+		s := mustParse(t, data)
+		out := s.AppendGeoJSON(nil)
+		if !json.Valid(out) {
+			t.Fatalf("not JSON: %s", out)
+		}
+		back, err := Parse("again.json", out)
+		if err != nil {
+			t.Fatalf("Parse(AppendGeoJSON()) = %v\n%s", err, out)
+		}
+		if !reflect.DeepEqual(s, back) {
+			t.Errorf("read back a different set from\n%.2000s", out)
+		}
+	}
+	var none *Set
+	if got := string(none.AppendGeoJSON(nil)); got != `{"type":"FeatureCollection","features":[]}` {
+		t.Errorf("nil set: %s", got)
 	}
 }

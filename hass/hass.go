@@ -1,8 +1,9 @@
 // Package hass builds the Home Assistant MQTT discovery messages
 // (https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery) that make
 // every vehicle the bridge publishes show up in Home Assistant as a device
-// with a GPS device_tracker, sensors and binary sensors, all reading the
-// vehicle's retained position topic P/vehicles/V/position.
+// with a GPS device_tracker, sensors and binary sensors, reading the
+// vehicle's retained topics: P/vehicles/V/position, and with events on
+// (docs/events.md) P/vehicles/V/availability and P/vehicles/V/geofences.
 //
 // The package only builds messages, with the topics of package topic;
 // publishing them (retained, when HASS_DISCOVERY=true) is the caller's job.
@@ -59,6 +60,14 @@ type Config struct {
 	// Version, when set, is sent as origin.sw_version and as the bridge
 	// device's sw_version, so HA's logs name the software that sent a config.
 	Version string
+	// Availability gives each vehicle a connectivity binary sensor that
+	// reads P/vehicles/V/availability: set when the bridge publishes it
+	// (VEHICLE_OFFLINE_AFTER is not 0).
+	Availability bool
+	// Geofences gives each vehicle a sensor of the geofences it is in,
+	// which reads P/vehicles/V/geofences: set when the bridge has
+	// geofences (GEOFENCES_FILE).
+	Geofences bool
 }
 
 // Vehicle identifies one vehicle of the platform.
@@ -92,6 +101,10 @@ const (
 	ObjectFixTime   = "fix_time"
 	ObjectAlarm     = "alarm"
 	ObjectValid     = "valid"
+	ObjectIgnition  = "ignition"
+	ObjectLastSeen  = "last_seen"
+	ObjectOnline    = "online"    // Config.Availability
+	ObjectGeofences = "geofences" // Config.Geofences
 	ObjectBridge    = "bridge"
 )
 
@@ -125,10 +138,25 @@ const (
 	tplFixTime   = `{% if value_json.time is defined %}{{ value_json.time }}{% else %}None{% endif %}`
 	tplValid     = `{% if value_json.valid is defined %}{{ 'ON' if value_json.valid else 'OFF' }}{% else %}None{% endif %}`
 
-	// Vehicle values: an empty rendering keeps the last state.
-	tplFuel    = `{% if value_json.fuel is defined %}{{ value_json.fuel }}{% endif %}`
-	tplMileage = `{% if value_json.mileage is defined %}{{ value_json.mileage }}{% endif %}`
-	tplAlarm   = `{% if value_json.alarm is defined %}{{ 'ON' if value_json.alarm else 'OFF' }}{% endif %}`
+	// Vehicle values: an empty rendering keeps the last state. The
+	// ignition is left out of a position whose cstate does not tell it.
+	tplFuel     = `{% if value_json.fuel is defined %}{{ value_json.fuel }}{% endif %}`
+	tplMileage  = `{% if value_json.mileage is defined %}{{ value_json.mileage }}{% endif %}`
+	tplAlarm    = `{% if value_json.alarm is defined %}{{ 'ON' if value_json.alarm else 'OFF' }}{% endif %}`
+	tplIgnition = `{% if value_json.ignition is defined %}{{ 'ON' if value_json.ignition else 'OFF' }}{% endif %}`
+
+	// When the bridge received the position: every payload has it.
+	tplLastSeen = `{% if value_json.received is defined %}{{ value_json.received }}{% else %}None{% endif %}`
+
+	// The geofences topic holds a JSON array of names. The state is the
+	// names joined, or "none": a text sensor takes "" as a state, which
+	// shows as nothing at all; it is cut to the 255 characters a state may
+	// hold (longer ones are refused and logged by HA). The attribute
+	// geofences holds the list whole, for automations
+	// ("'depot' in state_attr(…, 'geofences')"). A payload that is not a
+	// list (none the bridge sends) renders nothing: no change.
+	tplGeofences      = `{% if value_json is defined and value_json is iterable and value_json is not string and value_json is not mapping %}{{ ((value_json | join(', ')) or 'none')[:255] }}{% endif %}`
+	tplGeofencesAttrs = `{% if value_json is defined and value_json is iterable and value_json is not string and value_json is not mapping %}{{ {'geofences': value_json | list} | tojson }}{% else %}{}{% endif %}`
 )
 
 // availability is HA's list form, which also allows adding a per-vehicle
@@ -185,17 +213,21 @@ type spec struct {
 func str(s string) *string { return &s }
 
 // Configs returns the retained discovery messages for one vehicle: a
-// device_tracker, sensors for speed, direction, fuel, mileage and fix time,
-// and binary sensors for alarm and fix validity. It returns nil when v.ID is
-// empty. The result depends only on its arguments, so republishing it (on
-// every connect, or when HA publishes "online" on its birth topic) is safe.
+// device_tracker, sensors for speed, direction, fuel, mileage, fix time and
+// last seen, binary sensors for alarm, fix validity and ignition and, as
+// cfg asks, a connectivity binary sensor and a geofences sensor. An entity
+// cfg turns off comes as an empty payload, which deletes it in HA. It
+// returns nil when v.ID is empty. The result depends only on its arguments,
+// so republishing it (on every connect, or when HA publishes "online" on
+// its birth topic) is safe.
 func Configs(cfg Config, v Vehicle) []Message {
 	if v.ID == "" {
 		return nil
 	}
 	cfg = cfg.withDefaults()
 	slug := Slug(v.ID)
-	position := cfg.Topics.Position(v.level(cfg))
+	level := v.level(cfg)
+	position := cfg.Topics.Position(level)
 	name := v.Code
 	if name == "" {
 		name = v.ID
@@ -286,26 +318,71 @@ func Configs(cfg Config, v Vehicle) []Message {
 			EntityCategory: "diagnostic",
 			Icon:           "mdi:crosshairs-gps",
 		}},
+		// The ignition (ACC) as the bridge reads it from cstate. No
+		// device class fits: "power" means mains power detected, and
+		// "running" shows "Not running" for a parked car with its radio
+		// on; plain on/off with a key is what a driver calls it.
+		{componentBinary, ObjectIgnition, entity{
+			Name:          str("Ignition"),
+			StateTopic:    position,
+			ValueTemplate: tplIgnition,
+			PayloadOn:     "ON",
+			PayloadOff:    "OFF",
+			Icon:          "mdi:key-variant",
+		}},
+		// When the bridge last heard from the vehicle (zigbee2mqtt's
+		// last_seen), as opposed to the fix time the tracker reported.
+		{componentSensor, ObjectLastSeen, entity{
+			Name:           str("Last seen"),
+			StateTopic:     position,
+			ValueTemplate:  tplLastSeen,
+			DeviceClass:    "timestamp",
+			EntityCategory: "diagnostic",
+		}},
+		// Whether the vehicle reports: P/vehicles/V/availability. It is
+		// only an entity, never the availability of the others, so the
+		// tracker of a parked vehicle that has gone quiet stays on the map
+		// where it was last seen, and this one says it is disconnected.
+		{componentBinary, ObjectOnline, entity{
+			Name:        str("Online"),
+			StateTopic:  cfg.Topics.Availability(level),
+			DeviceClass: "connectivity",
+			PayloadOn:   topic.Online,
+			PayloadOff:  topic.Offline,
+		}},
+		{componentSensor, ObjectGeofences, entity{
+			Name:                   str("Geofences"),
+			StateTopic:             cfg.Topics.Geofences(level),
+			ValueTemplate:          tplGeofences,
+			JSONAttributesTopic:    cfg.Topics.Geofences(level),
+			JSONAttributesTemplate: tplGeofencesAttrs,
+			Icon:                   "mdi:map-marker-radius",
+		}},
 	}
+	off := map[string]bool{ObjectOnline: !cfg.Availability, ObjectGeofences: !cfg.Geofences}
 	msgs := make([]Message, 0, len(specs))
 	for _, s := range specs {
-		s.e.UniqueID = "exlive2mqtt_" + slug + "_" + s.object
-		s.e.Availability = avail
-		s.e.Device = dev
-		s.e.Origin = cfg.origin()
-		msgs = append(msgs, Message{
-			Topic:   cfg.Topics.DiscoveryConfig(s.component, slug+"_"+s.object),
-			Payload: marshal(s.e),
-			Retain:  true,
-		})
+		m := Message{Topic: cfg.Topics.DiscoveryConfig(s.component, slug+"_"+s.object), Payload: []byte{}, Retain: true}
+		// An entity turned off is deleted, in case an earlier run (with
+		// geofences, say) made it: it would stay unknown for ever.
+		if !off[s.object] {
+			s.e.UniqueID = "exlive2mqtt_" + slug + "_" + s.object
+			s.e.Availability = avail
+			s.e.Device = dev
+			s.e.Origin = cfg.origin()
+			m.Payload = marshal(s.e)
+		}
+		msgs = append(msgs, m)
 	}
 	return msgs
 }
 
 // Remove returns the messages that delete every entity [Configs] creates for
-// v: the same topics with an empty retained payload. HA removes the device
-// once its last entity is gone, and the broker drops the retained configs.
+// v, whatever cfg turns on or off: the same topics with an empty retained
+// payload. HA removes the device once its last entity is gone, and the
+// broker drops the retained configs.
 func Remove(cfg Config, v Vehicle) []Message {
+	cfg.Availability, cfg.Geofences = true, true
 	return Clear(Configs(cfg, v))
 }
 

@@ -76,8 +76,9 @@ var (
 )
 
 func TestGolden(t *testing.T) {
-	cfg := Config{Version: "1.2.3"}
+	cfg := Config{Version: "1.2.3", Availability: true, Geofences: true}
 	checkGolden(t, "plate.json", goldenDoc(t, Configs(cfg, plate)))
+	// Without availability and geofences: those two entities deleted.
 	checkGolden(t, "awkward_id.json", goldenDoc(t, Configs(Config{Topics: topic.Layout{Prefix: "fleet", DiscoveryPrefix: "ha"}}, awkward)))
 	checkGolden(t, "bridge.json", goldenDoc(t, Bridge(cfg)))
 }
@@ -98,8 +99,8 @@ func TestEmptyID(t *testing.T) {
 }
 
 func TestRemove(t *testing.T) {
-	cfg := Config{}
-	add, del := Configs(cfg, plate), Remove(cfg, plate)
+	// Whatever the entities turned on, Remove deletes every one.
+	add, del := Configs(allOn, plate), Remove(Config{}, plate)
 	if len(add) != len(del) {
 		t.Fatalf("Remove returned %d messages, Configs %d", len(del), len(add))
 	}

@@ -227,7 +227,7 @@ var configTopicRE = regexp.MustCompile(`^(?:homeassistant|ha)/(device_tracker|se
 // discovery prefixes, plus the bridge's.
 func allMessages() []Message {
 	var msgs []Message
-	for _, cfg := range []Config{{}, {Topics: topic.Layout{Prefix: "fleet", DiscoveryPrefix: "ha"}}} {
+	for _, cfg := range []Config{allOn, {Topics: topic.Layout{Prefix: "fleet", DiscoveryPrefix: "ha"}, Availability: true, Geofences: true}} {
 		for _, v := range []Vehicle{plate, awkward, {ID: "a/b"}, {ID: "a+b"}, {ID: "沪"}, {ID: "x", Code: "x"}} {
 			msgs = append(msgs, Configs(cfg, v)...)
 		}

@@ -110,6 +110,25 @@ func (l Layout) Passthrough(level string) string {
 	return l.Prefix + vehiclesLevel + level + "/passthrough"
 }
 
+// Availability returns P/vehicles/V/availability, whose retained payload
+// is Online or Offline: whether the vehicle has reported within
+// VEHICLE_OFFLINE_AFTER (docs/events.md).
+func (l Layout) Availability(level string) string {
+	return l.Prefix + vehiclesLevel + level + "/availability"
+}
+
+// Event returns P/vehicles/V/event, where the vehicle's events go (not
+// retained).
+func (l Layout) Event(level string) string {
+	return l.Prefix + vehiclesLevel + level + "/event"
+}
+
+// Geofences returns P/vehicles/V/geofences, whose retained payload is the
+// JSON array of the geofences the vehicle is in.
+func (l Layout) Geofences(level string) string {
+	return l.Prefix + vehiclesLevel + level + "/geofences"
+}
+
 // Set returns the topic of a request: P/vehicles/V/<kind>/set, or
 // P/bridge/<kind>/set for a kind that is not a vehicle's (level is then
 // ignored).

@@ -1,10 +1,12 @@
 package web_test
 
 import (
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,6 +79,42 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Errorf("vehicle in alarm shows no ALARM: %q", row.Cells)
 	}
 
+	// Availability: a column, and a grey marker for the offline vehicle.
+	if row, ok := page.RowByID("77"); !ok || row.Cells[len(row.Cells)-1] != "no" {
+		t.Errorf("offline vehicle's row: %q", row.Cells)
+	}
+	if !regexp.MustCompile(`<td class="online" title="offline · 46 min ago">no</td>`).MatchString(page.DOM) {
+		t.Error("the offline vehicle's cell does not say when it was last seen")
+	}
+	if row, ok := page.RowByID("10"); !ok || row.Cells[len(row.Cells)-1] != "yes" {
+		t.Errorf("online vehicle's row: %q", row.Cells)
+	}
+	if n := len(regexp.MustCompile(`<img[^>]*\bclass="[^"]*\bleaflet-marker-icon\b[^"]*\boffline\b`).FindAllString(page.DOM, -1)); n != 1 {
+		t.Errorf("%d grey (offline) markers, want 1", n)
+	}
+	// The geofences: a polygon and a circle, drawn as SVG paths.
+	if n := len(regexp.MustCompile(`<path[^>]*\bclass="[^"]*\bgeofence\b`).FindAllString(page.DOM, -1)); n != 2 {
+		t.Errorf("%d geofences drawn, want 2", n)
+	}
+	if !strings.Contains(page.DOM, "2 geofences") {
+		t.Error("the map does not say how many geofences it draws")
+	}
+	// The latest events, newest first, as text.
+	events := regexp.MustCompile(`(?s)<tr[^>]*\bclass="event ([a-z_]+)"[^>]*>(.*?)</tr>`).FindAllStringSubmatch(page.DOM, -1)
+	var got []string
+	for _, e := range events {
+		got = append(got, e[1]+": "+html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(e[2], "|")))
+	}
+	for i, want := range []string{
+		`geofence_enter: ||.*|浙A·12345 \(10\)|geofence enter|West Lake|`,
+		`overspeed: ||.*|<script>alert\("x"\)</script> \(1002\)|overspeed|64 km/h \(limit 60 km/h\)|`,
+		`offline: ||.*|77|offline|last seen .*|`,
+	} {
+		if i >= len(got) || !regexp.MustCompile("^"+want+"$").MatchString(got[i]) {
+			t.Errorf("events %q: want %s at %d", got, want, i)
+		}
+	}
+
 	// Hostile codes are text: no element was made from them, and nothing
 	// in them ran.
 	if strings.Contains(page.DOM, "<script>alert") || strings.Contains(page.DOM, `<img src="x"`) {
@@ -84,6 +122,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	if strings.Contains(page.DOM, "data-pwned") {
 		t.Error("a vehicle code's script ran")
+	}
+	if strings.Contains(page.DOM, "<b onmouseover") {
+		t.Error("a geofence name was inserted as HTML")
 	}
 
 	for _, want := range []string{"logged in", "connected", "exlive.example.com:1502", "tcp://mosquitto:1883", "version 1.2.3", "exlive_positions_received_total", "12,345"} {
@@ -114,6 +155,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 		shown := demoSourceAt(time.Now())
 		for i, code := range []string{"浙A·12345", "沪B-66778 冷链", "浙A·D8812 危险品", "皖K-30571", "Truck 7"} {
 			shown.vehicles[i].Code = code
+		}
+		for i, e := range shown.events {
+			shown.events[i] = []byte(strings.Replace(string(e), `<script>alert(\"x\")</script>`, "浙A·D8812 危险品", 1))
 		}
 		browsertest.Screenshot(t, servePage(t, shown, tileURL), path, 1280, 900)
 		t.Logf("wrote %s", path)

@@ -155,7 +155,8 @@ func TestStatusPageLayout(t *testing.T) {
 			t.Errorf("vehicles at %g, counters at %g: want the vehicles under the links (bottom %g), the counters last", l.Vehicles.Y, l.Counters.Y, l.Session.bottom())
 		}
 		// One card per vehicle: no header row, every cell on the
-		// screen, three lines of text at least 13 px.
+		// screen, three lines of text at least 13 px (the alarm's cell
+		// only when there is one).
 		if l.HeadShown {
 			t.Error("the table's header row shows above the cards")
 		}
@@ -170,8 +171,8 @@ func TestStatusPageLayout(t *testing.T) {
 				}
 				lines[c.Y] = true
 			}
-			if len(cells) < 6 || len(lines) != 3 {
-				t.Errorf("row %d: %d cells on %d lines, want 6 or 7 on 3: %+v", i, len(cells), len(lines), cells)
+			if len(cells) < 7 || len(lines) != 3 {
+				t.Errorf("row %d: %d cells on %d lines, want 7 or 8 on 3: %+v", i, len(cells), len(lines), cells)
 			}
 		}
 		// Paging buttons big enough to tap, side by side on the screen.
@@ -216,8 +217,8 @@ func TestStatusPageLayout(t *testing.T) {
 		}
 		for i, cells := range l.Rows {
 			for _, c := range cells {
-				if len(cells) != 7 || c.Y != cells[0].Y {
-					t.Fatalf("row %d: %d cells, not one row of 7: %+v", i, len(cells), cells)
+				if len(cells) != 8 || c.Y != cells[0].Y {
+					t.Fatalf("row %d: %d cells, not one row of 8: %+v", i, len(cells), cells)
 				}
 			}
 		}

@@ -35,6 +35,10 @@ func (s stubSource) Status() Status { return Status{} }
 
 func (s stubSource) VehiclesVersion() uint64 { return 0 }
 
+func (s stubSource) Geofences() []byte { return nil }
+
+func (s stubSource) Events() [][]byte { return nil }
+
 func (s stubSource) Vehicles() []Vehicle {
 	if s.block != nil {
 		s.entered <- struct{}{}

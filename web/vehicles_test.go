@@ -20,7 +20,7 @@ import (
 )
 
 // fleet returns n vehicles V0…V(n-1) on a grid over the world, every
-// tenth without a position.
+// tenth without a position, every twentieth offline.
 func fleet(n int) []web.Vehicle {
 	vs := make([]web.Vehicle, n)
 	for i := range vs {
@@ -30,6 +30,10 @@ func fleet(n int) []web.Vehicle {
 			vs[i].Lng = ptr(-179.5 + float64(i%360))
 			vs[i].Speed = ptr(float64(i % 120))
 			vs[i].Time = ptr(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
+			vs[i].Online = ptr(i%20 != 0)
+			if i%20 == 0 {
+				vs[i].LastSeen = ptr(time.Date(2026, 11, 27, 9, 0, 5, 0, time.UTC))
+			}
 		}
 	}
 	return vs

@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -81,6 +82,14 @@ type Source interface {
 	// returns may have changed: a position, a code, a vehicle added or
 	// gone. It must be cheap: it is called on every request of the list.
 	VehiclesVersion() uint64
+	// Geofences returns the geofences in force as a GeoJSON
+	// FeatureCollection (WGS-84; a circle is a Point with a radius
+	// property in metres), or nil when there are none. It returns the
+	// same slice until they change, and nobody modifies it.
+	Geofences() []byte
+	// Events returns the latest events, newest first, each a JSON object
+	// (docs/events.md). The server neither keeps nor modifies them.
+	Events() [][]byte
 }
 
 // LinkState is the state of one of the bridge's two links.
@@ -132,6 +141,10 @@ type Vehicle struct {
 	Time      *time.Time `json:"time,omitempty"`      // time of the last fix
 	Valid     *bool      `json:"valid,omitempty"`     // whether the last fix is a valid GPS fix
 	Alarm     *bool      `json:"alarm,omitempty"`     // whether an alarm is active
+
+	Online    *bool      `json:"online,omitempty"`    // its availability; nil when not tracked
+	LastSeen  *time.Time `json:"last_seen,omitempty"` // when its last position arrived (the program gives it for offline vehicles)
+	Geofences []string   `json:"geofences,omitempty"` // the geofences it is in
 }
 
 // Server serves the HTTP endpoints. Create it with [New].
@@ -152,6 +165,9 @@ type Server struct {
 	// slots bounds the /api/vehicles requests served at once: each can
 	// write megabytes, and a burst must not take the process's memory.
 	slots chan struct{}
+	// fences is the ETag of the last geofences the source returned:
+	// hashed once per change, not once per request.
+	fences etagCache
 
 	shutdownTimeout time.Duration
 
@@ -197,6 +213,8 @@ func New(cfg Config, src Source, metrics http.Handler, log zerolog.Logger) *Serv
 	mux.HandleFunc("GET /api/status", s.status)
 	mux.HandleFunc("GET /api/vehicles", s.vehicles)
 	mux.HandleFunc("GET /api/config", s.config)
+	mux.HandleFunc("GET /api/geofences", s.geofences)
+	mux.HandleFunc("GET /api/events", s.events)
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}
@@ -294,6 +312,54 @@ type pageConfig struct {
 
 func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	s.serveJSON(w, r, pageConfig{TileURL: s.cfg.TileURL, TileAttribution: s.cfg.TileAttribution})
+}
+
+// emptyCollection is /api/geofences when there are no geofences.
+var emptyCollection = []byte(`{"type":"FeatureCollection","features":[]}`)
+
+// geofences serves the geofences as GeoJSON, for the map to draw. The
+// page asks again now and then, to see a reload; the ETag makes that a
+// bodyless 304.
+func (s *Server) geofences(w http.ResponseWriter, r *http.Request) {
+	body := s.src.Geofences()
+	if len(body) == 0 {
+		body = emptyCollection
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/geo+json")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", s.fences.etag(body))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+}
+
+// events serves the latest events, newest first.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	evs := s.src.Events()
+	list := make([]json.RawMessage, 0, len(evs))
+	for _, e := range evs {
+		if json.Valid(e) { // one bad event must not take the list down
+			list = append(list, e)
+		}
+	}
+	s.serveJSON(w, r, list)
+}
+
+// etagCache remembers the ETag of the last body it hashed, by the body's
+// first byte and length: a source hands the same slice until it changes.
+type etagCache struct {
+	mu   sync.Mutex
+	last []byte
+	tag  string
+}
+
+func (c *etagCache) etag(body []byte) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.last) != len(body) || len(body) == 0 || &c.last[0] != &body[0] {
+		sum := sha256.Sum256(body)
+		c.last, c.tag = body, `"`+hex.EncodeToString(sum[:16])+`"`
+	}
+	return c.tag
 }
 
 // sortedVehicles returns a copy of vs sorted by id, with values that JSON

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"mime"
@@ -27,6 +28,20 @@ type fakeSource struct {
 	vehicles []web.Vehicle
 	version  uint64 // bumped by setVehicles
 	calls    int    // of Vehicles: how often the server built the list
+	fences   []byte
+	events   [][]byte
+}
+
+func (f *fakeSource) Geofences() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fences
+}
+
+func (f *fakeSource) Events() [][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.events
 }
 
 func (f *fakeSource) Ready() (bool, string) {
@@ -83,20 +98,38 @@ const hostileCode = `<script>alert("x")</script>`
 // times.
 func demoSource() *fakeSource { return demoSourceAt(time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)) }
 
+// demoFences are two geofences around Hangzhou's West Lake, one a polygon
+// and one a circle, with names that must stay text.
+const demoFences = `{"type":"FeatureCollection","features":[` +
+	`{"type":"Feature","properties":{"name":"West Lake","speed_limit":30},"geometry":{"type":"Polygon","coordinates":[[[120.13,30.23],[120.17,30.23],[120.17,30.28],[120.13,30.28],[120.13,30.23]]]}},` +
+	`{"type":"Feature","properties":{"name":"<b onmouseover=\"document.body.dataset.pwned=1\">gate</b>","radius":800},"geometry":{"type":"Point","coordinates":[120.2,30.31]}}]}`
+
 // demoSourceAt returns a ready source with five vehicles around Hangzhou,
-// including hostile and non-ASCII codes, one in alarm and one without a
-// valid fix. Vehicle 10 has its last fix at now, the others a little
-// earlier; both links came up an hour before.
+// including hostile and non-ASCII codes, one in alarm, one without a valid
+// fix that is also offline, and one in a geofence; two geofences and three
+// events. Vehicle 10 has its last fix at now, the others a little earlier;
+// both links came up an hour before.
 func demoSourceAt(now time.Time) *fakeSource {
 	since := now.Add(-time.Hour)
 	v := func(id, code string, age time.Duration, lat, lng, speed, dir float64, valid, alarm bool) web.Vehicle {
 		return web.Vehicle{
 			ID: id, Code: code, Topic: "exlive/vehicles/" + id,
 			Lat: ptr(lat), Lng: ptr(lng), Speed: ptr(speed), Direction: ptr(dir),
-			Time: ptr(now.Add(-age)), Valid: ptr(valid), Alarm: ptr(alarm),
+			Time: ptr(now.Add(-age)), Valid: ptr(valid), Alarm: ptr(alarm), Online: ptr(true),
 		}
 	}
+	offline := v("77", `<img src=x onerror="document.body.dataset.pwned=1">`, 47*time.Minute, 30.2950, 120.0400, 12, 315, false, false)
+	offline.Online, offline.LastSeen = ptr(false), ptr(now.Add(-46*time.Minute))
+	inLake := v("10", "浙A·12345", 0, 30.2741, 120.1551, 42, 90, true, false)
+	inLake.Geofences = []string{"West Lake"}
+	at := func(age time.Duration) string { return now.Add(-age).UTC().Format(time.RFC3339) }
 	return &fakeSource{
+		fences: []byte(demoFences),
+		events: [][]byte{
+			[]byte(`{"type":"geofence_enter","id":"10","code":"浙A·12345","time":"` + at(0) + `","lat":30.2741,"lng":120.1551,"geofence":"West Lake"}`),
+			[]byte(`{"type":"overspeed","id":"1002","code":"<script>alert(\"x\")</script>","time":"` + at(3*time.Second) + `","lat":30.2205,"lng":120.082,"speed":63.5,"limit":60}`),
+			[]byte(`{"type":"offline","id":"77","time":"` + at(36*time.Minute) + `","lat":30.295,"lng":120.04,"last_seen":"` + at(46*time.Minute) + `"}`),
+		},
 		ready: true,
 		status: web.Status{
 			Version: "1.2.3",
@@ -110,10 +143,10 @@ func demoSourceAt(now time.Time) *fakeSource {
 			Vehicles: 5,
 		},
 		vehicles: []web.Vehicle{
-			v("10", "浙A·12345", 0, 30.2741, 120.1551, 42, 90, true, false),
+			inLake,
 			v("9", "沪B-66778 冷链", 4*time.Minute, 30.3102, 120.2010, 0, 0, true, false),
 			v("1002", hostileCode, 3*time.Second, 30.2205, 120.0820, 63.5, 225, true, true),
-			v("77", `<img src=x onerror="document.body.dataset.pwned=1">`, 47*time.Minute, 30.2950, 120.0400, 12, 315, false, false),
+			offline,
 			v("abc", `Truck 7 & "Co"`, 12*time.Second, 30.2500, 120.2500, 88, 180, true, false),
 		},
 	}
@@ -344,13 +377,17 @@ func TestAPIVehicles(t *testing.T) {
 		t.Errorf("empty code is sent: %v", first)
 	}
 	full := got[2] // "10"
-	for _, k := range []string{"id", "code", "topic", "lat", "lng", "speed", "direction", "time", "valid", "alarm"} {
+	for _, k := range []string{"id", "code", "topic", "lat", "lng", "speed", "direction", "time", "valid", "alarm", "online", "geofences"} {
 		if _, ok := full[k]; !ok {
 			t.Errorf("vehicle has no %q: %v", k, full)
 		}
 	}
-	if full["code"] != "浙A·12345" || full["time"] != "2026-11-27T09:30:00Z" || full["lat"] != 30.2741 {
+	if full["code"] != "浙A·12345" || full["time"] != "2026-11-27T09:30:00Z" || full["lat"] != 30.2741 ||
+		full["online"] != true || fmt.Sprint(full["geofences"]) != "[West Lake]" {
 		t.Errorf("vehicle 10 = %v", full)
+	}
+	if off := got[3]; off["online"] != false || off["last_seen"] != "2026-11-27T08:44:00Z" {
+		t.Errorf("vehicle 77 = %v", off)
 	}
 }
 
@@ -405,6 +442,58 @@ func TestAPIETag(t *testing.T) {
 	resp, _ = get(t, h, "GET", "/api/vehicles", http.Header{"If-None-Match": {etag}})
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("changed: %d, want 200", resp.StatusCode)
+	}
+}
+
+// TestAPIGeofences: the source's GeoJSON as it is, an empty collection
+// without geofences, and a bodyless 304 until they change.
+func TestAPIGeofences(t *testing.T) {
+	src := demoSource()
+	h := newServer(t, src, nil).Handler()
+	resp, body := get(t, h, "GET", "/api/geofences", nil)
+	if mt := mediaType(t, resp); resp.StatusCode != 200 || mt != "application/geo+json" || body != demoFences {
+		t.Fatalf("got %d %s %s", resp.StatusCode, mt, body)
+	}
+	etag := resp.Header.Get("ETag")
+	if resp, body := get(t, h, "GET", "/api/geofences", http.Header{"If-None-Match": {etag}}); resp.StatusCode != http.StatusNotModified || body != "" {
+		t.Errorf("unchanged: %d %q, want 304", resp.StatusCode, body)
+	}
+	src.mu.Lock()
+	src.fences = nil
+	src.mu.Unlock()
+	resp, body = get(t, h, "GET", "/api/geofences", http.Header{"If-None-Match": {etag}})
+	if resp.StatusCode != 200 || body != `{"type":"FeatureCollection","features":[]}` || resp.Header.Get("ETag") == etag {
+		t.Errorf("no geofences: %d %s, ETag %s", resp.StatusCode, body, resp.Header.Get("ETag"))
+	}
+}
+
+// TestAPIEvents: the source's events in its order, an event that is not
+// JSON left out, and [] when there are none.
+func TestAPIEvents(t *testing.T) {
+	src := demoSource()
+	src.events = append(src.events, []byte(`{"type":"broken`))
+	h := newServer(t, src, nil).Handler()
+	resp, body := get(t, h, "GET", "/api/events", nil)
+	if mt := mediaType(t, resp); resp.StatusCode != 200 || mt != "application/json" {
+		t.Fatalf("got %d %s", resp.StatusCode, mt)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatalf("%q: %v", body, err)
+	}
+	var types []string
+	for _, e := range got {
+		types = append(types, e["type"].(string))
+	}
+	if strings.Join(types, " ") != "geofence_enter overspeed offline" {
+		t.Errorf("types %v", types)
+	}
+	if strings.Contains(body, "<script>") {
+		t.Errorf("markup not escaped: %s", body)
+	}
+	src.events = nil
+	if _, body := get(t, h, "GET", "/api/events", nil); strings.TrimSpace(body) != "[]" {
+		t.Errorf("no events: %q, want []", body)
 	}
 }
 

@@ -179,5 +179,5 @@ func demo(ctx context.Context, args []string, envs map[string]string, stdout, st
 	}
 	b.WriteString("Stop with Ctrl-C.\n\n")
 	fmt.Fprint(stdout, b.String())
-	return serve(ctx, s, log, func(*bridge.Bridge) {})
+	return serve(ctx, s, log, nil, func(*bridge.Bridge) {})
 }

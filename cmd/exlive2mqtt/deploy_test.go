@@ -77,6 +77,7 @@ func TestDeployQueriesNameExportedMetrics(t *testing.T) {
 		"bridge_positions_published_total", "mqtt_queue_depth", "mqtt_messages_dropped_total",
 		"bridge_positions_dropped_total", "mqtt_publish_errors_total", "bridge_requests_total",
 		"bridge_request_duration_seconds_bucket", "exlive_newest_position_age_seconds",
+		"bridge_vehicles_online", "bridge_events_total",
 	} {
 		if !named[want] {
 			t.Errorf("neither the dashboard nor the alerts use %s", want)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
+	"github.com/exlive2mqtt/exlive2mqtt/events"
 	"github.com/exlive2mqtt/exlive2mqtt/web"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
@@ -87,7 +88,13 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	for _, k := range unknownVariables(envs) {
 		log.Warn().Str("variable", k).Msg("unknown setting ignored (exlive2mqtt -h lists them)")
 	}
-	return serve(ctx, s, log, nil)
+	// SIGHUP reads GEOFENCES_FILE again. Asked for here, not in main: only
+	// the bridge reloads, and probe, demo and healthcheck keep the
+	// default of SIGHUP (to end).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return serve(ctx, s, log, hup, nil)
 }
 
 // envCPUProfile names a file to write a CPU profile of the whole run to, for
@@ -110,14 +117,17 @@ func startCPUProfile(path string) (stop func(), err error) {
 	}, nil
 }
 
-// serve runs the bridge and the HTTP server until ctx is done.
-func serve(ctx context.Context, s *settings, log zerolog.Logger, started func(*bridge.Bridge)) error {
+// serve runs the bridge and the HTTP server until ctx is done. Each
+// signal on reload (SIGHUP) reads GEOFENCES_FILE again; nil: never.
+func serve(ctx context.Context, s *settings, log zerolog.Logger, reload <-chan os.Signal, started func(*bridge.Bridge)) error {
 	b, err := bridge.New(bridge.Options{
 		Bridge:    s.Bridge,
 		Exlive:    s.Exlive,
 		MQTT:      s.MQTT,
 		Hass:      s.Hass,
 		OwnTracks: s.OwnTracks,
+		Events:    s.Events,
+		Fences:    s.fences,
 		Version:   appVersion(),
 		Log:       log,
 	})
@@ -126,16 +136,43 @@ func serve(ctx context.Context, s *settings, log zerolog.Logger, started func(*b
 	}
 	log.Info().Str("version", appVersion()).Str("platform", s.Exlive.Addr).Str("user", s.Exlive.User).
 		Str("broker", s.MQTT.SafeURL()).Str("prefix", s.MQTT.TopicPrefix).Bool("read_only", s.Bridge.ReadOnly).
-		Str("http", s.HTTP.Addr).Msg("starting")
+		Str("http", s.HTTP.Addr).Int("geofences", s.fences.Len()).Msg("starting")
 	if started != nil {
 		started(b)
 	}
 	metrics := promhttp.HandlerFor(b.Gatherer(), promhttp.HandlerOpts{})
-	srv := web.New(s.HTTP, statusPage{b}, metrics, log) // web names its own component
+	srv := web.New(s.HTTP, newStatusPage(b), metrics, log) // web names its own component
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { return b.Run(gctx, stopTimeout) })
+	g.Go(func() error {
+		reloadFences(gctx, s.Events, b, reload, log.With().Str("component", "geofences").Logger())
+		return nil
+	})
 	return g.Wait()
+}
+
+// reloadFences reads GEOFENCES_FILE again at each signal on reload, until
+// ctx is done. A bad file keeps the fences in force, and says why.
+func reloadFences(ctx context.Context, c events.Config, b *bridge.Bridge, reload <-chan os.Signal, log zerolog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reload:
+		}
+		if c.GeofencesFile == "" {
+			log.Info().Msg("SIGHUP: no GEOFENCES_FILE to read again")
+			continue
+		}
+		fences, err := c.LoadFences()
+		if err != nil {
+			log.Error().Err(err).Int("kept", b.Fences().Len()).Msg("geofences not reloaded; the previous ones stay in force")
+			continue
+		}
+		b.SetFences(fences)
+		log.Info().Str("file", c.GeofencesFile).Int("geofences", fences.Len()).Msg("geofences reloaded")
+	}
 }
 
 // healthcheck reads only the HTTP settings: the container's health check

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -200,6 +201,8 @@ var mtDesignDefaults = []struct{ name, def string }{
 	{"EXLIVE_MAX_RATE", "0"}, {"EXLIVE_MAX_BURST", "10"}, {"BRIDGE_PASSTHROUGH_ANY_TERMINAL", "false"},
 	{"HASS_DISCOVERY", "false"}, {"HASS_PREFIX", "homeassistant"},
 	{"OWNTRACKS_ENABLE", "false"}, {"OWNTRACKS_USER", "exlive"},
+	{"VEHICLE_OFFLINE_AFTER", "10m"}, {"EVENT_OVERSPEED_KMH", "0 (off)"}, {"EVENT_MOVING_KMH", "5"}, {"EVENT_STOPPED_AFTER", "3m"},
+	{"GEOFENCES_FILE", "empty"},
 	{"HTTP_ADDR", "127.0.0.1:9883"}, {"HTTP_WEB_CONFIG_FILE", "empty"}, {"HTTP_ALLOWED_HOSTS", "empty"}, {"LOG_LEVEL", "info"}, {"LOG_FORMAT", "json"},
 }
 
@@ -275,6 +278,13 @@ func TestBinaryExitStatus(t *testing.T) {
 		"HTTP_ADDR=127.0.0.1:0", "EXLIVE_HEARTBEAT=soon", "MQTT_QOS=2",
 		"GORACE=atexit_sleep_ms=0",
 	}
+	fences := filepath.Join(t.TempDir(), "fences.json")
+	if err := os.WriteFile(fences, []byte(`{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"yard"},`+
+		`"geometry":{"type":"Polygon","coordinates":[[[1,1],[2,1],[1,1]]]}}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// env without EXLIVE_HEARTBEAT and MQTT_QOS: only the file is bad.
+	goodEnv := append(slices.Clone(env[:6]), "GEOFENCES_FILE="+fences, "GORACE=atexit_sleep_ms=0")
 	for _, c := range []struct {
 		name   string
 		args   []string
@@ -283,6 +293,7 @@ func TestBinaryExitStatus(t *testing.T) {
 		out    string // in stdout and stderr
 	}{
 		{"bad settings", nil, env, 2, `EXLIVE_HEARTBEAT="soon"`},
+		{"bad geofences file", nil, goodEnv, 2, `GEOFENCES_FILE="` + fences + `": features[0] "yard": ring 0 has 3 positions`},
 		{"unknown command", []string{"frobnicate"}, env, 2, `unknown command "frobnicate"`},
 		{"version", []string{"version"}, []string{"GORACE=atexit_sleep_ms=0"}, 0, "1.2.3-test (" + runtime.Version() + ")"},
 		{"help", []string{"-h"}, []string{"GORACE=atexit_sleep_ms=0"}, 0, "EXLIVE_ADDR"},

@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/caarlos0/env/v11"
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
+	"github.com/exlive2mqtt/exlive2mqtt/events"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
+	"github.com/exlive2mqtt/exlive2mqtt/geofence"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/exlive2mqtt/exlive2mqtt/secret"
 	"github.com/exlive2mqtt/exlive2mqtt/web"
@@ -25,8 +28,16 @@ type settings struct {
 	Bridge    bridge.Config          `envPrefix:"BRIDGE_" title:"Bridge"`
 	Hass      bridge.HassConfig      `envPrefix:"HASS_" title:"Home Assistant"`
 	OwnTracks bridge.OwnTracksConfig `envPrefix:"OWNTRACKS_" title:"OwnTracks"`
-	HTTP      web.Config             `envPrefix:"HTTP_" title:"HTTP: health, metrics, status page"`
-	Log       logConfig              `envPrefix:"LOG_" title:"Logs"`
+	// Events has no prefix: its variables (VEHICLE_OFFLINE_AFTER,
+	// EVENT_*, GEOFENCES_FILE) are named as the issue's contract names
+	// them, and claimed by their own first words (see section.claims).
+	Events events.Config `envPrefix:"" title:"Events, availability and geofences"`
+	HTTP   web.Config    `envPrefix:"HTTP_" title:"HTTP: health, metrics, status page"`
+	Log    logConfig     `envPrefix:"LOG_" title:"Logs"`
+
+	// fences are the geofences of Events.GeofencesFile, read by
+	// loadSettings; nil when it is not set.
+	fences *geofence.Set
 }
 
 type logConfig struct {
@@ -48,13 +59,47 @@ type section struct {
 	typ           reflect.Type
 }
 
+// sections returns the fields of s that are settings: those with an
+// envPrefix tag.
 func (s *settings) sections() []section {
 	v := reflect.ValueOf(s).Elem()
 	t := v.Type()
-	out := make([]section, t.NumField())
+	var out []section
 	for i := range t.NumField() {
 		f := t.Field(i)
-		out[i] = section{prefix: f.Tag.Get("envPrefix"), title: f.Tag.Get("title"), ptr: v.Field(i).Addr().Interface(), typ: f.Type}
+		prefix, ok := f.Tag.Lookup("envPrefix")
+		if !ok {
+			continue
+		}
+		out = append(out, section{prefix: prefix, title: f.Tag.Get("title"), ptr: v.Field(i).Addr().Interface(), typ: f.Type})
+	}
+	return out
+}
+
+// names returns the section's variables, prefix included.
+func (sec section) names() []string {
+	var out []string
+	for i := range sec.typ.NumField() {
+		if name := strings.Split(sec.typ.Field(i).Tag.Get("env"), ",")[0]; name != "" && name != "-" {
+			out = append(out, sec.prefix+name)
+		}
+	}
+	return out
+}
+
+// claims returns the prefixes of variables that belong to the section,
+// for the warning about unknown ones: its prefix, or for a section
+// without one the first word of each of its variables (VEHICLE_,
+// EVENT_, GEOFENCES_), so that EVENT_OVERSPEED_KMM is caught as a typo.
+func (sec section) claims() []string {
+	if sec.prefix != "" {
+		return []string{sec.prefix}
+	}
+	var out []string
+	for _, name := range sec.names() {
+		if word, _, ok := strings.Cut(name, "_"); ok && !slices.Contains(out, word+"_") {
+			out = append(out, word+"_")
+		}
 	}
 	return out
 }
@@ -121,6 +166,7 @@ func loadSections(environ map[string]string, readFile func(string) ([]byte, erro
 		{"MQTT_", func() error { return s.MQTT.Validate(hostname) }},
 		{"BRIDGE_", s.Bridge.Validate},
 		{"OWNTRACKS_", s.OwnTracks.Validate},
+		{"", s.Events.Validate},
 		{"HTTP_", s.HTTP.Validate},
 		{"LOG_", s.Log.validate},
 	}
@@ -130,6 +176,12 @@ func loadSections(environ map[string]string, readFile func(string) ([]byte, erro
 	validations = append(validations,
 		validation{"EXLIVE_", func() error { return s.Exlive.ReadFiles(readFile) }},
 		validation{"MQTT_", func() error { return s.MQTT.ReadFiles(readFile) }},
+		// Read once here, to stop a program whose geofences are bad
+		// before it connects anywhere; again on SIGHUP (serve).
+		validation{"", func() (err error) {
+			s.fences, err = s.Events.LoadFences()
+			return err
+		}},
 	)
 	for _, v := range validations {
 		if only != nil && !only[v.prefix] {
@@ -209,11 +261,9 @@ func unknownVariables(environ map[string]string) []string {
 	known := make(map[string]bool)
 	var prefixes []string
 	for _, sec := range (&settings{}).sections() {
-		prefixes = append(prefixes, sec.prefix)
-		for i := range sec.typ.NumField() {
-			if name := strings.Split(sec.typ.Field(i).Tag.Get("env"), ",")[0]; name != "" && name != "-" {
-				known[sec.prefix+name] = true
-			}
+		prefixes = append(prefixes, sec.claims()...)
+		for _, name := range sec.names() {
+			known[name] = true
 		}
 	}
 	var unknown []string

@@ -1,5 +1,6 @@
 // Status page of exlive2mqtt: polls the JSON API and updates the link
-// states, the counters, the vehicle table and the map in place.
+// states, the counters, the vehicle table, the latest events and the map
+// (vehicles and geofences) in place.
 //
 // Every string from the API is put into the page with textContent or as an
 // attribute value, never as HTML: vehicle codes are free text from the
@@ -17,6 +18,9 @@
   // From this many vehicles on, the map clusters as markercluster does by
   // default; below, only markers that would overlap.
   const BIG_FLEET = 1000;
+  // The geofences are asked for again every this many polls (30 s), to
+  // show a reload (SIGHUP); unchanged, they cost a bodyless 304.
+  const FENCE_POLLS = 15;
 
   let map = null;
   let cluster = null; // L.MarkerClusterGroup holding every marker
@@ -28,7 +32,9 @@
   let fitted = false;
 
   let vehicles = []; // the last list from the API, in its order
-  let vehiclesETag = null;
+  const etags = new Map(); // API path -> ETag of the body last taken in
+  let polls = 0;
+  let fenceLayer = null; // L.GeoJSON of the geofences
   const table = { filter: '', page: 0, list: null }; // list: vehicles matching the filter
 
   const $ = (id) => document.getElementById(id);
@@ -103,21 +109,26 @@
     return resp.json();
   }
 
-  // fetchVehicles returns the list, or null when it has not changed. It
-  // revalidates with the ETag itself: the browser's own cache would hand
-  // an unchanged list back as a 200, to be parsed again (16 MB with a
-  // hundred thousand vehicles).
-  async function fetchVehicles() {
+  // fetchChanged returns the body of path, or null when it has not
+  // changed. It revalidates with the ETag itself: the browser's own cache
+  // would hand an unchanged body back as a 200, to be parsed again (16 MB
+  // of vehicles with a hundred thousand of them).
+  async function fetchChanged(path) {
     const headers = { Accept: 'application/json' };
-    if (vehiclesETag) headers['If-None-Match'] = vehiclesETag;
-    const resp = await fetch('api/vehicles', { cache: 'no-store', headers });
+    if (etags.has(path)) headers['If-None-Match'] = etags.get(path);
+    const resp = await fetch(path, { cache: 'no-store', headers });
     // 503: the bridge serves as many lists at once as it may (many pages
     // open); the one shown stays, and the next poll asks again.
     if (resp.status === 304 || resp.status === 503) return null;
-    if (!resp.ok) throw new Error('api/vehicles: HTTP ' + resp.status);
-    const list = await resp.json();
-    vehiclesETag = resp.headers.get('ETag');
-    return Array.isArray(list) ? list : [];
+    if (!resp.ok) throw new Error(path + ': HTTP ' + resp.status);
+    const body = await resp.json();
+    etags.set(path, resp.headers.get('ETag'));
+    return body;
+  }
+
+  async function fetchVehicles() {
+    const list = await fetchChanged('api/vehicles');
+    return list === null ? null : Array.isArray(list) ? list : [];
   }
 
   // ---- status ----
@@ -168,6 +179,18 @@
     return v.code ? v.code + ' (' + v.id + ')' : String(v.id);
   }
 
+  // fmtOnline tells a vehicle's availability: online, or offline with
+  // how long ago it last reported; a dash when the bridge does not track
+  // it (VEHICLE_OFFLINE_AFTER=0) or has not heard from it.
+  function fmtOnline(v) {
+    if (v.online === true) return 'online';
+    if (v.online !== false) return '–';
+    const seen = parseTime(v.last_seen);
+    return seen ? 'offline · ' + fmtAge(seen) : 'offline';
+  }
+
+  const fenceNames = (v) => (Array.isArray(v.geofences) ? v.geofences.map(String).join(', ') : '');
+
   function popupContent(v) {
     const box = el('div', 'popup');
     box.append(el('h3', '', label(v)));
@@ -178,6 +201,8 @@
     add('Fix', fmtTime(parseTime(v.time)));
     add('Valid', fmtBool(v.valid));
     if (v.alarm === true) add('Alarm', 'yes');
+    if (v.online !== undefined) add('Online', fmtOnline(v));
+    if (fenceNames(v)) add('Geofences', fenceNames(v));
     if (v.topic) add('Topic', v.topic);
     box.append(dl);
     return box;
@@ -188,7 +213,7 @@
     if (!tr) {
       tr = el('tr');
       tr.dataset.vehicleId = v.id;
-      for (const cls of ['id', 'code', 'time', 'num speed', 'num heading', 'valid', 'alarm']) {
+      for (const cls of ['id', 'code', 'time', 'num speed', 'num heading', 'valid', 'alarm', 'online']) {
         tr.append(el('td', cls));
       }
       tr.cells[2].append(el('span', 'fix'), el('span', 'age'));
@@ -206,8 +231,14 @@
     setText(c[4], fmtHeading(v.direction));
     setText(c[5], fmtBool(v.valid));
     setText(c[6], v.alarm === true ? 'ALARM' : fmtBool(v.alarm));
+    // yes or no, as Valid and Alarm say it; how long ago an offline
+    // vehicle was last seen is the cell's tooltip and the popup's.
+    setText(c[7], v.online === true ? 'yes' : v.online === false ? 'no' : '–');
+    const seen = v.online === false ? fmtOnline(v) : '';
+    if (c[7].title !== seen) c[7].title = seen;
     tr.classList.toggle('alarm', v.alarm === true);
     tr.classList.toggle('invalid', v.valid === false);
+    tr.classList.toggle('offline', v.online === false);
     return tr;
   }
 
@@ -281,9 +312,12 @@
   }
 
   let alarmIcon = null;
+  let offlineIcon = null;
 
+  // An alarm shows whatever else is true; an offline vehicle is grey, at
+  // the place it last reported.
   function styleMarker(m, v) {
-    const icon = v.alarm === true ? alarmIcon : m.defaultIcon;
+    const icon = v.alarm === true ? alarmIcon : v.online === false ? offlineIcon : m.defaultIcon;
     if (m.options.icon !== icon) m.setIcon(icon);
     const opacity = v.valid === false ? 0.55 : 1;
     if (m.options.opacity !== opacity) m.setOpacity(opacity);
@@ -451,6 +485,61 @@
     cluster.zoomToShowLayer(m, () => openPopup(m));
   }
 
+  // ---- events ----
+
+  // eventDetail says what the type needs besides the vehicle and the time.
+  function eventDetail(e) {
+    switch (e.type) {
+      case 'overspeed': return fmtSpeed(e.speed) + ' (limit ' + fmtSpeed(e.limit) + ')';
+      case 'moving': return fmtSpeed(e.speed);
+      case 'stopped': return 'since ' + fmtTime(parseTime(e.since));
+      case 'offline': return e.last_seen ? 'last seen ' + fmtTime(parseTime(e.last_seen)) : '';
+      case 'geofence_enter': case 'geofence_exit': return String(e.geofence || '');
+      default: return '';
+    }
+  }
+
+  // renderEvents shows the latest events, newest first, as the API gives
+  // them; a click on one shows its vehicle.
+  function renderEvents(list) {
+    const events = Array.isArray(list) ? list.filter((e) => e && typeof e === 'object') : [];
+    $('event-rows').replaceChildren(...events.map((e) => {
+      const tr = el('tr', 'event ' + String(e.type || '').replace(/[^a-z_]/g, ''));
+      // Not data-vehicle-id: that marks the rows of the vehicle table.
+      tr.dataset.vehicle = String(e.id);
+      const t = parseTime(e.time);
+      const when = el('td', 'time');
+      when.append(el('span', 'fix', fmtTime(t)));
+      tr.append(when, el('td', 'code', label(e)), el('td', 'type', String(e.type || '').replace(/_/g, ' ')), el('td', 'detail', eventDetail(e)));
+      tr.addEventListener('click', () => focusVehicle(tr.dataset.vehicle));
+      return tr;
+    }));
+    $('no-events').hidden = events.length > 0;
+  }
+
+  // ---- geofences ----
+
+  // renderFences draws the geofences under the vehicles: polygons, and
+  // circles for points with a radius. A name is shown as text on hover,
+  // never as HTML.
+  function renderFences(fc) {
+    if (!map) return;
+    if (fenceLayer) map.removeLayer(fenceLayer);
+    const features = fc && Array.isArray(fc.features) ? fc.features : [];
+    fenceLayer = L.geoJSON({ type: 'FeatureCollection', features }, {
+      style: () => ({ color: '#7b3fb5', weight: 2, opacity: 0.8, fillOpacity: 0.08, className: 'geofence' }),
+      pointToLayer: (f, latlng) => L.circle(latlng, { radius: Math.max(Number(f.properties && f.properties.radius) || 0, 1) }),
+      onEachFeature: (f, layer) => {
+        const p = f.properties || {};
+        const tip = el('span', '', String(p.name || ''));
+        if (isNum(p.speed_limit)) tip.append(el('span', 'muted', ' · ' + fmtSpeed(p.speed_limit)));
+        layer.bindTooltip(tip, { sticky: true });
+      },
+    }).addTo(map);
+    fenceLayer.bringToBack();
+    setText($('fence-count'), features.length ? features.length.toLocaleString('en-US') + ' geofence' + (features.length === 1 ? '' : 's') : '');
+  }
+
   // ---- map ----
 
   function initMap(cfg) {
@@ -462,6 +551,7 @@
     map = L.map('map', { worldCopyJump: true, minZoom: 2, maxZoom: 19 }).setView([30, 110], 3);
     L.control.scale({ imperial: false }).addTo(map);
     alarmIcon = new L.Icon.Default({ className: 'alarm' });
+    offlineIcon = new L.Icon.Default({ className: 'offline' });
     if (typeof L.markerClusterGroup !== 'function') {
       showMapNote('The marker cluster library did not load; the table still updates.');
       map = null;
@@ -509,8 +599,11 @@
   async function poll() {
     const began = performance.now();
     try {
-      const [status, list] = await Promise.all([getJSON('api/status'), fetchVehicles()]);
+      const fences = map && polls++ % FENCE_POLLS === 0 ? fetchChanged('api/geofences') : null;
+      const [status, list, events, fc] = await Promise.all([getJSON('api/status'), fetchVehicles(), fetchChanged('api/events'), fences]);
       renderStatus(status);
+      if (fc) renderFences(fc);
+      if (events) renderEvents(events);
       if (list) {
         vehicles = list;
         table.list = null;
