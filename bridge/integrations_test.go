@@ -182,6 +182,7 @@ func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[s
 		t.Errorf("bridge state %q, want online", state.Payload)
 	}
 	uniqueIDs := map[string]string{}
+	hcfg := hass.Config{Topics: topic.Layout{Prefix: f.prefix, DiscoveryPrefix: f.opts.Hass.Prefix}}
 	for _, v := range fleet {
 		position := f.topic("vehicles/" + v.ID + "/position")
 		if _, ok := last(f.sub.Messages(), position); !ok {
@@ -212,7 +213,7 @@ func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[s
 				t.Errorf("unique_id %s in %s and %s", c.UniqueID, prev, topic)
 			}
 			uniqueIDs[c.UniqueID] = topic
-			if !slices.Contains(c.Device.Identifiers, "exlive2mqtt_"+v.ID) {
+			if !slices.Contains(c.Device.Identifiers, hcfg.DeviceID(hass.Vehicle{ID: v.ID})) {
 				continue // another vehicle's, or the bridge's
 			}
 			if c.Device.Name != v.Code {
