@@ -6,6 +6,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
+	"github.com/exlive2mqtt/exlive2mqtt/hass"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/rs/zerolog"
@@ -35,7 +37,16 @@ type Options struct {
 	// Assistant comes online; nil waits a random time of up to five
 	// seconds. Tests make it 0.
 	HassDelay func() time.Duration
+	// HassSweepQuiet is how long the sweep of the configs an earlier
+	// version left under the legacy node waits for another before it ends
+	// (DefaultHassSweepQuiet when 0). Tests shorten it.
+	HassSweepQuiet time.Duration
 }
+
+// DefaultHassSweepQuiet ends the sweep of old Home Assistant configs: the
+// broker sends retained messages at once after a subscription, so two
+// seconds without one means they have all come.
+const DefaultHassSweepQuiet = 2 * time.Second
 
 // Bridge moves data between one EXLIVE session and one MQTT broker. It owns
 // the two links and wires the three parts a reader looks for, each in its
@@ -92,6 +103,12 @@ func New(o Options) (*Bridge, error) {
 		ownTracks: o.OwnTracks.Enable,
 		refresh:   make(chan struct{}, 1),
 	}
+	legacy := hass.LegacyFilter(b.announce.hassConfig())
+	if o.Hass.Discovery && legacy != "" {
+		b.announce.sweeping = true
+		b.announce.pending = make(map[*vehicle]struct{})
+		b.announce.sweepQuiet = cmp.Or(o.HassSweepQuiet, DefaultHassSweepQuiet)
+	}
 	b.feed = &feed{
 		log: b.log, pub: pub, topics: b.topics, reg: b.reg, metrics: b.metrics, announce: b.announce,
 		datum: o.Exlive.Datum, retain: o.MQTT.Retain, ownTracks: o.OwnTracks, maxVehicles: o.Bridge.MaxVehicles,
@@ -117,6 +134,13 @@ func New(o Options) (*Bridge, error) {
 		mq.Subscribe(b.topics.DiscoveryStatus(), b.announce.onHassStatus)
 	}
 	b.requests.subscribe(mq)
+	if o.Hass.Discovery && legacy != "" {
+		// Last: the old configs are cleared as they come, and no
+		// subscription of ours should list retained messages meanwhile
+		// (the embedded test broker, mochi v2.7.9, reads a retained
+		// topic's node unlocked while a retained publish writes it).
+		mq.Subscribe(legacy, b.announce.onOldConfig)
+	}
 	return b, nil
 }
 
@@ -173,7 +197,7 @@ func (b *Bridge) onLink(l mqtt.Link) {
 	// them again.
 	b.feed.publishSession(b.State())
 	if b.opts.Hass.Discovery {
-		b.announce.requestRefresh()
+		b.announce.linkUp()
 	}
 }
 

@@ -41,6 +41,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 			edit: func(o *bridge.Options) {
 				o.Hass = bridge.HassConfig{Discovery: true, Prefix: o.MQTT.TopicPrefix + "/homeassistant"}
 				o.HassDelay = func() time.Duration { delays.Add(1); return 0 }
+				o.HassSweepQuiet = 100 * time.Millisecond
 			},
 		})
 		haPrefix := f.opts.Hass.Prefix
