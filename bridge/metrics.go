@@ -31,15 +31,24 @@ type metrics struct {
 	published     prometheus.Counter // positions handed to the MQTT client
 	dropped       *prometheus.CounterVec
 	collisions    prometheus.Counter
-	requests      *prometheus.CounterVec
-	latency       *prometheus.HistogramVec
-	newest        atomic.Int64 // Unix ns of the newest position
+	// inventoriesKept counts inventories not published, the one before
+	// kept, by reason.
+	inventoriesKept *prometheus.CounterVec
+	requests        *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
+	newest          atomic.Int64 // Unix ns of the newest position
 }
 
 // The reasons a position is dropped for.
 const (
 	dropNoID    = "no_id"   // the platform sent it without a vehicle id
 	dropRefused = "refused" // the MQTT client refused it (an invalid topic, or stopping)
+)
+
+// The reasons an inventory is kept back for.
+const (
+	keptEmpty  = "empty"  // it listed no vehicle, after one that did
+	keptShrunk = "shrunk" // it listed at most half the vehicles of the one before, once
 )
 
 // The outcomes a request is counted under.
@@ -98,6 +107,10 @@ func newMetrics(version string, mq *mqtt.Client, queueLimit int, pending func() 
 		m.dropped.WithLabelValues(r)
 	}
 	m.collisions = counter("bridge_topic_collisions_total", "Vehicle ids whose topic level another id already had.")
+	m.inventoriesKept = counterVec("bridge_inventories_kept_total", "Inventories from the platform not published, the previous one kept, by reason: empty, or at most half the vehicles (until the next one says the same).", "reason")
+	for _, r := range []string{keptEmpty, keptShrunk} {
+		m.inventoriesKept.WithLabelValues(r)
+	}
 	m.requests = counterVec("bridge_requests_total", "Requests from MQTT, by command and outcome.", "cmd", "outcome")
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "bridge_request_duration_seconds",

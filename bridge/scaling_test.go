@@ -206,3 +206,115 @@ func TestHomeAssistantOldConfigsCleared(t *testing.T) {
 		}
 	})
 }
+
+// TestInventoryBehindBusyStream queues 100 000 positions (10 000 under
+// -race) ahead of the platform's answers to the inventory requests, half
+// ahead of the group list and half ahead of the group's vehicles, so that
+// the bridge publishes them all before the first vehicle comes: the
+// retained vehicle list is whole. The platform that answers heartbeats is
+// tried against both brokers; the literal one, whose lists end on the
+// reader's idle time alone, against the embedded one.
+func TestInventoryBehindBusyStream(t *testing.T) {
+	backlog := 50_000
+	if raceEnabled {
+		backlog = 5_000
+	}
+	brokertest.EachHeavy(t, func(t *testing.T, target brokertest.Target) {
+		for _, literal := range []bool{false, true} {
+			if literal && target.Name != "embedded" {
+				continue
+			}
+			t.Run(map[bool]string{false: "dialect", true: "literal"}[literal], func(t *testing.T) {
+				f := newFixture(t, target, setup{
+					sim:   exlivesim.Config{Vehicles: 100, Groups: 1, Rate: 0, Backlog: backlog, Literal: literal},
+					watch: []string{"bridge/+"},
+					edit: func(o *bridge.Options) {
+						if literal {
+							// No barrier: the reader's idle time alone ends
+							// a list (see exlive's TestInventoryBehindBacklog).
+							o.Exlive.InventoryQuiet = 300 * time.Millisecond
+							o.Exlive.CommandTimeout = 500 * time.Millisecond
+						}
+					},
+				})
+				start := time.Now()
+				m := f.sub.WaitTopic(120*time.Second, f.topic("bridge/vehicles"))
+				var list []struct {
+					ID string `json:"id"`
+				}
+				if err := json.Unmarshal([]byte(m.Payload), &list); err != nil {
+					t.Fatalf("vehicle list: %v", err)
+				}
+				if len(list) != 100 {
+					t.Errorf("the vehicle list has %d vehicles, want 100", len(list))
+				}
+				held := retained(t, target.URL, f.topic("bridge/vehicles"))
+				if r := held[f.topic("bridge/vehicles")]; r.Payload != m.Payload {
+					t.Errorf("the retained vehicle list is not the one published")
+				}
+				if sent := f.sim.BacklogSent(); sent != 2*backlog {
+					t.Errorf("%d positions queued ahead of the lists, want %d", sent, 2*backlog)
+				}
+				if got := gather(t, f.bridge).value(t, "exlive_positions_received_total"); got < float64(2*backlog) {
+					t.Errorf("%v positions received by the time the list was published, want at least %d", got, 2*backlog)
+				}
+				t.Logf("list of %d vehicles published %s after the start, behind %d positions", len(list), time.Since(start).Round(time.Millisecond), 2*backlog)
+			})
+		}
+	})
+}
+
+// TestInventoryThatShrinksIsConfirmed: a list with at most half the
+// vehicles of the one before is kept back once, and published when the
+// next says the same; an empty one is never published over a full one.
+func TestInventoryThatShrinksIsConfirmed(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		f := newFixture(t, target, setup{sim: exlivesim.Config{Vehicles: 10, Rate: 0}, watch: []string{"bridge/+"}})
+		list := func(m brokertest.Msg) int {
+			var l []json.RawMessage
+			if err := json.Unmarshal([]byte(m.Payload), &l); err != nil {
+				t.Fatalf("vehicle list: %v", err)
+			}
+			return len(l)
+		}
+		if n := list(f.sub.WaitTopic(testWait, f.topic("bridge/vehicles"))); n != 10 {
+			t.Fatalf("first list: %d vehicles, want 10", n)
+		}
+		restart := func(cfg exlivesim.Config, silent bool) {
+			t.Helper()
+			addr := f.sim.Addr()
+			f.sim.Close()
+			sim := exlivesim.New(cfg)
+			sim.SetSilent(silent)
+			if err := sim.Start(addr); err != nil {
+				t.Fatalf("restart the platform on %s: %v", addr, err)
+			}
+			t.Cleanup(func() { sim.Close() })
+			f.sim = sim
+		}
+
+		// The platform comes back listing 5 of the 10: kept back.
+		restart(exlivesim.Config{Vehicles: 5, Rate: 0}, false)
+		opsWaitMetric(t, f.bridge, `bridge_inventories_kept_total{reason="shrunk"}`, 1)
+		f.log.waitText(t, "keeping the previous inventory until the next one says the same")
+		if n := count(f.sub.Messages(), f.topic("bridge/vehicles")); n != 1 {
+			t.Fatalf("%d lists published, want the first only", n)
+		}
+		// Then lists nothing at all: kept back too, however often.
+		before := len(f.sub.Messages())
+		restart(exlivesim.Config{Vehicles: 5, Rate: 0}, true)
+		f.log.waitText(t, "platform listed no vehicles; keeping the previous inventory")
+		// Lists the 5 again: the fleet did shrink, and the list says so.
+		restart(exlivesim.Config{Vehicles: 5, Rate: 0}, false)
+		msgs := f.sub.Wait(testWait, "the list of 5", func(ms []brokertest.Msg) bool {
+			return len(after(ms, before, f.topic("bridge/vehicles"))) > 0
+		})
+		got := after(msgs, before, f.topic("bridge/vehicles"))
+		if n := list(got[0]); len(got) != 1 || n != 5 {
+			t.Errorf("lists published after the shrink was confirmed: %d, the first of %d vehicles; want one of 5", len(got), n)
+		}
+		m := gather(t, f.bridge)
+		m.want(t, `bridge_inventories_kept_total{reason="shrunk"}`, 1)
+		m.want(t, `bridge_inventories_kept_total{reason="empty"}`, 1)
+	})
+}

@@ -63,7 +63,7 @@ type Config struct {
 	Datum          datum.Datum   `env:"DATUM" envDefault:"wgs84" help:"datum of the platform's coordinates: wgs84, gcj02 or bd09; published positions are always WGS-84"`
 
 	InventoryInterval time.Duration `env:"INVENTORY_INTERVAL" envDefault:"1h" help:"how often to refresh groups and vehicles (0: only after login)"`
-	InventoryQuiet    time.Duration `env:"INVENTORY_QUIET" envDefault:"2s" help:"a list of groups or vehicles is complete after this long without another"`
+	InventoryQuiet    time.Duration `env:"INVENTORY_QUIET" envDefault:"2s" help:"a list of groups or vehicles is complete after this much silence since its last frame: time the reader waits on an empty socket, not time spent reading positions (docs/protocol.md)"`
 
 	// HealthyAfter is how long a session must stay logged in before the
 	// reconnect backoff starts again from RetryMin. Not a setting.
