@@ -29,9 +29,9 @@ type Options struct {
 	OwnTracks OwnTracksConfig
 	Version   string
 	Log       zerolog.Logger
-	// Dial replaces how the session connects to the platform (tests, the
-	// demo); nil dials Exlive.Addr.
-	Dial func(ctx context.Context) (net.Conn, error)
+	// Dial replaces how the session connects to each of the platform's
+	// addresses (tests, the demo); nil dials them.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// HassDelay returns how long to wait before sending every Home
 	// Assistant discovery config again when the broker connects or Home
 	// Assistant comes online; nil waits a random time of up to five

@@ -19,6 +19,7 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	sessionState  *prometheus.GaugeVec
+	conflict      prometheus.Gauge
 	logins        prometheus.Counter
 	loginFailures prometheus.Counter
 	disconnects   prometheus.Counter
@@ -84,6 +85,10 @@ func newMetrics(version string, mq *mqtt.Client, queueLimit int, pending func() 
 	for _, s := range []exlive.StateKind{exlive.StateConnecting, exlive.StateLoggedIn, exlive.StateLoginFailed, exlive.StateDisconnected} {
 		m.sessionState.WithLabelValues(string(s))
 	}
+	m.conflict = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "exlive_session_conflict", Help: "1 while the platform keeps closing sessions soon after login: another client may be logged in with the account.",
+	})
+	f.MustRegister(m.conflict)
 	m.logins = counter("exlive_logins_total", "Logins the platform accepted.")
 	m.loginFailures = counter("exlive_login_failures_total", "Logins the platform rejected.")
 	m.disconnects = counter("exlive_disconnects_total", "Sessions or connection attempts that ended in an error (each is followed by a reconnect).")
@@ -159,13 +164,18 @@ func (m *metrics) frame(cmd exlive.Cmd, known bool) {
 	c.Inc()
 }
 
-func (m *metrics) state(s exlive.StateKind) {
+func (m *metrics) state(s exlive.State) {
 	for _, k := range []exlive.StateKind{exlive.StateConnecting, exlive.StateLoggedIn, exlive.StateLoginFailed, exlive.StateDisconnected} {
 		v := 0.0
-		if k == s {
+		if k == s.State {
 			v = 1
 		}
 		m.sessionState.WithLabelValues(string(k)).Set(v)
+	}
+	if s.Conflict {
+		m.conflict.Set(1)
+	} else {
+		m.conflict.Set(0)
 	}
 }
 

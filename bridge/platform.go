@@ -219,7 +219,7 @@ func (f *feed) setState(s exlive.State) {
 	prev := f.state
 	f.state = s
 	f.mu.Unlock()
-	f.metrics.state(s.State)
+	f.metrics.state(s)
 	switch s.State {
 	case exlive.StateLoggedIn:
 		f.metrics.logins.Inc()

@@ -6,11 +6,13 @@ package bridge_test
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/bridge"
+	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/hass"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
@@ -316,5 +318,83 @@ func TestInventoryThatShrinksIsConfirmed(t *testing.T) {
 		m := gather(t, f.bridge)
 		m.want(t, `bridge_inventories_kept_total{reason="shrunk"}`, 1)
 		m.want(t, `bridge_inventories_kept_total{reason="empty"}`, 1)
+	})
+}
+
+// TestSeveralPlatformAddresses gives the bridge a closed port and then the
+// platform: it logs in to the second, and its session topic and status say
+// which address is in use.
+func TestSeveralPlatformAddresses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close()
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		f := newFixture(t, target, setup{
+			watch: []string{"bridge/+"},
+			edit:  func(o *bridge.Options) { o.Exlive.Addr = down + "," + o.Exlive.Addr },
+		})
+		up := f.sim.Addr()
+		f.waitSession(0, `"state":"disconnected"`, `"addr":"`+down+`"`, "refused")
+		payload, _ := f.waitSession(0, `"state":"logged_in"`)
+		if !strings.Contains(payload, `"addr":"`+up+`"`) {
+			t.Errorf("session %s, want the address in use %s", payload, up)
+		}
+		if st := f.bridge.Status().Session; st.Addr != up || st.State != "logged_in" {
+			t.Errorf("status page: session %s at %q, want logged_in at %s", st.State, st.Addr, up)
+		}
+	})
+}
+
+// TestSameAccountTwoBridges runs two bridges on one account of a platform
+// that allows one session per account, as an accidental second deployment
+// would: they do not knock each other out in a tight loop, and both say,
+// on their session topic, on the status page and in a metric, that another
+// client may be using the account. When one stops, the other's hint goes.
+func TestSameAccountTwoBridges(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		retry := func(o *bridge.Options) {
+			o.Exlive.RetryMin, o.Exlive.RetryMax = 20*time.Millisecond, 400*time.Millisecond
+			o.Exlive.HealthyAfter = 1500 * time.Millisecond
+		}
+		a := newFixture(t, target, setup{sim: exlivesim.Config{Rate: 0, Exclusive: true}, watch: []string{"bridge/+"}, edit: retry})
+		a.waitLoggedIn()
+		b := newFixture(t, target, setup{watch: []string{"bridge/+"}, edit: func(o *bridge.Options) {
+			retry(o)
+			o.Exlive.Addr = a.sim.Addr()
+		}})
+		for _, f := range []*fixture{a, b} {
+			payload, _ := f.waitSession(0, `"conflict":true`)
+			if !strings.Contains(payload, `"hint":"`+exlive.ConflictHint+`"`) {
+				t.Errorf("session %s lacks the hint", payload)
+			}
+			opsWaitMetric(t, f.bridge, "exlive_session_conflict", 1)
+			if h := f.bridge.Status().Session.Hint; h != exlive.ConflictHint {
+				t.Errorf("status page hint %q", h)
+			}
+			f.log.waitText(t, "another client may be logged in with this account")
+		}
+		before, _ := a.sim.Logins()
+		window := 2 * time.Second
+		time.Sleep(window) // a span of time is what is measured
+		after, _ := a.sim.Logins()
+		t.Logf("%d logins in %s after both saw the conflict; %d in all", after-before, window, after)
+		if limit := 2*int(window/(400*time.Millisecond*4/5)) + 2; after-before > limit {
+			t.Errorf("%d logins in %s, want at most %d", after-before, window, limit)
+		}
+
+		// A is stopped: B's next session lasts, and the hint goes.
+		a.stop()
+		from := len(b.sub.Messages())
+		payload, _ := b.waitSession(from, `"state":"logged_in"`)
+		for strings.Contains(payload, `"conflict":true`) {
+			payload, from = b.waitSession(from+1, `"state":"logged_in"`)
+		}
+		opsWaitMetric(t, b.bridge, "exlive_session_conflict", 0)
+		if h := b.bridge.Status().Session.Hint; h != "" {
+			t.Errorf("status page hint %q after the other bridge stopped", h)
+		}
 	})
 }
