@@ -6,7 +6,6 @@ package bridge_test
 
 import (
 	"encoding/json"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -325,12 +324,7 @@ func TestInventoryThatShrinksIsConfirmed(t *testing.T) {
 // platform: it logs in to the second, and its session topic and status say
 // which address is in use.
 func TestSeveralPlatformAddresses(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := ln.Addr().String()
-	ln.Close()
+	down := closedAddr(t)
 	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
 		f := newFixture(t, target, setup{
 			watch: []string{"bridge/+"},

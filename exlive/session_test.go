@@ -115,21 +115,33 @@ func runSession(t *testing.T, cfg exlive.Config, h exlive.Handler) *exlive.Sessi
 		t.Fatal(err)
 	}
 	s := exlive.New(cfg, h, zerolog.Nop())
+	run(t, s)
+	return s
+}
+
+// run runs s until the test ends, or until the returned stop is called
+// (which waits for Run to return).
+func run(t *testing.T, s *exlive.Session) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run returned %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("Run did not return after cancel")
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
-	return s
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func TestLoginAcceptedPositionsAndInventory(t *testing.T) {

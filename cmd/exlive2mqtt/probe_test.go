@@ -265,12 +265,7 @@ func TestProbeJSON(t *testing.T) {
 // With several addresses the probe, like the bridge, takes the first that
 // answers, and the report names it.
 func TestProbeSeveralAddresses(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := ln.Addr().String()
-	ln.Close()
+	down := opsClosedAddr(t)
 	sim := ptStartSim(t, exlivesim.Config{Rate: 50})
 	out, _, err := ptRun(t, context.Background(), ptEnv(down+","+sim.Addr(), mtExlivePass), "-wait", "1s", "-json")
 	if err != nil {
