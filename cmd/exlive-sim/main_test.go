@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,8 +140,10 @@ func TestExclusiveAndBacklog(t *testing.T) {
 	defer second.Close()
 	select {
 	case err := <-served:
-		if !errors.Is(err, io.EOF) {
-			t.Errorf("the first session ended with %v, want the platform closing it (EOF)", err)
+		// The end of the stream, or a reset when the platform closed with
+		// a heartbeat of ours unread.
+		if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("the first session ended with %v, want the platform closing it", err)
 		}
 	case <-time.After(10 * time.Second):
 		first.Close()
