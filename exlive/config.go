@@ -68,9 +68,18 @@ type Config struct {
 	// HealthyAfter is how long a session must stay logged in before the
 	// reconnect backoff starts again from RetryMin. Not a setting.
 	HealthyAfter time.Duration `env:"-"`
-	// Addrs are the platform's addresses, from Addr, each with its port:
-	// Validate fills them in.
-	Addrs []string `env:"-"`
+}
+
+// Addrs returns the platform's addresses: Addr, split at its commas (each
+// with its port, once Validate has added it).
+func (c *Config) Addrs() []string {
+	var addrs []string
+	for a := range strings.SplitSeq(c.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
 }
 
 // Zone is a time zone setting, loaded by name ("Asia/Shanghai", "UTC").
@@ -114,9 +123,8 @@ func Defaults() Config {
 	}
 }
 
-// Validate checks the settings and completes them: it splits Addr into
-// Addrs and adds the default port to each (Addr becomes them, joined by
-// commas). It reads no file (ReadFiles does). It returns one error per bad
+// Validate checks the settings and completes them: it adds the default port
+// to each address of Addr (see Addrs). It reads no file (ReadFiles does). It returns one error per bad
 // setting, each starting with the variable's name without the EXLIVE_
 // prefix, and never quotes the password.
 func (c *Config) Validate() error {
@@ -129,7 +137,6 @@ func (c *Config) Validate() error {
 	} else if addrs, err := splitAddrs(c.Addr); err != nil {
 		bad("ADDR", c.Addr, "%v", err)
 	} else {
-		c.Addrs = addrs
 		c.Addr = strings.Join(addrs, ",")
 	}
 	if c.User == "" {

@@ -40,8 +40,8 @@ func TestConfigAddr(t *testing.T) {
 			t.Errorf("ADDR=%q: %v", tc.addr, err)
 			continue
 		}
-		if !slices.Equal(cfg.Addrs, tc.want) || cfg.Addr != strings.Join(tc.want, ",") {
-			t.Errorf("ADDR=%q: Addrs %q, Addr %q; want %q", tc.addr, cfg.Addrs, cfg.Addr, tc.want)
+		if !slices.Equal(cfg.Addrs(), tc.want) || cfg.Addr != strings.Join(tc.want, ",") {
+			t.Errorf("ADDR=%q: Addrs %q, Addr %q; want %q", tc.addr, cfg.Addrs(), cfg.Addr, tc.want)
 		}
 	}
 }

@@ -68,17 +68,14 @@ type Session struct {
 	short atomic.Int32
 }
 
-// New returns a Session that dials cfg.Addrs (or cfg.Addr). cfg must have
-// passed Validate.
+// New returns a Session that dials cfg.Addrs. cfg must have passed
+// Validate.
 func New(cfg Config, h Handler, log zerolog.Logger) *Session {
 	if h == nil {
 		h = Handlers{}
 	}
 	if cfg.HealthyAfter <= 0 {
 		cfg.HealthyAfter = max(cfg.RetryMax, 30*time.Second)
-	}
-	if len(cfg.Addrs) == 0 {
-		cfg.Addrs = []string{cfg.Addr}
 	}
 	s := &Session{cfg: cfg, h: h, log: log, dial: Dial}
 	s.state = State{State: StateDisconnected, Since: time.Now()}
@@ -137,7 +134,10 @@ func (s *Session) Run(ctx context.Context) error {
 		attempt int // passes since the last session that lasted
 		first   int // the address a pass starts with
 	)
-	addrs := s.cfg.Addrs
+	addrs := s.cfg.Addrs()
+	if len(addrs) == 0 {
+		addrs = []string{""} // Validate refuses this; the dial says why
+	}
 	for ctx.Err() == nil {
 		var end outcome
 		for k := range addrs {

@@ -279,7 +279,7 @@ func (p *prober) run(ctx context.Context, log zerolog.Logger) (probeReport, erro
 		err   error
 		start time.Time
 	)
-	addrs := p.cfg.Addrs
+	addrs := p.cfg.Addrs()
 	if len(addrs) == 0 {
 		addrs = []string{p.cfg.Addr}
 	}

@@ -101,9 +101,9 @@ func TestScalingKubernetesExample(t *testing.T) {
 		if !slices.Contains(mounts, path.Dir(s.MQTT.StoreDir)) {
 			t.Errorf("MQTT_STORE_DIR %s is not on a mounted volume %v", s.MQTT.StoreDir, mounts)
 		}
-		if env["MQTT_CLIENT_ID"] == "" || s.MQTT.TopicPrefix == "exlive" || len(s.Exlive.Addrs) != 2 {
+		if env["MQTT_CLIENT_ID"] == "" || s.MQTT.TopicPrefix == "exlive" || len(s.Exlive.Addrs()) != 2 {
 			t.Errorf("Deployment: client id %q, prefix %q, %d addresses; want a fixed client id, a prefix of its own, and the two addresses the page shows",
-				env["MQTT_CLIENT_ID"], s.MQTT.TopicPrefix, len(s.Exlive.Addrs))
+				env["MQTT_CLIENT_ID"], s.MQTT.TopicPrefix, len(s.Exlive.Addrs()))
 		}
 	}
 	if deployments != 1 {
