@@ -10,6 +10,8 @@
 #     without a .env, and with .env.example not filled in, saying what to
 #     set, and are valid when set up as docs/deployment.md says; both wire
 #     what they must;
+#     the two-account example (examples/compose-two-accounts) refuses
+#     without the second account, and keeps the two bridges apart;
 #  4. .env.example names only real settings;
 #  5. deploy/mosquitto: the scripts parse, and where mosquitto is installed
 #     and we are root, the production broker starts from that config and
@@ -167,6 +169,75 @@ for dc in "${composers[@]}"; do
 done
 # The resolved production files, in docker-compose v1's layout.
 (cd "$stack" && docker-compose config) >"$tmp/config.yml"
+
+# Two accounts into one broker (examples/compose-two-accounts, set up as
+# docs/scaling.md says), in a copy of the production stack: it refuses
+# without the second account's settings, saying what to set, and is valid,
+# with the two bridges kept apart, with them.
+step "compose: two accounts into one broker"
+two=$tmp/two
+cp -r "$stack" "$two"
+mkdir -p "$two/examples"
+cp -r examples/compose-two-accounts "$two/examples/"
+sed -i 's|^COMPOSE_FILE=.*|COMPOSE_FILE=docker-compose.yml:docker-compose.production.yml:examples/compose-two-accounts/docker-compose.yml|' "$two/.env"
+for dc in "${composers[@]}"; do
+	if out=$(cd "$two" && $dc config -q 2>&1); then
+		fail "$dc: the two-account example was accepted without EXLIVE2MQTT_B_ADDR"
+	fi
+	[[ $out == *"set EXLIVE2MQTT_B_ADDR in .env"* ]] ||
+		fail "$dc: without EXLIVE2MQTT_B_ADDR the two-account example does not say what to set: $out"
+done
+printf 'EXLIVE2MQTT_B_ADDR=exlive-sim:1502\nEXLIVE2MQTT_B_USER=exlive\n' >>"$two/.env"
+printf 000000 >"$two/secrets/exlive_password_b"
+chmod 644 "$two/secrets/exlive_password_b"
+for dc in "${composers[@]}"; do
+	(cd "$two" && $dc config -q) ||
+		fail "$dc config: the two-account example, set up as docs/scaling.md says, is not valid"
+done
+(cd "$two" && docker-compose config) >"$tmp/two.yml"
+python3 - "$tmp/two.yml" "$two" <<'EOF' || fail "examples/compose-two-accounts does not keep the two bridges apart"
+import os, sys, yaml
+
+cfg = yaml.safe_load(open(sys.argv[1]))
+two = sys.argv[2]
+problems = []
+s = cfg["services"]
+bridges = [n for n, v in s.items() if n.startswith("exlive2mqtt") and "production" in v.get("profiles", [])]
+if sorted(bridges) != ["exlive2mqtt", "exlive2mqtt-b"]:
+    problems.append(f"the production profile runs the bridges {sorted(bridges)}, want exlive2mqtt and exlive2mqtt-b")
+else:
+    a, b = s["exlive2mqtt"], s["exlive2mqtt-b"]
+    ea, eb = a["environment"], b["environment"]
+    for k in ("MQTT_TOPIC_PREFIX", "MQTT_CLIENT_ID", "EXLIVE_PASS_FILE"):
+        if ea.get(k) == eb.get(k):
+            problems.append(f"both bridges have {k}={ea.get(k)}")
+    pa, pb = ea.get("MQTT_TOPIC_PREFIX", ""), eb.get("MQTT_TOPIC_PREFIX", "")
+    for outer, inner in ((pa, pb), (pb, pa)):
+        if inner.startswith(outer + "/bridge") or inner.startswith(outer + "/vehicles"):
+            problems.append(f"prefix {inner} is inside {outer}'s own topics")
+    if ea.get("MQTT_URL") != eb.get("MQTT_URL"):
+        problems.append(f"the bridges go to different brokers: {ea.get('MQTT_URL')} and {eb.get('MQTT_URL')}")
+    if eb.get("MQTT_USERNAME") != s["mosquitto"]["environment"].get("MQTT_USERNAME"):
+        problems.append("the second bridge does not log in with the broker's account")
+    def data(svc):
+        return {v.split(":")[0] for v in svc.get("volumes", []) if v.endswith(":/data") or v.endswith(":/data:rw")}
+    if not data(a) or data(a) == data(b):
+        problems.append(f"the bridges share their /data volume: {data(a)} {data(b)}")
+    def published(svc):
+        return {str(p).rsplit(":", 1)[0] for p in svc.get("ports", [])}
+    if published(a) & published(b):
+        problems.append(f"the bridges publish the same host port: {published(a) & published(b)}")
+    secrets = {sec if isinstance(sec, str) else sec["source"] for sec in b.get("secrets", [])}
+    if "exlive_password_b" not in secrets or cfg["secrets"]["exlive_password_b"]["file"] != os.path.join(two, "secrets", "exlive_password_b"):
+        problems.append("the second bridge's password is not secrets/exlive_password_b")
+    if eb.get("EXLIVE_ADDR") != "exlive-sim:1502" or eb.get("EXLIVE_USER") != "exlive":
+        problems.append("the second bridge's EXLIVE_ADDR and EXLIVE_USER are not .env's EXLIVE2MQTT_B_ADDR and _USER")
+    if eb.get("EXLIVE_PASS_FILE") != "/run/secrets/exlive_password_b":
+        problems.append("the second bridge's EXLIVE_PASS_FILE is not its secret")
+for p in problems:
+    print("  " + p, file=sys.stderr)
+sys.exit(1 if problems else 0)
+EOF
 
 # What each stack must wire, read from the resolved files (docker-compose
 # depends on python3-yaml, so it is here). docker-compose v1 lists every
@@ -354,24 +425,26 @@ if [[ -n $mosquitto && $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1 && comma
 	# shellcheck disable=SC2086 # the compose command's words
 	"$tmp/bin/exlive-sim" ${sim_args/-listen :1502/-listen 127.0.0.1:$sim_port} >"$tmp/sim.log" 2>&1 &
 	pids+=($!)
-	# bridge_ready STACK CONFIG BROKER_PORT MQTT_PASSWORD_FILE
+	# bridge_ready STACK CONFIG BROKER_PORT MQTT_PASSWORD_FILE [SERVICE]
 	bridge_ready() {
-		local stack_name=$1 config=$2 broker_port=$3 mqtt_pass_file=$4
+		local stack_name=$1 config=$2 broker_port=$3 mqtt_pass_file=$4 service=${5:-exlive2mqtt}
 		local http_port data=$tmp/data-$1 log=$tmp/bridge-$1.log bridge ready=""
 		step "the $stack_name stack's settings: exlive2mqtt against exlive-sim and its mosquitto"
 		http_port=$(free_port)
 		# The container's names and paths, swapped for this machine's; a
 		# secret is the file compose would mount.
 		local bridge_env
-		mapfile -t bridge_env < <(python3 - "$config" "$sim_port" "$broker_port" "$mqtt_pass_file" "$data" "$http_port" <<'PY'
+		mapfile -t bridge_env < <(python3 - "$config" "$sim_port" "$broker_port" "$mqtt_pass_file" "$data" "$http_port" "$service" <<'PY'
 import sys, yaml
-config, sim_port, broker_port, mqtt_pass_file, data, http_port = sys.argv[1:]
+config, sim_port, broker_port, mqtt_pass_file, data, http_port, service = sys.argv[1:]
 cfg = yaml.safe_load(open(config))
-env = cfg["services"]["exlive2mqtt"]["environment"]
+env = cfg["services"][service]["environment"]
+# The bridge's own secret: exlive_password, or exlive_password_b.
+secret = env.get("EXLIVE_PASS_FILE", "").removeprefix("/run/secrets/")
 here = {
     "EXLIVE_ADDR": ("exlive-sim:1502", "127.0.0.1:" + sim_port),
     "MQTT_URL": ("tcp://mosquitto:1883", "tcp://127.0.0.1:" + broker_port),
-    "EXLIVE_PASS_FILE": ("/run/secrets/exlive_password", cfg["secrets"]["exlive_password"]["file"]),
+    "EXLIVE_PASS_FILE": ("/run/secrets/" + secret, cfg["secrets"].get(secret, {}).get("file")),
     "MQTT_PASSWORD_FILE": ("/run/secrets/mqtt_password", mqtt_pass_file),
     "MQTT_STORE_DIR": ("/data/mqtt", data + "/mqtt"),
     "HTTP_ADDR": (":9883", "127.0.0.1:" + http_port),
@@ -411,6 +484,7 @@ $(tail -20 "$log")"
 	}
 	bridge_ready production "$tmp/config.yml" "$port" "$m/secrets/mqtt_password"
 	bridge_ready demo "$tmp/demo.yml" "$demo_port" ""
+	bridge_ready two-accounts "$tmp/two.yml" "$port" "$m/secrets/mqtt_password" exlive2mqtt-b
 
 	for b in "$broker:$m" "$demo_broker:$d"; do
 		kill "${b%%:*}"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/exlive2mqtt/exlive2mqtt/hass"
@@ -37,6 +38,17 @@ type announcer struct {
 	// hassMu orders the sending and removal of discovery configs.
 	hassMu  sync.Mutex
 	refresh chan struct{}
+
+	// The sweep of configs an earlier version left under the legacy node
+	// (hass.Stale): until it ends, vehicle configs are held back in
+	// pending, so that Home Assistant removes an old entity before it
+	// creates its successor, which then takes the old entity id rather
+	// than one ending in _2.
+	sweeping   bool // guarded by hassMu
+	pending    map[*vehicle]struct{}
+	sweepQuiet time.Duration // the sweep ends when no old config has come for this long
+	lastOld    atomic.Int64  // Unix ns of the link coming up or of the latest old config
+	cleared    atomic.Int64  // old configs cleared
 }
 
 // changed is told of a vehicle that is new (created), or whose code
@@ -82,6 +94,13 @@ func (a *announcer) sendConfigs(v *vehicle, again bool) {
 		v.mu.Unlock()
 		return
 	}
+	if a.sweeping {
+		v.mu.Unlock()
+		if !again {
+			a.pending[v] = struct{}{}
+		}
+		return
+	}
 	v.announce = true
 	hv := hass.Vehicle{ID: v.id, Code: v.code, Level: a.reg.level(v)}
 	v.mu.Unlock()
@@ -95,6 +114,7 @@ func (a *announcer) sendConfigs(v *vehicle, again bool) {
 func (a *announcer) unannounce(v *vehicle) {
 	a.hassMu.Lock()
 	defer a.hassMu.Unlock()
+	delete(a.pending, v)
 	v.mu.Lock()
 	v.announce = false
 	hv := hass.Vehicle{ID: v.id, Code: v.code, Level: a.reg.level(v)}
@@ -103,6 +123,55 @@ func (a *announcer) unannounce(v *vehicle) {
 		a.pub.publish(m.Topic, m.Payload, m.Retain)
 	}
 	a.log.Info().Str("vehicle", v.id).Msg("vehicle left the inventory: Home Assistant configs removed")
+}
+
+// onOldConfig hears a retained config under the legacy node: one this
+// bridge published there before bridges were told apart is cleared.
+func (a *announcer) onOldConfig(in mqtt.Incoming) {
+	a.lastOld.Store(time.Now().UnixNano())
+	if !in.Retained || !hass.Stale(a.hassConfig(), in.Payload) {
+		return
+	}
+	if a.cleared.Add(1) == 1 {
+		a.log.Info().Str("topic", in.Topic).Msg("clearing the Home Assistant configs an earlier version left under the old node")
+	}
+	a.pub.publish(in.Topic, []byte{}, true)
+}
+
+// linkUp is told that the broker link is up and the subscriptions made.
+func (a *announcer) linkUp() {
+	a.lastOld.Store(time.Now().UnixNano())
+	a.requestRefresh()
+}
+
+// endSweep waits until no old config has come for sweepQuiet (the broker
+// sends the retained ones right after the subscription), then sends the
+// configs held back meanwhile. MQTT marks no end of the retained messages;
+// a quiet spell is the evidence there is.
+func (a *announcer) endSweep(ctx context.Context) bool {
+	for {
+		wait := a.sweepQuiet - time.Since(time.Unix(0, a.lastOld.Load()))
+		if wait <= 0 {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+	a.hassMu.Lock()
+	a.sweeping = false
+	held := a.pending
+	a.pending = nil
+	a.hassMu.Unlock()
+	a.log.Info().Int64("cleared", a.cleared.Load()).Int("vehicles", len(held)).Msg("Home Assistant configs of earlier versions swept; sending the configs")
+	for v := range held {
+		a.sendConfigs(v, false)
+	}
+	return true
 }
 
 // onHassStatus hears Home Assistant come online: it has lost configs it
@@ -140,6 +209,12 @@ func (a *announcer) loop(ctx context.Context) {
 			t.Stop()
 			return
 		case <-t.C:
+		}
+		a.hassMu.Lock()
+		sweeping := a.sweeping
+		a.hassMu.Unlock()
+		if sweeping && !a.endSweep(ctx) {
+			return
 		}
 		for _, m := range hass.Bridge(a.hassConfig()) {
 			a.pub.publish(m.Topic, m.Payload, m.Retain)

@@ -6,6 +6,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -14,8 +15,9 @@ import (
 
 	"github.com/exlive2mqtt/exlive2mqtt/events"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
-	"github.com/exlive2mqtt/exlive2mqtt/internal/ratelimit"
 	"github.com/exlive2mqtt/exlive2mqtt/geofence"
+	"github.com/exlive2mqtt/exlive2mqtt/hass"
+	"github.com/exlive2mqtt/exlive2mqtt/internal/ratelimit"
 	"github.com/exlive2mqtt/exlive2mqtt/mqtt"
 	"github.com/exlive2mqtt/exlive2mqtt/topic"
 	"github.com/rs/zerolog"
@@ -36,15 +38,24 @@ type Options struct {
 	Fences  *geofence.Set
 	Version string
 	Log     zerolog.Logger
-	// Dial replaces how the session connects to the platform (tests, the
-	// demo); nil dials Exlive.Addr.
-	Dial func(ctx context.Context) (net.Conn, error)
+	// Dial replaces how the session connects to each of the platform's
+	// addresses (tests, the demo); nil dials them.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// HassDelay returns how long to wait before sending every Home
 	// Assistant discovery config again when the broker connects or Home
 	// Assistant comes online; nil waits a random time of up to five
 	// seconds. Tests make it 0.
 	HassDelay func() time.Duration
+	// HassSweepQuiet is how long the sweep of the configs an earlier
+	// version left under the legacy node waits for another before it ends
+	// (DefaultHassSweepQuiet when 0). Tests shorten it.
+	HassSweepQuiet time.Duration
 }
+
+// DefaultHassSweepQuiet ends the sweep of old Home Assistant configs: the
+// broker sends retained messages at once after a subscription, so two
+// seconds without one means they have all come.
+const DefaultHassSweepQuiet = 2 * time.Second
 
 // Bridge moves data between one EXLIVE session and one MQTT broker. It owns
 // the two links and wires the three parts a reader looks for, each in its
@@ -104,6 +115,12 @@ func New(o Options) (*Bridge, error) {
 		geofences:    o.Events.GeofencesFile != "" || o.Fences != nil,
 		refresh:      make(chan struct{}, 1),
 	}
+	legacy := hass.LegacyFilter(b.announce.hassConfig())
+	if o.Hass.Discovery && legacy != "" {
+		b.announce.sweeping = true
+		b.announce.pending = make(map[*vehicle]struct{})
+		b.announce.sweepQuiet = cmp.Or(o.HassSweepQuiet, DefaultHassSweepQuiet)
+	}
 	b.feed = &feed{
 		log: b.log, pub: pub, topics: b.topics, reg: b.reg, metrics: b.metrics, announce: b.announce,
 		datum: o.Exlive.Datum, retain: o.MQTT.Retain, ownTracks: o.OwnTracks, maxVehicles: o.Bridge.MaxVehicles,
@@ -136,6 +153,13 @@ func New(o Options) (*Bridge, error) {
 		mq.Subscribe(b.topics.DiscoveryStatus(), b.announce.onHassStatus)
 	}
 	b.requests.subscribe(mq)
+	if o.Hass.Discovery && legacy != "" {
+		// Last: the old configs are cleared as they come, and no
+		// subscription of ours should list retained messages meanwhile
+		// (the embedded test broker, mochi v2.7.9, reads a retained
+		// topic's node unlocked while a retained publish writes it).
+		mq.Subscribe(legacy, b.announce.onOldConfig)
+	}
 	return b, nil
 }
 
@@ -199,7 +223,7 @@ func (b *Bridge) onLink(l mqtt.Link) {
 	// them again.
 	b.feed.publishSession(b.State())
 	if b.opts.Hass.Discovery {
-		b.announce.requestRefresh()
+		b.announce.linkUp()
 	}
 }
 

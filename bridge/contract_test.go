@@ -139,10 +139,20 @@ func ctCheckSession(t *testing.T, s map[string]any, wantErr bool) {
 	}
 	for k := range s {
 		switch k {
-		case "state", "since", "error", "retry_in":
+		case "state", "since", "error", "retry_in", "addr":
+		case "conflict", "hint":
+			// Only while another client seems to be using the account
+			// (TestSameAccountTwoBridges), and then both.
+			if s["conflict"] != true || str(s["hint"]) == "" {
+				t.Errorf("session payload %v: conflict and hint go together", s)
+			}
 		default:
 			t.Errorf("session payload has unexpected member %q: %v", k, s)
 		}
+	}
+	// The platform address the state is about is always named.
+	if a := str(s["addr"]); a == "" {
+		t.Errorf("session %v names no address", s)
 	}
 	if e, has := s["error"]; has != wantErr || (has && str(e) == "") {
 		t.Errorf("session %v: error present = %v, want %v", s, has, wantErr)

@@ -110,7 +110,7 @@ type ftDial struct {
 	addrs func(attempt int) string
 }
 
-func (d *ftDial) dial(ctx context.Context) (net.Conn, error) {
+func (d *ftDial) dial(ctx context.Context, _ string) (net.Conn, error) {
 	d.mu.Lock()
 	n := len(d.at)
 	d.at = append(d.at, time.Now())
@@ -533,7 +533,7 @@ func TestStuckBrokerKeepsThePlatformSessionAlive(t *testing.T) {
 	f.opts.MQTT.WriteTimeout = time.Second
 	f.opts.MQTT.Keepalive = 2 * time.Second
 	gaps := &ftGaps{}
-	f.opts.Dial = func(ctx context.Context) (net.Conn, error) {
+	f.opts.Dial = func(ctx context.Context, _ string) (net.Conn, error) {
 		nc, err := exlive.Dial(ctx, f.sim.Addr())
 		if err != nil {
 			return nil, err

@@ -68,6 +68,10 @@ type setup struct {
 	edit func(*bridge.Options)
 	// noStart leaves the bridge unstarted (call f.start).
 	noStart bool
+	// watch is what the fixture's subscriber subscribes to, under the
+	// prefix; everything ("#") when empty. A test that floods positions
+	// watches less, so as not to keep them all.
+	watch []string
 }
 
 // newFixture builds the fixture and, unless s.noStart, starts the bridge.
@@ -118,7 +122,14 @@ func newFixture(t *testing.T, target brokertest.Target, s setup) *fixture {
 	if err := f.opts.MQTT.Validate(nil); err != nil {
 		t.Fatal(err)
 	}
-	f.sub = brokertest.Subscribe(t, target.URL, f.prefix+"/#")
+	watch := []string{f.prefix + "/#"}
+	if len(s.watch) > 0 {
+		watch = watch[:0]
+		for _, w := range s.watch {
+			watch = append(watch, f.prefix+"/"+w)
+		}
+	}
+	f.sub = brokertest.Subscribe(t, target.URL, watch...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("bridge log (without positions):\n%s", f.log.brief())

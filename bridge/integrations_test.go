@@ -42,6 +42,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 			edit: func(o *bridge.Options) {
 				o.Hass = bridge.HassConfig{Discovery: true, Prefix: o.MQTT.TopicPrefix + "/homeassistant"}
 				o.HassDelay = func() time.Duration { delays.Add(1); return 0 }
+				o.HassSweepQuiet = 100 * time.Millisecond
 			},
 		})
 		haPrefix := f.opts.Hass.Prefix
@@ -203,6 +204,7 @@ func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[s
 		t.Errorf("bridge state %q, want online", state.Payload)
 	}
 	uniqueIDs := map[string]string{}
+	hcfg := hass.Config{Topics: topic.Layout{Prefix: f.prefix, DiscoveryPrefix: f.opts.Hass.Prefix}}
 	for _, v := range fleet {
 		position := f.topic("vehicles/" + v.ID + "/position")
 		if _, ok := last(f.sub.Messages(), position); !ok {
@@ -236,7 +238,7 @@ func igCheckConfigs(t *testing.T, f *fixture, fleet []exlive.Vehicle, held map[s
 				t.Errorf("unique_id %s in %s and %s", c.UniqueID, prev, topic)
 			}
 			uniqueIDs[c.UniqueID] = topic
-			if !slices.Contains(c.Device.Identifiers, "exlive2mqtt_"+v.ID) {
+			if !slices.Contains(c.Device.Identifiers, hcfg.DeviceID(hass.Vehicle{ID: v.ID})) {
 				continue // another vehicle's, or the bridge's
 			}
 			if c.Device.Name != v.Code {
@@ -617,6 +619,7 @@ func TestHomeAssistantEventEntities(t *testing.T) {
 			edit: func(o *bridge.Options) {
 				o.Hass = bridge.HassConfig{Discovery: true, Prefix: o.MQTT.TopicPrefix + "/homeassistant"}
 				o.HassDelay = func() time.Duration { return 0 }
+				o.HassSweepQuiet = 100 * time.Millisecond
 				o.Events.OfflineAfter = time.Second
 				o.Fences = evParse(t, evFences)
 			},
@@ -624,18 +627,30 @@ func TestHomeAssistantEventEntities(t *testing.T) {
 		haPrefix := f.opts.Hass.Prefix
 		clearRetainedAtEnd(t, target.URL, haPrefix+"/#", f.stop)
 		f.ready()
+		_, fleet := f.sim.Fleet()
+		// The configs are sent once the bridge has swept those of earlier
+		// versions (announce.go): wait for them all.
+		hcfg := hass.Config{Topics: topic.Layout{Prefix: f.prefix, DiscoveryPrefix: haPrefix}, Version: f.opts.Version, Availability: true, Geofences: true}
+		want := map[string]string{}
+		for _, v := range fleet {
+			for _, m := range hass.Configs(hcfg, hass.Vehicle{ID: v.ID, Code: v.Code}) {
+				want[m.Topic] = string(m.Payload)
+			}
+		}
+		waitPayloads(t, f.sub, 0, want, "the discovery configs of every vehicle")
 		evPosition{0, evOutside, 0, false, "ACC关"}.send(f, "V2")
 		evPosition{0, evDepot, 12, true, "ACC开"}.send(f, "V1")
 		waitPayload(t, f.sub, 0, f.topic("vehicles/V1/geofences"), `["depot"]`)
 		waitPayload(t, f.sub, 0, f.topic("vehicles/V2/geofences"), `[]`)
 
 		held := retained(t, target.URL, haPrefix+"/#")
-		_, fleet := f.sim.Fleet()
 		igCheckConfigs(t, f, fleet, held, true)
 
 		// The state of each of V1's entities, as Home Assistant renders it
 		// from the retained topics (Python's Jinja2 where it is installed).
 		python := jinjatest.Python(t)
+		// V1's unique ids: "<node>/V1_<object>" (hass/ids.go).
+		v1, _ := hcfg.Entity("sensor", hass.Vehicle{ID: "V1"}, "")
 		states := func() map[string]string {
 			topics := retained(t, target.URL, f.prefix+"/#")
 			out := map[string]string{}
@@ -648,10 +663,10 @@ func TestHomeAssistantEventEntities(t *testing.T) {
 					Attributes string `json:"json_attributes_topic"`
 					AttrsTpl   string `json:"json_attributes_template"`
 				}
-				if json.Unmarshal([]byte(m.Payload), &c) != nil || !strings.HasPrefix(c.UniqueID, "exlive2mqtt_V1_") {
+				if json.Unmarshal([]byte(m.Payload), &c) != nil || !strings.HasPrefix(c.UniqueID, v1) {
 					continue
 				}
-				name := strings.TrimPrefix(c.UniqueID, "exlive2mqtt_V1_")
+				name := strings.TrimPrefix(c.UniqueID, v1)
 				if c.State != "" {
 					payload := topics[c.State].Payload
 					if c.Value == "" {

@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,11 +19,12 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	sessionState   *prometheus.GaugeVec
+	conflict       prometheus.Gauge
 	logins         prometheus.Counter
 	loginFailures  prometheus.Counter
 	disconnects    prometheus.Counter
 	frames         *prometheus.CounterVec
-	framesByCmd    sync.Map // exlive.Cmd → prometheus.Counter, only for known commands
+	framesByCmd    map[exlive.Cmd]prometheus.Counter // the commands a platform sends; read only after newMetrics
 	framesUnknown  prometheus.Counter
 	skipped        *prometheus.CounterVec
 	fieldsIgnored  *prometheus.CounterVec
@@ -34,10 +34,13 @@ type metrics struct {
 	fieldsCut      *prometheus.CounterVec
 	repliesDropped *prometheus.CounterVec
 	collisions     prometheus.Counter
-	requests       *prometheus.CounterVec
-	latency        *prometheus.HistogramVec
-	newest         atomic.Int64         // Unix ns of the newest position
-	events         []prometheus.Counter // bridge_events_total, by events.Type
+	// inventoriesKept counts inventories not published, the one before
+	// kept, by reason.
+	inventoriesKept *prometheus.CounterVec
+	requests        *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
+	newest          atomic.Int64         // Unix ns of the newest position
+	events          []prometheus.Counter // bridge_events_total, by events.Type
 }
 
 // The reasons a position is dropped for.
@@ -45,6 +48,12 @@ const (
 	dropNoID    = "no_id"   // the platform sent it without a vehicle id
 	dropBadID   = "bad_id"  // its id cannot be a topic level the bridge keeps (see idFault)
 	dropRefused = "refused" // the MQTT client refused it (an invalid topic, or stopping)
+)
+
+// The reasons an inventory is kept back for.
+const (
+	keptEmpty  = "empty"  // it listed no vehicle, after one that did
+	keptShrunk = "shrunk" // it listed at most half the vehicles of the one before, once
 )
 
 // The outcomes a request is counted under.
@@ -80,11 +89,20 @@ func newMetrics(version string, mq *mqtt.Client, queueLimit int, pending, queued
 	for _, s := range []exlive.StateKind{exlive.StateConnecting, exlive.StateLoggedIn, exlive.StateLoginFailed, exlive.StateDisconnected} {
 		m.sessionState.WithLabelValues(string(s))
 	}
+	m.conflict = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "exlive_session_conflict", Help: "1 while the platform keeps closing sessions soon after login: another client may be logged in with the account.",
+	})
+	f.MustRegister(m.conflict)
 	m.logins = counter("exlive_logins_total", "Logins the platform accepted.")
 	m.loginFailures = counter("exlive_login_failures_total", "Logins the platform rejected.")
 	m.disconnects = counter("exlive_disconnects_total", "Sessions or connection attempts that ended in an error (each is followed by a reconnect).")
 	m.frames = counterVec("exlive_frames_received_total", "Frames from the platform handed to the bridge, by command: positions, messages, passthrough replies, answers no request awaits (login, inventory and request answers are the session's own).", "cmd")
 	m.framesUnknown = m.frames.WithLabelValues("unknown")
+	// Each command a platform sends has a series from the start.
+	m.framesByCmd = map[exlive.Cmd]prometheus.Counter{}
+	for _, c := range []exlive.Cmd{exlive.CmdText, exlive.CmdPosition, exlive.CmdGroup, exlive.CmdVehicle, exlive.CmdPassthroughReply, exlive.CmdAnswer} {
+		m.framesByCmd[c] = m.frames.WithLabelValues(c.String())
+	}
 	m.skipped = counterVec("exlive_frames_skipped_total", "Frames or bytes from the platform that were skipped, by reason.", "reason")
 	for _, r := range []exlive.Reason{exlive.ReasonJunk, exlive.ReasonInvalidJSON, exlive.ReasonMalformed, exlive.ReasonBadField, exlive.ReasonOutOfRange, exlive.ReasonTooLarge} {
 		m.skipped.WithLabelValues(string(r))
@@ -120,6 +138,10 @@ func newMetrics(version string, mq *mqtt.Client, queueLimit int, pending, queued
 	f.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bridge_vehicles_online", Help: "Vehicles whose availability is online: a position came within VEHICLE_OFFLINE_AFTER.",
 	}, func() float64 { return float64(online()) }))
+	m.inventoriesKept = counterVec("bridge_inventories_kept_total", "Inventories from the platform not published, the previous one kept, by reason: empty, or at most half the vehicles (until the next one says the same).", "reason")
+	for _, r := range []string{keptEmpty, keptShrunk} {
+		m.inventoriesKept.WithLabelValues(r)
+	}
 	m.requests = counterVec("bridge_requests_total", "Requests from MQTT, by command and outcome.", "cmd", "outcome")
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "bridge_request_duration_seconds",
@@ -159,13 +181,12 @@ func (m *metrics) frame(cmd exlive.Cmd, known bool) {
 		m.framesUnknown.Inc()
 		return
 	}
-	if c, ok := m.framesByCmd.Load(cmd); ok {
-		c.(prometheus.Counter).Inc()
+	if c, ok := m.framesByCmd[cmd]; ok {
+		c.Inc()
 		return
 	}
-	c := m.frames.WithLabelValues(cmd.String())
-	m.framesByCmd.Store(cmd, c)
-	c.Inc()
+	// A command of the protocol the platform is not expected to send.
+	m.frames.WithLabelValues(cmd.String()).Inc()
 }
 
 // event counts a published event.
@@ -175,13 +196,18 @@ func (m *metrics) event(t events.Type) {
 	}
 }
 
-func (m *metrics) state(s exlive.StateKind) {
+func (m *metrics) state(s exlive.State) {
 	for _, k := range []exlive.StateKind{exlive.StateConnecting, exlive.StateLoggedIn, exlive.StateLoginFailed, exlive.StateDisconnected} {
 		v := 0.0
-		if k == s {
+		if k == s.State {
 			v = 1
 		}
 		m.sessionState.WithLabelValues(string(k)).Set(v)
+	}
+	if s.Conflict {
+		m.conflict.Set(1)
+	} else {
+		m.conflict.Set(0)
 	}
 }
 

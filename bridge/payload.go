@@ -91,6 +91,11 @@ func appendSession(dst []byte, s exlive.State) []byte {
 	if s.Retry > 0 {
 		dst = jsonw.Float(jsonw.Member(dst, "retry_in"), math.Round(s.Retry.Seconds()*1000)/1000)
 	}
+	dst = optStr(dst, "addr", s.Addr)
+	if s.Conflict {
+		dst = jsonw.Bool(jsonw.Member(dst, "conflict"), true)
+		dst = str(dst, "hint", exlive.ConflictHint)
+	}
 	return append(dst, '}')
 }
 

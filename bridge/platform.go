@@ -48,6 +48,9 @@ type feed struct {
 
 	scratch  []byte // position payloads are built here; only the session's read loop uses it
 	stopping atomic.Bool
+	// shrinkSeen: the last inventory listed at most half the fleet, and
+	// was kept back.
+	shrinkSeen atomic.Bool
 
 	// The events and availability (events.go).
 	engine       *events.Engine
@@ -288,7 +291,7 @@ func (f *feed) setState(s exlive.State) {
 	prev := f.state
 	f.state = s
 	f.mu.Unlock()
-	f.metrics.state(s.State)
+	f.metrics.state(s)
 	switch s.State {
 	case exlive.StateLoggedIn:
 		f.metrics.logins.Inc()
@@ -312,23 +315,42 @@ func (f *feed) publishSession(s exlive.State) {
 }
 
 // inventory publishes the account's groups and vehicles, and updates
-// the vehicles the bridge knows.
+// the vehicles the bridge knows. A list that is not to be believed is not
+// published over the one before (docs/topics.md, P/bridge/vehicles).
 func (f *feed) inventory(inv exlive.Inventory) {
 	defer f.settle() // the vehicles are known: requests may go
-	if len(inv.Vehicles) == 0 {
-		if had := f.listed(); had > 0 {
-			// A platform that lists nothing after listing vehicles more
-			// likely failed to answer than lost the whole fleet: keep what
-			// is known rather than wipe every consumer's list and every
-			// Home Assistant entity.
-			f.log.Warn().Int("previous", had).Msg("platform listed no vehicles; keeping the previous inventory")
-			return
+	had := f.listed()
+	listed := make(map[string]bool, len(inv.Vehicles))
+	for _, iv := range inv.Vehicles {
+		if iv.ID != "" {
+			listed[iv.ID] = true
 		}
 	}
-	listed := make(map[string]bool, len(inv.Vehicles))
+	switch {
+	case had > 0 && len(listed) == 0:
+		// A platform that lists nothing after listing vehicles more
+		// likely failed to answer than lost the whole fleet: keep what
+		// is known rather than wipe every consumer's list and every
+		// Home Assistant entity.
+		f.metrics.inventoriesKept.WithLabelValues(keptEmpty).Inc()
+		f.log.Warn().Int("previous", had).Msg("platform listed no vehicles; keeping the previous inventory")
+		return
+	case had > 0 && 2*len(listed) <= had && !inv.Truncated:
+		// At most half the fleet: more likely lists cut short than half
+		// the vehicles gone. Such a list is believed when the next one
+		// says the same; a fleet that did shrink shows so one
+		// EXLIVE_INVENTORY_INTERVAL late.
+		if !f.shrinkSeen.Swap(true) {
+			f.metrics.inventoriesKept.WithLabelValues(keptShrunk).Inc()
+			f.log.Warn().Int("listed", len(listed)).Int("previous", had).
+				Msg("platform listed at most half the vehicles it did before; keeping the previous inventory until the next one says the same")
+			return
+		}
+		f.log.Info().Int("listed", len(listed)).Int("previous", had).Msg("platform listed at most half the vehicles again: the fleet shrank")
+	}
+	f.shrinkSeen.Store(false)
 	now := time.Now()
 	for _, iv := range inv.Vehicles {
-		listed[iv.ID] = true
 		if idFault(iv.ID) != "" {
 			continue // exlive refuses ids that are too long; this is for empty ones
 		}

@@ -796,8 +796,7 @@ func TestRequestFlood(t *testing.T) {
 		// sent: how late they are published tells what the flood costs
 		// them.
 		f := newFixture(t, target, setup{sim: exlivesim.Config{Vehicles: 3, Rate: 20, StampSent: true}, edit: func(o *bridge.Options) {
-			addr := o.Exlive.Addr
-			o.Dial = func(ctx context.Context) (net.Conn, error) {
+			o.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
 				nc, err := exlive.Dial(ctx, addr)
 				return clockConn{nc, clock}, err
 			}

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"iter"
 	"time"
 
@@ -43,6 +44,7 @@ type Link struct {
 	Since time.Time // when State was entered
 	Error string    // the link's last error, if any
 	Addr  string    // the platform address or the broker URL, without credentials
+	Hint  string    // what may be wrong, when the bridge can tell (another client on the account)
 }
 
 // Counter is one total the status page shows. Name is the metric it is
@@ -55,9 +57,13 @@ type Counter struct {
 // Status returns both links' states and the counters.
 func (b *Bridge) Status() Status {
 	st := b.State()
-	session := Link{State: string(st.State), Since: st.Since, Addr: b.opts.Exlive.Addr}
+	// The address in use, or being tried; the list before the first try.
+	session := Link{State: string(st.State), Since: st.Since, Addr: cmp.Or(st.Addr, b.opts.Exlive.Addr)}
 	if st.Err != nil {
 		session.Error = st.Err.Error()
+	}
+	if st.Conflict {
+		session.Hint = exlive.ConflictHint
 	}
 	link := b.mq.Link()
 	broker := Link{State: "disconnected", Since: link.Since, Addr: b.opts.MQTT.SafeURL()}

@@ -148,6 +148,19 @@ type Client struct {
 	beatAnswered atomic.Bool  // the platform has answered a heartbeat
 	unanswered   atomic.Int32 // heartbeats sent since the last answer
 	waiting      atomic.Int64 // Unix ns since which the reader waits on the socket; 0 while it works
+	// Heartbeats written and answers read, counted so that an answer can
+	// be told for the answer to a given heartbeat (the barrier of a list,
+	// inventory.go), when the platform answers each in order.
+	beatsSent, beatsAnswered atomic.Int64
+	beatSeen                 chan struct{} // a heartbeat answer came (capacity 1)
+	beatSilent               atomic.Bool   // a barrier went unanswered: the platform does not answer heartbeats
+
+	// The reader's idle clock: how long it has waited on an empty socket
+	// with no frame in part, the time in which, with everything that
+	// arrived read, the platform sent nothing (inventory.go).
+	idleMu   sync.Mutex
+	idleSum  time.Duration
+	idleFrom time.Time // zero unless the reader waits now
 
 	collecting atomic.Bool   // an inventory is being collected
 	inv        chan Message  // its 1009 and 1011 frames
@@ -162,33 +175,65 @@ func NewClient(nc net.Conn, cfg Config, h Handler, log zerolog.Logger) *Client {
 		h = Handlers{}
 	}
 	c := &Client{
-		nc:     nc,
-		cfg:    cfg,
-		h:      h,
-		log:    log,
-		dec:    NewDecoder(cfg.Timezone.Location),
-		w:      NewWriter(nc, cfg.Encoding),
-		inv:    make(chan Message, 64),
-		closed: make(chan struct{}),
+		nc:       nc,
+		cfg:      cfg,
+		h:        h,
+		log:      log,
+		dec:      NewDecoder(cfg.Timezone.Location),
+		w:        NewWriter(nc, cfg.Encoding),
+		inv:      make(chan Message, 64),
+		beatSeen: make(chan struct{}, 1),
+		closed:   make(chan struct{}),
 	}
-	c.r = NewReader(waitWatch{nc, &c.waiting}, cfg.MaxFrame, cfg.Encoding)
+	c.r = NewReader(waitWatch{nc, c}, cfg.MaxFrame, cfg.Encoding)
 	c.pend.init(cfg.MaxPending)
 	return c
 }
 
 // waitWatch notes when the reader waits on the socket: an unanswered
 // heartbeat proves a dead link only if its answer is not sitting unread
-// behind a reader held up elsewhere (by a slow broker, say).
+// behind a reader held up elsewhere (by a slow broker, say); and the time it
+// waited there with no frame in part is the idle clock by which a list is
+// taken to be complete (inventory.go). A read that filled the whole buffer
+// found data waiting and is no idle time: a reader working through a
+// backlog is not idle, however its reads are timed.
 type waitWatch struct {
-	r     io.Reader
-	since *atomic.Int64
+	r io.Reader
+	c *Client
 }
 
 func (w waitWatch) Read(p []byte) (int, error) {
-	w.since.Store(time.Now().UnixNano())
+	c := w.c
+	start := time.Now()
+	c.waiting.Store(start.UnixNano())
+	between := !c.r.InFrame()
+	if between {
+		c.idleMu.Lock()
+		c.idleFrom = start
+		c.idleMu.Unlock()
+	}
 	n, err := w.r.Read(p)
-	w.since.Store(0)
+	if between {
+		c.idleMu.Lock()
+		if n < len(p) {
+			c.idleSum += time.Since(start)
+		}
+		c.idleFrom = time.Time{}
+		c.idleMu.Unlock()
+	}
+	c.waiting.Store(0)
 	return n, err
+}
+
+// idle returns the reader's idle clock: how long, in all, it has waited on
+// the socket with every frame that arrived handed out.
+func (c *Client) idle() time.Duration {
+	c.idleMu.Lock()
+	defer c.idleMu.Unlock()
+	if c.idleFrom.IsZero() {
+		return c.idleSum
+	}
+	return c.idleSum + time.Since(c.idleFrom)
 }
 
 // SetTap has every frame of the connection shown to t. Call it before Login.
@@ -437,6 +482,11 @@ func (c *Client) dispatch(m Message) {
 			// Never a request's (heartbeats are sent, not requested), so
 			// it takes no one's place in the queues of pending.go.
 			c.unanswered.Store(0)
+			c.beatsAnswered.Add(1)
+			select {
+			case c.beatSeen <- struct{}{}:
+			default:
+			}
 			if !c.beatAnswered.Swap(true) {
 				c.log.Info().Str("result", m.Result).Msg("platform answers heartbeats; unanswered ones will end the session")
 			}
@@ -476,12 +526,23 @@ func (c *Client) heartbeatLoop(ctx context.Context) error {
 			if n >= HeartbeatMisses && c.beatAnswered.Load() && waiting != 0 && now.Sub(time.Unix(0, waiting)) >= c.cfg.Heartbeat {
 				return fmt.Errorf("%w (%d in a row, every %s)", ErrHeartbeatLost, n, c.cfg.Heartbeat)
 			}
-			c.unanswered.Add(1) // before the write: the answer may beat its return
-			if err := c.write(&Heartbeat{}); err != nil {
+			if _, err := c.beat(); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// beat writes a heartbeat and returns its number on the connection,
+// counting from 1: the number of answers to heartbeats that, on a platform
+// that answers each in order, have come once its answer has.
+func (c *Client) beat() (int64, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	// Counted before the write: the answer may beat its return.
+	c.unanswered.Add(1)
+	n := c.beatsSent.Add(1)
+	return n, c.writeLocked(&Heartbeat{})
 }
 
 func ctxErr(ctx context.Context, err error) error {

@@ -42,7 +42,7 @@ const (
 // Config holds the settings of a session. The env tags are read by
 // caarlos0/env with the prefix EXLIVE_.
 type Config struct {
-	Addr     string        `env:"ADDR" help:"host:port of the platform (port 1502 if left out); required"`
+	Addr     string        `env:"ADDR" help:"host:port of the platform (port 1502 if left out), or several, comma-separated, tried in turn; required"`
 	User     string        `env:"USER" help:"account name; required"`
 	Pass     secret.String `env:"PASS" help:"account password (or EXLIVE_PASS_FILE)"`
 	PassFile string        `env:"PASS_FILE" help:"file holding the account password"`
@@ -70,11 +70,23 @@ type Config struct {
 	Datum    datum.Datum `env:"DATUM" envDefault:"wgs84" help:"datum of the platform's coordinates: wgs84, gcj02 or bd09; published positions are always WGS-84"`
 
 	InventoryInterval time.Duration `env:"INVENTORY_INTERVAL" envDefault:"1h" help:"how often to refresh groups and vehicles (0: only after login)"`
-	InventoryQuiet    time.Duration `env:"INVENTORY_QUIET" envDefault:"2s" help:"a list of groups or vehicles is complete after this long without another (the first is awaited up to EXLIVE_COMMAND_TIMEOUT)"`
+	InventoryQuiet    time.Duration `env:"INVENTORY_QUIET" envDefault:"2s" help:"a list of groups or vehicles is complete after this much silence since its last frame: time the reader waits on an empty socket, not time spent reading positions; the first frame is awaited at least EXLIVE_COMMAND_TIMEOUT (docs/protocol.md)"`
 
 	// HealthyAfter is how long a session must stay logged in before the
 	// reconnect backoff starts again from RetryMin. Not a setting.
 	HealthyAfter time.Duration `env:"-"`
+}
+
+// Addrs returns the platform's addresses: Addr, split at its commas (each
+// with its port, once Validate has added it).
+func (c *Config) Addrs() []string {
+	var addrs []string
+	for a := range strings.SplitSeq(c.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
 }
 
 // Zone is a time zone setting, loaded by name ("Asia/Shanghai", "UTC").
@@ -120,7 +132,7 @@ func Defaults() Config {
 }
 
 // Validate checks the settings and completes them: it adds the default port
-// to Addr. It reads no file (ReadFiles does). It returns one error per bad
+// to each address of Addr (see Addrs). It reads no file (ReadFiles does). It returns one error per bad
 // setting, each starting with the variable's name without the EXLIVE_
 // prefix, and never quotes the password.
 func (c *Config) Validate() error {
@@ -128,12 +140,12 @@ func (c *Config) Validate() error {
 	bad := func(name, value, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, fmt.Sprintf(format, args...)))
 	}
-	if c.Addr == "" {
+	if strings.TrimSpace(c.Addr) == "" {
 		errs = append(errs, errors.New("ADDR: required (host:port of the platform)"))
-	} else if addr, err := withPort(c.Addr); err != nil {
+	} else if addrs, err := splitAddrs(c.Addr); err != nil {
 		bad("ADDR", c.Addr, "%v", err)
 	} else {
-		c.Addr = addr
+		c.Addr = strings.Join(addrs, ",")
 	}
 	if c.User == "" {
 		errs = append(errs, errors.New("USER: required"))
@@ -204,6 +216,45 @@ func (c *Config) ReadFiles(readFile func(string) ([]byte, error)) error {
 	return nil
 }
 
+// splitAddrs reads a comma-separated list of addresses, each host:port or
+// a host (the default port), and names every one that is not.
+func splitAddrs(list string) ([]string, error) {
+	var (
+		addrs []string
+		errs  []string
+		seen  = map[string]bool{}
+	)
+	for i, a := range strings.Split(list, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			errs = append(errs, fmt.Sprintf("address %d is empty", i+1))
+			continue
+		}
+		full, err := withPort(a)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Sprintf("%q: %v", a, err))
+		case seen[full]:
+			errs = append(errs, fmt.Sprintf("%q is listed twice", a))
+		default:
+			seen[full] = true
+			addrs = append(addrs, full)
+		}
+	}
+	if len(errs) > 0 {
+		if len(addrs)+len(errs) == 1 {
+			// One address: the error needs no name.
+			_, msg, _ := strings.Cut(errs[0], ": ")
+			if msg == "" {
+				msg = errs[0]
+			}
+			return nil, errors.New(msg)
+		}
+		return nil, errors.New(strings.Join(errs, "; "))
+	}
+	return addrs, nil
+}
+
 func withPort(addr string) (string, error) {
 	// Checked first: "tcp://host/" splits at its last colon as a host and
 	// a port.
@@ -213,7 +264,12 @@ func withPort(addr string) (string, error) {
 	if _, _, err := net.SplitHostPort(addr); err == nil {
 		return addr, nil
 	}
-	joined := net.JoinHostPort(strings.Trim(addr, "[]"), DefaultPort)
+	host := strings.Trim(addr, "[]")
+	if strings.Contains(host, ":") && net.ParseIP(host) == nil {
+		// Not an IPv6 address: a host with a port that is not one.
+		return "", errors.New("want host:port")
+	}
+	joined := net.JoinHostPort(host, DefaultPort)
 	if _, _, err := net.SplitHostPort(joined); err != nil {
 		return "", errors.New("want host:port")
 	}

@@ -172,6 +172,11 @@ func NewReader(r io.Reader, max int, enc Encoding) *Reader {
 	return &Reader{r: r, enc: enc, max: max}
 }
 
+// InFrame reports whether part of a frame has been read and the rest is
+// awaited. A reader that waits for bytes with no frame in part has handed
+// out every frame that has arrived.
+func (r *Reader) InFrame() bool { return r.inFrame }
+
 // ReadFrame returns the next frame. A *FrameError reports skipped bytes and
 // can be followed by further calls; ErrFrameTooLarge and read errors (io.EOF
 // at the end of the stream, io.ErrUnexpectedEOF inside a frame) are final.

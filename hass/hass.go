@@ -10,14 +10,15 @@
 //
 // Design notes, with the Home Assistant facts they rest on:
 //
-//   - One config topic per entity, <HASS_PREFIX>/<component>/exlive2mqtt/<slug>_<object>/config
-//     (topic.Layout.DiscoveryConfig).
+//   - One config topic per entity, <HASS_PREFIX>/<component>/<node>/<slug>_<object>/config
+//     (topic.Layout.DiscoveryConfig), its node naming the bridge; ids.go has
+//     the one scheme of every id (node, object id, unique_id, device).
 //     HA only accepts node and object ids made of [a-zA-Z0-9_-] (TOPIC_MATCHER
 //     in homeassistant/components/mqtt/discovery.py, and the "Discovery topic"
 //     section of the MQTT integration docs), so vehicle ids are turned into a
-//     [Slug]. The fixed node id lets the bridge find every config it ever
-//     published with one subscription ([ConfigFilter]) and delete those of
-//     vehicles that disappeared.
+//     [Slug]. The bridge's own node id lets it find every config it ever
+//     published with one subscription ([ConfigFilter]), and no other
+//     bridge's.
 //   - Full key names, not the abbreviations HA also accepts
 //     (homeassistant/components/mqtt/abbreviations.py): the payloads are
 //     retained once per entity, not sent by a memory-starved device, and
@@ -225,7 +226,6 @@ func Configs(cfg Config, v Vehicle) []Message {
 		return nil
 	}
 	cfg = cfg.withDefaults()
-	slug := Slug(v.ID)
 	level := v.level(cfg)
 	position := cfg.Topics.Position(level)
 	name := v.Code
@@ -233,11 +233,11 @@ func Configs(cfg Config, v Vehicle) []Message {
 		name = v.ID
 	}
 	dev := device{
-		Identifiers:  []string{"exlive2mqtt_" + v.ID},
+		Identifiers:  []string{cfg.DeviceID(v)},
 		Name:         name,
 		Manufacturer: "EXLIVE",
 		Model:        "vehicle",
-		ViaDevice:    bridgeIdentifier(cfg),
+		ViaDevice:    cfg.bridgeID(),
 	}
 	avail := []availability{{
 		Topic:               cfg.Topics.State(),
@@ -362,11 +362,12 @@ func Configs(cfg Config, v Vehicle) []Message {
 	off := map[string]bool{ObjectOnline: !cfg.Availability, ObjectGeofences: !cfg.Geofences}
 	msgs := make([]Message, 0, len(specs))
 	for _, s := range specs {
-		m := Message{Topic: cfg.Topics.DiscoveryConfig(s.component, slug+"_"+s.object), Payload: []byte{}, Retain: true}
+		var configTopic string
+		s.e.UniqueID, configTopic = cfg.Entity(s.component, v, s.object)
+		m := Message{Topic: configTopic, Payload: []byte{}, Retain: true}
 		// An entity turned off is deleted, in case an earlier run (with
 		// geofences, say) made it: it would stay unknown for ever.
 		if !off[s.object] {
-			s.e.UniqueID = "exlive2mqtt_" + slug + "_" + s.object
 			s.e.Availability = avail
 			s.e.Device = dev
 			s.e.Origin = cfg.origin()
@@ -393,15 +394,16 @@ func Remove(cfg Config, v Vehicle) []Message {
 // last will says "offline".
 func Bridge(cfg Config) []Message {
 	cfg = cfg.withDefaults()
+	id, configTopic := cfg.bridgeEntity()
 	e := entity{
 		Name:        nil,
-		UniqueID:    bridgeIdentifier(cfg),
+		UniqueID:    id,
 		StateTopic:  cfg.Topics.State(),
 		DeviceClass: "connectivity",
 		PayloadOn:   topic.Online,
 		PayloadOff:  topic.Offline,
 		Device: device{
-			Identifiers: []string{bridgeIdentifier(cfg)},
+			Identifiers: []string{id},
 			Name:        "exlive2mqtt " + cfg.Topics.Prefix,
 			Model:       "exlive2mqtt",
 			SWVersion:   cfg.Version,
@@ -409,7 +411,7 @@ func Bridge(cfg Config) []Message {
 		Origin: cfg.origin(),
 	}
 	return []Message{{
-		Topic:   cfg.Topics.DiscoveryConfig(componentBinary, Slug(cfg.Topics.Prefix)+"_"+ObjectBridge),
+		Topic:   configTopic,
 		Payload: marshal(e),
 		Retain:  true,
 	}}
@@ -426,12 +428,13 @@ func Clear(msgs []Message) []Message {
 }
 
 // ConfigFilter returns the MQTT topic filter that matches every discovery
-// config this package builds under cfg's discovery prefix, for vehicles and
-// bridge alike. Subscribing to it at start-up lists the retained configs, so
-// the bridge can [Clear] those of vehicles it no longer has.
+// config this package builds for cfg's bridge (its node, under its
+// discovery prefix), for vehicles and bridge alike, and no other bridge's.
+// Subscribing to it lists the retained configs, so a bridge can [Clear]
+// those of vehicles it no longer has.
 func ConfigFilter(cfg Config) string {
 	cfg = cfg.withDefaults()
-	return cfg.Topics.DiscoveryFilter()
+	return cfg.Topics.DiscoveryFilter(cfg.Node())
 }
 
 // Slug turns a platform id into an identifier made of [a-zA-Z0-9_-] only, as
@@ -485,9 +488,12 @@ func (c Config) withDefaults() Config {
 
 func (c Config) origin() origin { return origin{Name: "exlive2mqtt", SWVersion: c.Version} }
 
-// bridgeIdentifier names the bridge device after its topic prefix, so two
-// bridges on one broker with different prefixes are two devices.
-func bridgeIdentifier(c Config) string { return "exlive2mqtt_bridge_" + Slug(c.Topics.Prefix) }
+// bridgeID returns the bridge device's identifier, which its vehicles name
+// as their via_device.
+func (c Config) bridgeID() string {
+	id, _ := c.bridgeEntity()
+	return id
+}
 
 // marshal encodes without HTML escaping, so templates keep their '<', '>'
 // and '&' readable for whoever inspects the retained configs.

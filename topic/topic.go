@@ -31,11 +31,6 @@ const (
 	Offline = "offline"
 )
 
-// DiscoveryNode is the node_id level of every Home Assistant discovery
-// topic: fixed, so that one filter (Layout.DiscoveryFilter) finds every
-// config the bridge ever published.
-const DiscoveryNode = "exlive2mqtt"
-
 // Layout builds and parses the topics. Its fields are settings that have
 // been validated (no wildcards; OwnTracksUser one level); it adds no
 // defaults of its own.
@@ -225,15 +220,16 @@ func (l Layout) OwnTracks(level string) string {
 func (l Layout) OwnTracksCard(level string) string { return l.OwnTracks(level) + "/info" }
 
 // DiscoveryConfig returns the topic of one Home Assistant discovery config,
-// <HASS_PREFIX>/<component>/exlive2mqtt/<object>/config. object must be
-// made of [a-zA-Z0-9_-], as Home Assistant requires (hass.Slug makes one).
-func (l Layout) DiscoveryConfig(component, object string) string {
-	return l.DiscoveryPrefix + "/" + component + "/" + DiscoveryNode + "/" + object + "/config"
+// <HASS_PREFIX>/<component>/<node>/<object>/config. node and object must be
+// made of [a-zA-Z0-9_-], as Home Assistant requires; package hass names
+// them (hass.Config.Entity), one node per bridge.
+func (l Layout) DiscoveryConfig(node, component, object string) string {
+	return l.DiscoveryPrefix + "/" + component + "/" + node + "/" + object + "/config"
 }
 
 // DiscoveryFilter returns the filter of every discovery config
-// DiscoveryConfig builds, <HASS_PREFIX>/+/exlive2mqtt/+/config.
-func (l Layout) DiscoveryFilter() string { return l.DiscoveryConfig("+", "+") }
+// DiscoveryConfig builds for node, <HASS_PREFIX>/+/<node>/+/config.
+func (l Layout) DiscoveryFilter(node string) string { return l.DiscoveryConfig(node, "+", "+") }
 
 // DiscoveryStatus returns <HASS_PREFIX>/status, where Home Assistant
 // announces that it has (re)started.

@@ -38,8 +38,8 @@ func TestLayout(t *testing.T) {
 		{l.PositionFilter(), "p/q/vehicles/+/position"},
 		{l.OwnTracks("V1"), "owntracks/fleet/V1"},
 		{l.OwnTracksCard("V1"), "owntracks/fleet/V1/info"},
-		{l.DiscoveryConfig("sensor", "V1_speed"), "ha/sensor/exlive2mqtt/V1_speed/config"},
-		{l.DiscoveryFilter(), "ha/+/exlive2mqtt/+/config"},
+		{l.DiscoveryConfig("exlive2mqtt", "sensor", "V1_speed"), "ha/sensor/exlive2mqtt/V1_speed/config"},
+		{l.DiscoveryFilter("exlive2mqtt-b"), "ha/+/exlive2mqtt-b/+/config"},
 		{l.DiscoveryStatus(), "ha/status"},
 	} {
 		if tc.got != tc.want {

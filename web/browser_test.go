@@ -199,6 +199,28 @@ func TestStatusPageInBrowserNotReady(t *testing.T) {
 	}
 }
 
+// A session the platform keeps closing shows the bridge's hint, and the
+// address in use, on the page.
+func TestStatusPageInBrowserSessionHint(t *testing.T) {
+	browsertest.Chromium(t)
+	src := demoSourceAt(time.Now())
+	src.setReady(false, "EXLIVE session disconnected")
+	src.status.Session = web.LinkState{State: "disconnected", Error: "exlive: read: EOF", Addr: "203.0.113.8:1502",
+		Hint: "another client may be logged in with this account"}
+	page := browsertest.LoadStatusPage(t, servePage(t, src, ""))
+	for _, want := range []string{"203.0.113.8:1502", "exlive: read: EOF", `<p class="hint">another client may be logged in with this account</p>`} {
+		if !strings.Contains(page.DOM, want) {
+			t.Errorf("page does not show %q", want)
+		}
+	}
+	// Without a hint, none is shown.
+	src = demoSourceAt(time.Now())
+	page = browsertest.LoadStatusPage(t, servePage(t, src, ""))
+	if strings.Contains(page.DOM, `<p class="hint">`) {
+		t.Error("a hint is shown when there is none")
+	}
+}
+
 // manyVehicles is the fleet of the regular many-vehicle browser tests: big
 // enough that the page must cluster and page, small enough for CI.
 const manyVehicles = 5000

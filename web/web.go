@@ -106,6 +106,9 @@ type LinkState struct {
 	// Addr is the platform address or the broker URL. It is shown to anyone
 	// who can open the page, so it must never contain credentials.
 	Addr string `json:"addr"`
+	// Hint says what may be wrong, when the bridge can tell: for the
+	// session, that another client may be using the account.
+	Hint string `json:"hint,omitempty"`
 }
 
 // Counter is one monotonically growing count shown on the status page, such

@@ -48,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		uploads   = fs.Bool("answer-uploads", false, "answer 1003, 1005, 1006 and 1007 uploads with 8000 too")
 		stamp     = fs.Bool("stamp", false, "put the send time (Unix ns) in each position's wstate, for latency measurement")
 		split     = fs.Bool("split", false, "write frames in pieces of 1-7 bytes")
+		backlog   = fs.Int("backlog", 0, "write this many positions ahead of every answer to 1008 and 1010, as a busy platform queues its answers")
+		exclusive = fs.Bool("exclusive", false, "allow one session per account: a login closes the account's older session")
 		idPrefix  = fs.String("id-prefix", "V", "vehicle ids are this prefix and a number")
 		seed      = fs.Uint64("seed", 1, "seed of the fleet's routes")
 		logFormat = fs.String("log-format", "console", "log format: console or json")
@@ -90,6 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Encoding:      enc,
 		StampSent:     *stamp,
 		AnswerUploads: *uploads,
+		Backlog:       *backlog,
+		Exclusive:     *exclusive,
 		Seed:          *seed,
 		Log:           &log,
 	})

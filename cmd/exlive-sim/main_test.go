@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"regexp"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,4 +112,70 @@ func TestForms(t *testing.T) {
 	if err := run(context.Background(), []string{"-encoding", "ebcdic"}, io.Discard, &stderr); err == nil || !strings.Contains(err.Error(), "want utf-8 or gbk") {
 		t.Errorf("-encoding ebcdic: %v", err)
 	}
+}
+
+// TestExclusiveAndBacklog: -exclusive closes an account's older session
+// when it logs in again; -backlog queues positions ahead of the inventory's
+// answers.
+func TestExclusiveAndBacklog(t *testing.T) {
+	addr := startSim(t, "-exclusive", "-backlog", "500", "-vehicles", "3", "-groups", "1")
+	cfg := exlive.Defaults()
+	cfg.Addr, cfg.User, cfg.Pass = addr, exlivesim.DefaultUser, exlivesim.DefaultPass
+	login := func() *exlive.Client {
+		t.Helper()
+		nc, err := exlive.Dial(context.Background(), addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := exlive.NewClient(nc, cfg, nil, zerolog.Nop())
+		if err := c.Login(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first := login()
+	served := make(chan error, 1)
+	go func() { served <- first.Serve(context.Background()) }()
+	second := login()
+	defer second.Close()
+	select {
+	case err := <-served:
+		// The end of the stream, or a reset when the platform closed with
+		// a heartbeat of ours unread.
+		if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("the first session ended with %v, want the platform closing it", err)
+		}
+	case <-time.After(10 * time.Second):
+		first.Close()
+		t.Fatal("the first session stayed open after the second login")
+	}
+
+	var positions atomic.Int64
+	inv := make(chan int64, 1)
+	h := exlive.Handlers{
+		Message:   func(m exlive.Message) { positions.Add(1) },
+		Inventory: func(exlive.Inventory) { inv <- positions.Load() },
+	}
+	second.Close()
+	nc, err := exlive.Dial(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.InventoryQuiet = 50 * time.Millisecond
+	c := exlive.NewClient(nc, cfg, h, zerolog.Nop())
+	if err := c.Login(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { served <- c.Serve(ctx) }()
+	select {
+	case n := <-inv:
+		if n < 1000 {
+			t.Errorf("%d positions before the inventory, want the backlog of 500 ahead of each of its two lists", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no inventory")
+	}
+	cancel()
+	<-served
 }

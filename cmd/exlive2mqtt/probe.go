@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"slices"
 	"sort"
@@ -271,8 +272,24 @@ func (p *prober) run(ctx context.Context, log zerolog.Logger) (probeReport, erro
 	beat := min(p.cfg.Heartbeat, max(p.wait/4, probeMinHeartbeat))
 	rep.Heartbeats.EveryS = beat.Seconds()
 
-	start := time.Now()
-	nc, err := exlive.Dial(ctx, p.cfg.Addr)
+	// The addresses of EXLIVE_ADDR in turn, as the bridge tries them: the
+	// report is of the first that takes the connection.
+	var (
+		nc    net.Conn
+		err   error
+		start time.Time
+	)
+	addrs := p.cfg.Addrs()
+	if len(addrs) == 0 {
+		addrs = []string{p.cfg.Addr}
+	}
+	for _, addr := range addrs {
+		start = time.Now()
+		rep.Platform = addr
+		if nc, err = exlive.Dial(ctx, addr); err == nil {
+			break
+		}
+	}
 	rep.Connect.MS = millis(time.Since(start))
 	if err != nil {
 		rep.Connect.Error = err.Error()

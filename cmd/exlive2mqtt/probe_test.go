@@ -262,6 +262,24 @@ func TestProbeJSON(t *testing.T) {
 
 // TestProbeLiteralPlatform: a platform that speaks the specification's form
 // ("success", heartbeats unanswered, UTF-8 one frame a line) is told apart.
+// With several addresses the probe, like the bridge, takes the first that
+// answers, and the report names it.
+func TestProbeSeveralAddresses(t *testing.T) {
+	down := opsClosedAddr(t)
+	sim := ptStartSim(t, exlivesim.Config{Rate: 50})
+	out, _, err := ptRun(t, context.Background(), ptEnv(down+","+sim.Addr(), mtExlivePass), "-wait", "1s", "-json")
+	if err != nil {
+		t.Fatalf("probe = %v\n%s", err, out)
+	}
+	var rep probeReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("-json output is not the report: %v\n%s", err, out)
+	}
+	if rep.Platform != sim.Addr() || !rep.Connect.OK || !rep.Login.OK {
+		t.Errorf("report of platform %q, connect %v, login %v; want %s, both ok", rep.Platform, rep.Connect.OK, rep.Login.OK, sim.Addr())
+	}
+}
+
 func TestProbeLiteralPlatform(t *testing.T) {
 	sim := ptStartSim(t, exlivesim.Config{Rate: 50, Literal: true})
 	out, _, err := ptRun(t, context.Background(), ptEnv(sim.Addr(), mtExlivePass), "-wait", "1500ms")

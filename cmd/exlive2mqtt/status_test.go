@@ -115,9 +115,15 @@ func TestStatusPageAndMetrics(t *testing.T) {
 		}
 		return series
 	}
-	metrics := scrape(waitFor("/metrics", fmt.Sprintf("%d positions published", n), func(code int, body string) bool {
+	scraped := waitFor("/metrics", fmt.Sprintf("%d positions published", n), func(code int, body string) bool {
 		return code == http.StatusOK && scrape(body)["bridge_positions_published_total"] == n
-	}))
+	})
+	metrics := scrape(scraped)
+	defer func() {
+		if t.Failed() {
+			t.Logf("/metrics:\n%s", scraped)
+		}
+	}()
 	for series, want := range map[string]float64{
 		"exlive_positions_received_total":          n,
 		`exlive_frames_received_total{cmd="1007"}`: n,

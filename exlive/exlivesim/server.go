@@ -87,6 +87,16 @@ type Config struct {
 	// AnswerUploads answers 1003, 1005, 1006 and 1007 from the client with
 	// 8000 success too (whether the real platform does is unknown).
 	AnswerUploads bool
+	// Backlog writes this many positions ahead of the answer to every 1008
+	// and 1010, as fast as the connection takes them, as a platform whose
+	// stream is busy queues its answers behind positions. They repeat one
+	// batch of the fleet's positions (without Sequence numbers), written
+	// whole, so that the client, not the server, is what holds them up.
+	Backlog int
+	// Exclusive allows one session per account: a login closes the
+	// connections logged in to the same account before it, as a platform
+	// that allows one session per account does.
+	Exclusive bool
 	// Seed makes the fleet's routes repeatable.
 	Seed uint64
 	// Log gets connection events; zerolog.Nop() by default.
@@ -129,6 +139,7 @@ type Server struct {
 	answerResult  atomic.Pointer[string]
 	answerDelay   atomic.Int64
 	answerDropped atomic.Bool
+	backlogSent   atomic.Int64
 	wg            sync.WaitGroup
 	done          chan struct{}
 	closeOnce     sync.Once
@@ -365,6 +376,9 @@ func (s *Server) SequenceSent() map[string]uint64 {
 	return out
 }
 
+// BacklogSent returns how many positions Config.Backlog has written.
+func (s *Server) BacklogSent() int { return int(s.backlogSent.Load()) }
+
 // Connections returns how many connections are logged in now.
 func (s *Server) Connections() int { return len(s.loggedIn()) }
 
@@ -446,6 +460,7 @@ type conn struct {
 	s        *Server
 	nc       net.Conn
 	n        int
+	user     string // the account logged in; guarded by Server.mu
 	loggedIn atomic.Bool
 	stalled  atomic.Bool
 	wmu      sync.Mutex
@@ -540,6 +555,15 @@ func (c *conn) handle(m exlive.Message, log zerolog.Logger) bool {
 		}
 		c.s.mu.Lock()
 		c.s.logins++
+		c.user = m.Name
+		if c.s.cfg.Exclusive {
+			for other := range c.s.conns {
+				if other != c && other.user == m.Name && other.loggedIn.Load() {
+					log.Info().Str("user", m.Name).Int("dropped", other.n).Msg("account logged in again: older session dropped")
+					other.nc.Close()
+				}
+			}
+		}
 		c.s.mu.Unlock()
 		// Logged in before the answer goes: a client that has the answer
 		// must find the connection logged in (Send, SendRaw).
@@ -562,12 +586,14 @@ func (c *conn) handle(m exlive.Message, log zerolog.Logger) bool {
 		}
 	case *exlive.GroupsRequest:
 		if c.loggedIn.Load() && !c.s.silent.Load() {
+			c.backlog()
 			for i := range c.s.fleet.groups {
 				c.send(&c.s.fleet.groups[i])
 			}
 		}
 	case *exlive.VehiclesRequest:
 		if c.loggedIn.Load() && !c.s.silent.Load() {
+			c.backlog()
 			for _, v := range c.s.fleet.vehicles {
 				if v.group == m.GroupID {
 					c.send(&exlive.Vehicle{ID: v.id, Code: v.code, SIM: v.sim})
@@ -709,6 +735,52 @@ func (c *conn) positions() {
 		sent += due
 		if err := c.writeBatch(buf); err != nil {
 			return
+		}
+	}
+}
+
+// backlog writes Config.Backlog positions: one batch of up to a thousand
+// of the fleet's positions, encoded once and written again and again, so
+// that the server writes faster than any client reads.
+func (c *conn) backlog() {
+	n := c.s.cfg.Backlog
+	if n <= 0 || len(c.s.fleet.vehicles) == 0 {
+		return
+	}
+	vs := newFleet(c.s.cfg).vehicles
+	rng := rand.New(rand.NewPCG(uint64(c.n), c.s.cfg.Seed+2))
+	encode := func(k int) ([]byte, error) {
+		var (
+			p   exlive.Position
+			b   []byte
+			now = time.Now()
+		)
+		for i := range k {
+			vs[i%len(vs)].step(now, c.s.cfg.Timezone, &p, rng)
+			b = c.s.format(b, &p)
+			b = append(b, c.s.lineEnd()...)
+		}
+		if c.s.enc == exlive.EncodingGBK {
+			return simplifiedchinese.GB18030.NewEncoder().Bytes(b)
+		}
+		return b, nil
+	}
+	size := min(n, 1000)
+	batch, err := encode(size)
+	for sent := 0; sent < n && err == nil; sent += size {
+		k := min(size, n-sent)
+		b := batch
+		if k < size {
+			if b, err = encode(k); err != nil {
+				break
+			}
+		}
+		c.wmu.Lock()
+		c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, err = splitter{c}.Write(b)
+		c.wmu.Unlock()
+		if err == nil {
+			c.s.backlogSent.Add(int64(k))
 		}
 	}
 }

@@ -147,6 +147,11 @@
     const err = box.querySelector('.error');
     setText(err, link.error || '');
     err.hidden = !link.error;
+    const hint = box.querySelector('.hint');
+    if (hint) {
+      setText(hint, link.hint || '');
+      hint.hidden = !link.hint;
+    }
     return GOOD_STATES.has(state);
   }
 

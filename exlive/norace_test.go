@@ -1,0 +1,5 @@
+//go:build !race
+
+package exlive_test
+
+const raceEnabled = false

@@ -1,0 +1,7 @@
+//go:build race
+
+package exlive_test
+
+// raceEnabled is true under -race, where reading 300 000 positions takes
+// ten times as long and says nothing more than 30 000 do.
+const raceEnabled = true
