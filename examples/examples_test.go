@@ -702,7 +702,7 @@ func TestNodeREDRuns(t *testing.T) {
 	out.wait(t, 20*time.Second, "the command's result", func(s string) bool {
 		i := strings.Index(s, "[debug:command result]")
 		return i >= 0 && strings.Contains(s[i:], "request_id: 'nodered-") && strings.Contains(s[i:], "ok: true") &&
-			strings.Contains(s[i:], "result: 'success'") && strings.Contains(s[i:], "vehicle: 'V1'")
+			strings.Contains(s[i:], "result: 'succeed'") && strings.Contains(s[i:], "vehicle: 'V1'")
 	})
 }
 

@@ -44,6 +44,10 @@ func Start(addr string, log *slog.Logger) (*Broker, error) {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	if err := srv.AddHook(newRetainGuard(srv), nil); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	if err := srv.AddListener(listeners.NewNet(listenerID, ln)); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
