@@ -186,7 +186,10 @@ func TestPlatformLongIDsInInventory(t *testing.T) {
 // levels two by two are 10 000 collisions, each counted, and logged at most
 // once every ten seconds (the count of those held back in the next line).
 func TestCollisionWarningsRateLimited(t *testing.T) {
-	const pairs = 10_000
+	pairs := 10_000
+	if raceEnabled {
+		pairs = 2_000 // each a new vehicle twice over: slow under the race detector
+	}
 	f := newFixture(t, brokertest.Targets(t)[0], setup{edit: func(o *bridge.Options) { o.MQTT.Retain = false }})
 	f.waitLoggedIn()
 	ftMark(t, f, "M0")
@@ -196,9 +199,10 @@ func TestCollisionWarningsRateLimited(t *testing.T) {
 			f.sim.SendRaw(rawPosition(map[string]string{"id": fmt.Sprintf("c%s%d", sep, i), "lat": "31.2", "lng": "121.4"}))
 		}
 	}
-	ftMark(t, f, "M1")
-	waitFor(t, testWait, "every collision counted", func() bool {
-		return metric(t, f.bridge, "bridge_topic_collisions_total") == pairs
+	// The bridge works through them at its pace, which a busy machine
+	// slows: the wait is for the work, not a bound on its speed.
+	waitFor(t, 6*testWait, "every collision counted", func() bool {
+		return metric(t, f.bridge, "bridge_topic_collisions_total") == float64(pairs)
 	})
 	most := 1 + int(time.Since(start)/(10*time.Second))
 	if n := strings.Count(f.log.String(), "two vehicle ids share one topic level"); n < 1 || n > most {

@@ -640,6 +640,23 @@ func TestHomeAssistantEventEntities(t *testing.T) {
 		waitPayloads(t, f.sub, 0, want, "the discovery configs of every vehicle")
 		evPosition{0, evOutside, 0, false, "ACC关"}.send(f, "V2")
 		evPosition{0, evDepot, 12, true, "ACC开"}.send(f, "V1")
+		// V1 goes offline a second after its last position. Until its
+		// states are taken, it keeps reporting the same position: the
+		// checks and the configs take longer than that on a busy machine.
+		keep, kept := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(kept)
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-keep:
+					return
+				case <-tick.C:
+					evPosition{0, evDepot, 12, true, "ACC开"}.send(f, "V1")
+				}
+			}
+		}()
 		waitPayload(t, f.sub, 0, f.topic("vehicles/V1/geofences"), `["depot"]`)
 		waitPayload(t, f.sub, 0, f.topic("vehicles/V2/geofences"), `[]`)
 
@@ -651,8 +668,7 @@ func TestHomeAssistantEventEntities(t *testing.T) {
 		python := jinjatest.Python(t)
 		// V1's unique ids: "<node>/V1_<object>" (hass/ids.go).
 		v1, _ := hcfg.Entity("sensor", hass.Vehicle{ID: "V1"}, "")
-		states := func() map[string]string {
-			topics := retained(t, target.URL, f.prefix+"/#")
+		states := func(topics map[string]brokertest.Msg) map[string]string {
 			out := map[string]string{}
 			var tpls []jinjatest.Job
 			for _, m := range held {
@@ -684,7 +700,11 @@ func TestHomeAssistantEventEntities(t *testing.T) {
 			}
 			return out
 		}
-		got := states()
+		close(keep)
+		<-kept
+		// Taken at once, rendered after: the snapshot is what counts.
+		mark := len(f.sub.Messages())
+		got := states(retained(t, target.URL, f.prefix+"/#"))
 		received, _ := time.Parse(time.RFC3339, got[hass.ObjectLastSeen])
 		for object, want := range map[string]string{
 			hass.ObjectOnline: "online", hass.ObjectIgnition: "ON", hass.ObjectAlarm: "ON",
@@ -701,8 +721,8 @@ func TestHomeAssistantEventEntities(t *testing.T) {
 		// Silent for a second or so: offline. The Online entity says so;
 		// the others, the tracker above all, keep their state and stay
 		// available (their availability is the bridge's state, online).
-		waitPayload(t, f.sub, 0, f.topic("vehicles/V1/availability"), "offline")
-		after := states()
+		waitPayload(t, f.sub, mark, f.topic("vehicles/V1/availability"), "offline")
+		after := states(retained(t, target.URL, f.prefix+"/#"))
 		for object, state := range got {
 			switch {
 			case object == hass.ObjectOnline:
