@@ -116,6 +116,11 @@ func New(c Config, o Options) *Engine {
 	if e.epoch.IsZero() {
 		e.epoch = time.Now()
 	}
+	// Whole seconds of the clock, not of the start: a last_seen is then
+	// the position's arrival rounded down, as its "received" is, instead
+	// of up to a second more before it (and the RFC 3339 form drops the
+	// fraction that would have said so).
+	e.epoch = e.epoch.Truncate(time.Second)
 	if c.OfflineAfter > 0 {
 		e.after = int32(min(math.Ceil(c.OfflineAfter.Seconds()), math.MaxInt32/4))
 		e.wheel = newWheel(e.after)

@@ -534,3 +534,24 @@ func TestSlot(t *testing.T) {
 		t.Errorf("%d vehicles, want 2", st.Vehicles)
 	}
 }
+
+// TestLastSeenIsTheArrivalSecond: an offline event's last_seen is when the
+// last position came, rounded down to its second as the position payload's
+// received is, whatever fraction of a second the engine started at (CI saw
+// it a second and more early with an engine started at .9 s).
+func TestLastSeenIsTheArrivalSecond(t *testing.T) {
+	c := testConfig()
+	c.OfflineAfter = time.Second
+	start := time.Date(2026, 12, 3, 0, 37, 25, 900_000_000, time.UTC)
+	e := New(c, Options{Start: start})
+	arrived := start.Add(2*time.Second + 50*time.Millisecond) // 27.95
+	e.Observe(nil, &Position{ID: "V1", Time: arrived}, arrived)
+	var got []Event
+	e.Sweep(arrived.Add(3*time.Second), func(ev Event) { got = append(got, ev) })
+	if len(got) != 1 || got[0].Type != Offline {
+		t.Fatalf("sweep gave %+v, want one offline event", got)
+	}
+	if want := arrived.Truncate(time.Second); !got[0].Since.Equal(want) {
+		t.Errorf("last_seen %s, want %s", got[0].Since.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
+	}
+}

@@ -397,7 +397,6 @@ func TestProbeReportsWhatIsOdd(t *testing.T) {
 		"1 repaired",
 		`command 4242 ×1, the first: {"x":"y"}`,
 		`message (1003): "平台维护通知"`,
-		"positions   1 in 2s from 1 vehicles",
 		"10086 沪A12345 31.222428,121.473707 2011-11-01 12:38:39",
 		"fields beyond the specification: lat_bd 1, lato 1, lng_bd 1, lngo 1, p1 1, p2 1, temp 1, temp0 1, temp1 1, temp2 1, temp3 1 (of 1)",
 		"fields left empty: p1 1, p2 1, temp 1",
@@ -406,6 +405,11 @@ func TestProbeReportsWhatIsOdd(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+	// How long the probe watched is measured, not the -wait it was given:
+	// 2s on a quiet machine, 2.1s on a busy one (CI saw it), never less.
+	if !regexp.MustCompile(`positions   1 in [2-9](\.[0-9])?s from 1 vehicles`).MatchString(out) {
+		t.Errorf("report lacks the position count:\n%s", out)
 	}
 }
 
