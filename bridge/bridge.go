@@ -29,6 +29,7 @@ type Options struct {
 	Bridge    Config
 	Exlive    exlive.Config
 	MQTT      mqtt.Config
+	Topics    TopicConfig
 	Hass      HassConfig
 	OwnTracks OwnTracksConfig
 	// Events are the settings of events and availability
@@ -93,6 +94,7 @@ func New(o Options) (*Bridge, error) {
 			Prefix:          o.MQTT.TopicPrefix,
 			DiscoveryPrefix: o.Hass.Prefix,
 			OwnTracksUser:   o.OwnTracks.User,
+			Rules:           o.Topics.Rules,
 		},
 	}
 	b.reg = newRegistry(b.topics, o.Bridge.MaxVehicles)

@@ -38,6 +38,30 @@ type OwnTracksConfig struct {
 	Acc int `env:"ACC" envDefault:"0" help:"accuracy in metres to claim in OwnTracks locations (0: leave out; Home Assistant's OwnTracks integration needs one)"`
 }
 
+// TopicConfig is how vehicle ids become topic levels, read with the prefix
+// MQTT_ beside the broker's settings (mqtt.Config, whose client builds no
+// topic): a broker that refuses more than MQTT does in a topic, or reads
+// more into it, needs its rules (topic.Rules, docs/scaling.md).
+type TopicConfig struct {
+	Rules topic.Rules `env:"TOPIC_RULES" envDefault:"mqtt" help:"what becomes _ in a vehicle id's topic level: mqtt (/ + # and control characters), nats (also . space * >) or rabbitmq (also . *), for the broker in use"`
+}
+
+// Check returns one error per topic setting the rules refuse, each
+// starting with the variable's full name: the topic prefix, the OwnTracks
+// user, and the Home Assistant prefix ("" when discovery is off), which
+// the bridge publishes under as they are.
+func (c TopicConfig) Check(prefix, ownTracksUser, hassPrefix string) error {
+	var errs []error
+	for _, s := range []struct{ name, value string }{
+		{"MQTT_TOPIC_PREFIX", prefix}, {"OWNTRACKS_USER", ownTracksUser}, {"HASS_PREFIX", hassPrefix},
+	} {
+		if ch, ok := c.Rules.Refused(s.value); ok {
+			errs = append(errs, fmt.Errorf("%s=%q: has %q, which the broker of MQTT_TOPIC_RULES=%s refuses or changes in a topic", s.name, s.value, ch, c.Rules))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Defaults of Config.
 const (
 	DefaultMaxRequest   = 64 << 10

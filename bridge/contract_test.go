@@ -14,6 +14,7 @@ import (
 	"github.com/exlive2mqtt/exlive2mqtt/exlive"
 	"github.com/exlive2mqtt/exlive2mqtt/exlive/exlivesim"
 	"github.com/exlive2mqtt/exlive2mqtt/internal/brokertest"
+	"github.com/exlive2mqtt/exlive2mqtt/topic"
 )
 
 func TestPositionsSessionAndInventory(t *testing.T) {
@@ -519,6 +520,60 @@ func TestContractTopicSafety(t *testing.T) {
 			if strings.ContainsAny(m.Topic, "+#\x00") || len(levels) < 2 || len(levels) > 3 {
 				t.Errorf("topic %q", m.Topic)
 			}
+		}
+	})
+}
+
+// TestContractTopicRules: under MQTT_TOPIC_RULES=nats or rabbitmq, an id
+// with the characters that broker refuses is published on a level with _
+// in their place, the payloads keep the real id, a request to the level
+// reaches the real id, and an id that maps to the same level is a
+// collision, counted, as under the default rules. On the brokers
+// themselves: TestBrokerMatrix.
+func TestContractTopicRules(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, target brokertest.Target) {
+		for _, tc := range []struct {
+			rules        topic.Rules
+			level, other string // the level of "fleet.a b*1", and another id with that level
+		}{
+			{topic.RulesNATS, "fleet_a_b_1", "fleet_a b>1"},
+			{topic.RulesRabbitMQ, "fleet_a b_1", "fleet*a b.1"},
+		} {
+			t.Run(tc.rules.String(), func(t *testing.T) {
+				f := newFixture(t, target, setup{
+					sim:  exlivesim.Config{Vehicles: 2, IDPrefix: "fleet.a b*"},
+					edit: func(o *bridge.Options) { o.Topics.Rules = tc.rules },
+				})
+				f.ready()
+				if v := f.sub.WaitTopic(testWait, f.topic("bridge/vehicles")); !strings.Contains(v.Payload, `"id":"fleet.a b*1"`) {
+					t.Errorf("vehicles = %s, want the real ids", v.Payload)
+				}
+				f.sim.Send(&exlive.Position{ID: "fleet.a b*1", Code: "沪A10000", Lat: 31.2, Lng: 121.4})
+				if p := decode(t, f.sub.WaitTopic(testWait, f.topic("vehicles/"+tc.level+"/position")).Payload); p["id"] != "fleet.a b*1" {
+					t.Errorf("position id = %v, want the real id", p["id"])
+				}
+				if r := f.ask("vehicles/"+tc.level+"/command", "c1", `{"data":"STOP","request_id":"c1"}`); r["ok"] != true {
+					t.Errorf("command result = %v", r)
+				}
+				cmds := received[*exlive.VehicleCommand](f.sim)
+				if len(cmds) != 1 || *cmds[0] != (exlive.VehicleCommand{ID: "fleet.a b*1", Data: "STOP"}) {
+					t.Errorf("platform received commands %v", cmds)
+				}
+
+				f.sim.Send(&exlive.Position{ID: tc.other, Lat: 31.2, Lng: 121.4})
+				f.log.waitText(t, "two vehicle ids share one topic level")
+				if n := metric(t, f.bridge, "bridge_topic_collisions_total"); n != 1 {
+					t.Errorf("collisions counted %v, want 1", n)
+				}
+				if r := f.ask("vehicles/"+tc.level+"/command", "c2", `{"data":"STOP","request_id":"c2"}`); r["ok"] != false || !strings.Contains(str(r["error"]), "ambiguous") {
+					t.Errorf("command to an ambiguous level: %v", r)
+				}
+				for _, m := range f.sub.Messages() {
+					if c, ok := tc.rules.Refused(strings.TrimPrefix(m.Topic, f.prefix)); ok {
+						t.Errorf("published on %q, with %q", m.Topic, c)
+					}
+				}
+			})
 		}
 	})
 }

@@ -38,6 +38,7 @@ type Layout struct {
 	Prefix          string // P, MQTT_TOPIC_PREFIX: the first level(s) of the bridge's own topics
 	DiscoveryPrefix string // HASS_PREFIX: where Home Assistant listens for discovery configs
 	OwnTracksUser   string // OWNTRACKS_USER: the user level of owntracks/USER/V
+	Rules           Rules  // MQTT_TOPIC_RULES: what Level replaces in a vehicle id
 }
 
 // Kind is what a request topic asks for: the level before /set, and before
@@ -237,28 +238,37 @@ func (l Layout) DiscoveryStatus() string { return l.DiscoveryPrefix + "/status" 
 
 // Level turns a vehicle's platform id into its topic level V: every '/',
 // '+', '#' and NUL, every other control character (C0, DEL and C1), every
-// invalid byte and every Unicode non-character becomes '_'. An id that is
-// safe is returned as it is, without an allocation.
+// invalid byte and every Unicode non-character becomes '_', and so does
+// every character the broker refuses under the layout's Rules ('.' and ' '
+// for NATS, say). An id that is safe is returned as it is, without an
+// allocation.
 //
 // This is the one rule: the bridge's topics, the status page and the Home
-// Assistant configs all take V from here. It is the stricter of the two
-// rules the code had (mqtt.Level and hass.TopicLevel; the latter let
-// non-characters through), and the right one: a broker disconnects a
-// client that publishes to a topic with a wildcard, Mosquitto also refuses
-// control characters and non-characters, and a client that resends such a
-// message after every reconnect never gets anywhere. mqtt.ValidTopic
-// accepts every level Level returns (a test holds the two together).
-//
-// A later setting for brokers that refuse more (NATS and RabbitMQ remap
-// '.' and ' ') belongs here, as a field of Layout, so that every topic
-// follows it at once.
+// Assistant configs all take V from here, and the bridge maps V back to the
+// id (two ids that share a V are a collision it counts). It is the
+// stricter of the two rules the code had (mqtt.Level and hass.TopicLevel;
+// the latter let non-characters through), and the right one: a broker
+// disconnects a client that publishes to a topic with a wildcard,
+// Mosquitto also refuses control characters and non-characters, and a
+// client that resends such a message after every reconnect never gets
+// anywhere. mqtt.ValidTopic accepts every level Level returns (a test
+// holds the two together).
 func (l Layout) Level(id string) string {
-	if levelSafe(id) {
+	set := l.Rules.set()
+	if levelSafe(id, set) {
 		return id
 	}
 	var b strings.Builder
 	b.Grow(len(id))
 	for i := 0; i < len(id); {
+		if c := id[i]; c < utf8.RuneSelf {
+			if set.has(c) {
+				c = '_'
+			}
+			b.WriteByte(c)
+			i++
+			continue
+		}
 		r, size := utf8.DecodeRuneInString(id[i:])
 		if (r == utf8.RuneError && size == 1) || !levelRune(r) {
 			b.WriteByte('_')
@@ -270,23 +280,31 @@ func (l Layout) Level(id string) string {
 	return b.String()
 }
 
-// levelSafe reports whether Level leaves s as it is. ASCII, the common
-// case, is checked a byte at a time.
-func levelSafe(s string) bool {
+// levelSafe reports whether Level leaves s as it is under the rules whose
+// ASCII characters are set. ASCII, the common case, is checked a byte at a
+// time.
+func levelSafe(s string, set *asciiSet) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf {
-			return levelSafeSlow(s[i:])
+			return levelSafeSlow(s[i:], set)
 		}
-		if c < 0x20 || c == 0x7f || c == '/' || c == '+' || c == '#' {
+		if set.has(c) {
 			return false
 		}
 	}
 	return true
 }
 
-func levelSafeSlow(s string) bool {
+func levelSafeSlow(s string, set *asciiSet) bool {
 	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if set.has(c) {
+				return false
+			}
+			i++
+			continue
+		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if (r == utf8.RuneError && size == 1) || !levelRune(r) {
 			return false
@@ -296,10 +314,11 @@ func levelSafeSlow(s string) bool {
 	return true
 }
 
+// levelRune reports whether a non-ASCII rune may stand in a level.
 func levelRune(r rune) bool {
 	switch {
-	case r < 0x20, r >= 0x7f && r <= 0x9f, r == '/', r == '+', r == '#':
-		return false
+	case r >= 0x7f && r <= 0x9f:
+		return false // C1 controls
 	case r >= 0xfdd0 && r <= 0xfdef, r&0xfffe == 0xfffe:
 		return false // non-characters, which Mosquitto refuses
 	}

@@ -125,7 +125,7 @@ var levelCases = []struct{ id, want string }{
 	{"a\xffb", "a_b"},
 	{"nonchar\uFFFE", "nonchar_"},
 	{"nonchar\uFDD0", "nonchar_"},
-	{"a b.c", "a b.c"}, // kept: the layout has no per-broker rule yet
+	{"a b.c*>", "a b.c*>"}, // kept: MQTT allows them (Rules replace them for NATS, RabbitMQ)
 	{"", ""},
 }
 
@@ -146,14 +146,114 @@ func TestLevel(t *testing.T) {
 	}
 }
 
-// FuzzLevel: whatever the id, its level is one level that mqtt.ValidTopic
-// accepts, and a safe id is its own level.
+// rulesCases are ids with the characters some broker refuses, and their
+// levels under each Rules.
+var rulesCases = []struct{ id, mqtt, nats, rabbitmq string }{
+	{"V1", "V1", "V1", "V1"},
+	{"沪A 12345", "沪A 12345", "沪A_12345", "沪A 12345"},
+	{"fleet.a b1", "fleet.a b1", "fleet_a_b1", "fleet_a b1"},
+	{"a..b", "a..b", "a__b", "a__b"},
+	{"*", "*", "_", "_"},
+	{">", ">", "_", ">"},
+	{"a*b>c", "a*b>c", "a_b_c", "a_b>c"},
+	{"a/b.c d+e#", "a_b.c d_e_", "a_b_c_d_e_", "a_b_c d_e_"},
+	{"é.\u00a0\u3000x", "é.\u00a0\u3000x", "é_\u00a0\u3000x", "é_\u00a0\u3000x"}, // other spaces are kept: both brokers carry them
+	{"中.\x00\xff", "中.__", "中___", "中___"},
+}
+
+func TestLevelRules(t *testing.T) {
+	for _, tc := range rulesCases {
+		for _, c := range []struct {
+			rules topic.Rules
+			want  string
+		}{{topic.RulesMQTT, tc.mqtt}, {topic.RulesNATS, tc.nats}, {topic.RulesRabbitMQ, tc.rabbitmq}} {
+			l := topic.Layout{Rules: c.rules}
+			got := l.Level(tc.id)
+			if got != c.want {
+				t.Errorf("%s: Level(%q) = %q, want %q", c.rules, tc.id, got, c.want)
+			}
+			if l.Level(got) != got {
+				t.Errorf("%s: Level(%q) changed it again", c.rules, got)
+			}
+		}
+	}
+	// The hot path stays free of allocations under every rule.
+	for r := range 3 {
+		l := topic.Layout{Rules: topic.Rules(r)}
+		if n := testing.AllocsPerRun(100, func() { _ = l.Level("沪A12345") }); n != 0 {
+			t.Errorf("%s: Level of a safe id allocates %v times", l.Rules, n)
+		}
+	}
+}
+
+func TestParseRules(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want topic.Rules
+	}{{"mqtt", topic.RulesMQTT}, {"nats", topic.RulesNATS}, {"rabbitmq", topic.RulesRabbitMQ}, {"NATS", topic.RulesNATS}, {"RabbitMQ", topic.RulesRabbitMQ}} {
+		var r topic.Rules
+		if err := r.UnmarshalText([]byte(tc.in)); err != nil || r != tc.want {
+			t.Errorf("UnmarshalText(%q) = %v, %v; want %v", tc.in, r, err, tc.want)
+		}
+		if b, _ := tc.want.MarshalText(); string(b) != strings.ToLower(tc.in) {
+			t.Errorf("MarshalText(%v) = %q", tc.want, b)
+		}
+	}
+	for _, bad := range []string{"", "mosquitto", "nats ", "emqx"} {
+		r := topic.RulesNATS
+		err := r.UnmarshalText([]byte(bad))
+		if err == nil || err.Error() != "want mqtt, nats or rabbitmq" || r != topic.RulesNATS {
+			t.Errorf("UnmarshalText(%q) = %v, %v; want the error and r unchanged", bad, r, err)
+		}
+	}
+	if s := topic.Rules(9).String(); s != "rules(9)" {
+		t.Errorf("Rules(9).String() = %q", s)
+	}
+	// A value only code could make replaces what MQTT's rules do.
+	if got := (topic.Layout{Rules: 9}).Level("a.b/c"); got != "a.b_c" {
+		t.Errorf("Level under Rules(9) = %q, want a.b_c", got)
+	}
+}
+
+func TestRulesRefused(t *testing.T) {
+	for _, tc := range []struct {
+		rules topic.Rules
+		in    string
+		want  string // "" for none
+	}{
+		{topic.RulesMQTT, "a.b c/d", ""},
+		{topic.RulesNATS, "fleet/one", ""},
+		{topic.RulesNATS, "fleet/one two", " "},
+		{topic.RulesNATS, "x.y/z", "."},
+		{topic.RulesNATS, "a/b>", ">"},
+		{topic.RulesRabbitMQ, "fleet one/x", ""},
+		{topic.RulesRabbitMQ, "fleet/a*", "*"},
+		{topic.RulesRabbitMQ, "home.assistant", "."},
+		{topic.RulesNATS, "a/+/#", ""}, // MQTT's own: the settings' own checks say so
+	} {
+		got := ""
+		if c, ok := tc.rules.Refused(tc.in); ok {
+			got = string(c)
+		}
+		if got != tc.want {
+			t.Errorf("%s.Refused(%q) = %q, want %q", tc.rules, tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzLevel: whatever the id and the rules, its level is one level that
+// mqtt.ValidTopic accepts and the rules leave as it is, and a safe id is
+// its own level.
 func FuzzLevel(f *testing.F) {
 	for _, tc := range levelCases {
-		f.Add(tc.id)
+		f.Add(tc.id, uint8(0))
 	}
-	var l topic.Layout
-	f.Fuzz(func(t *testing.T, id string) {
+	for _, tc := range rulesCases {
+		f.Add(tc.id, uint8(1))
+		f.Add(tc.id, uint8(2))
+	}
+	f.Fuzz(func(t *testing.T, id string, rules uint8) {
+		l := topic.Layout{Rules: topic.Rules(rules % 3)}
 		got := l.Level(id)
 		if strings.Contains(got, "/") || (got != "" && mqtt.ValidTopic("p/"+got) != nil) {
 			t.Fatalf("Level(%q) = %q is not one valid level", id, got)
@@ -161,7 +261,10 @@ func FuzzLevel(f *testing.F) {
 		if l.Level(got) != got {
 			t.Fatalf("Level(Level(%q)) changed it again", id)
 		}
-		if mqtt.ValidTopic("p/"+id) == nil && id != "" && !strings.Contains(id, "/") && got != id {
+		if c, ok := l.Rules.Refused(got); ok {
+			t.Fatalf("%s: Level(%q) = %q keeps %q", l.Rules, id, got, c)
+		}
+		if l.Rules == topic.RulesMQTT && mqtt.ValidTopic("p/"+id) == nil && id != "" && !strings.Contains(id, "/") && got != id {
 			t.Fatalf("Level(%q) = %q changed a valid level", id, got)
 		}
 	})

@@ -124,6 +124,7 @@ func serve(ctx context.Context, s *settings, log zerolog.Logger, reload <-chan o
 		Bridge:    s.Bridge,
 		Exlive:    s.Exlive,
 		MQTT:      s.MQTT,
+		Topics:    s.Topics,
 		Hass:      s.Hass,
 		OwnTracks: s.OwnTracks,
 		Events:    s.Events,

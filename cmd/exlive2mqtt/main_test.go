@@ -101,6 +101,25 @@ func TestSettingsErrors(t *testing.T) {
 				`EXLIVE_MAX_BURST="0": must be between 1 and 1048576`},
 		},
 		{
+			name: "topic rules",
+			env:  map[string]string{"MQTT_TOPIC_RULES": "emqx"},
+			want: []string{`MQTT_TOPIC_RULES="emqx": want mqtt, nats or rabbitmq`},
+		},
+		{
+			// The topics the bridge publishes under as they are must suit
+			// the broker too; the Home Assistant prefix only when used.
+			name: "topics the rules refuse",
+			env: map[string]string{"MQTT_TOPIC_RULES": "NATS", "MQTT_TOPIC_PREFIX": "/fleet one/", "OWNTRACKS_USER": "a>b",
+				"HASS_DISCOVERY": "true", "HASS_PREFIX": "home.assistant"},
+			want: []string{`MQTT_TOPIC_PREFIX="fleet one": has ' ', which the broker of MQTT_TOPIC_RULES=nats refuses or changes in a topic`,
+				`OWNTRACKS_USER="a>b": has '>'`, `HASS_PREFIX="home.assistant": has '.'`},
+		},
+		{
+			name: "topics the rules refuse, Home Assistant off",
+			env:  map[string]string{"MQTT_TOPIC_RULES": "rabbitmq", "MQTT_TOPIC_PREFIX": "fleet.one", "HASS_PREFIX": "home.assistant"},
+			want: []string{`MQTT_TOPIC_PREFIX="fleet.one": has '.', which the broker of MQTT_TOPIC_RULES=rabbitmq`},
+		},
+		{
 			// One message names every bad variable, whether it failed to
 			// parse or was read and found wrong.
 			name: "parse and range errors together",
@@ -194,7 +213,7 @@ var mtDesignDefaults = []struct{ name, def string }{
 	{"EXLIVE_MAX_FRAME", "1048576"}, {"EXLIVE_ENCODING", "auto"}, {"EXLIVE_TIMEZONE", "Asia/Shanghai"},
 	{"EXLIVE_INVENTORY_INTERVAL", "1h"},
 	{"MQTT_URL", "tcp://localhost:1883"}, {"MQTT_USERNAME", "empty"}, {"MQTT_PASSWORD", "empty"}, {"MQTT_PASSWORD_FILE", "empty"},
-	{"MQTT_CLIENT_ID", "exlive2mqtt-HOSTNAME"}, {"MQTT_TOPIC_PREFIX", "exlive"}, {"MQTT_QOS", "1"}, {"MQTT_RETAIN", "true"},
+	{"MQTT_CLIENT_ID", "exlive2mqtt-HOSTNAME"}, {"MQTT_TOPIC_PREFIX", "exlive"}, {"MQTT_TOPIC_RULES", "mqtt"}, {"MQTT_QOS", "1"}, {"MQTT_RETAIN", "true"},
 	{"MQTT_CA_FILE", "empty"}, {"MQTT_CERT_FILE", "empty"}, {"MQTT_KEY_FILE", "empty"}, {"MQTT_TLS_INSECURE", "false"},
 	{"MQTT_STORE_DIR", "empty"}, {"MQTT_QUEUE_LIMIT", "100000"}, {"MQTT_KEEPALIVE", "30s"}, {"MQTT_WRITE_TIMEOUT", "10s"},
 	{"BRIDGE_READ_ONLY", "false"}, {"EXLIVE_DATUM", "wgs84"},

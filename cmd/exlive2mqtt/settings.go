@@ -25,6 +25,7 @@ import (
 type settings struct {
 	Exlive    exlive.Config          `envPrefix:"EXLIVE_" title:"EXLIVE platform"`
 	MQTT      mqtt.Config            `envPrefix:"MQTT_" title:"MQTT broker"`
+	Topics    bridge.TopicConfig     `envPrefix:"MQTT_" title:"MQTT topic rules"`
 	Bridge    bridge.Config          `envPrefix:"BRIDGE_" title:"Bridge"`
 	Hass      bridge.HassConfig      `envPrefix:"HASS_" title:"Home Assistant"`
 	OwnTracks bridge.OwnTracksConfig `envPrefix:"OWNTRACKS_" title:"OwnTracks"`
@@ -173,6 +174,15 @@ func loadSections(environ map[string]string, readFile func(string) ([]byte, erro
 	if s.Hass.Discovery {
 		validations = append(validations, validation{"HASS_", s.Hass.Validate})
 	}
+	// After the sections' own checks, which trim the prefixes. Its errors
+	// name variables of three sections in full.
+	validations = append(validations, validation{"", func() error {
+		hass := ""
+		if s.Hass.Discovery {
+			hass = s.Hass.Prefix
+		}
+		return s.Topics.Check(s.MQTT.TopicPrefix, s.OwnTracks.User, hass)
+	}})
 	validations = append(validations,
 		validation{"EXLIVE_", func() error { return s.Exlive.ReadFiles(readFile) }},
 		validation{"MQTT_", func() error { return s.MQTT.ReadFiles(readFile) }},

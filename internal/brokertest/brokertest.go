@@ -22,6 +22,21 @@ import (
 // EnvURL is the variable that names a real broker for the tests.
 const EnvURL = "EXLIVE2MQTT_TEST_MQTT_URL"
 
+// EnvBrokers names the brokers that take seconds to start, which tests run
+// against only when asked: "all", or a comma-separated list of "nats" and
+// "rabbitmq". .ci/run sets it for the broker matrix.
+const EnvBrokers = "EXLIVE2MQTT_TEST_BROKERS"
+
+// Wanted reports whether EnvBrokers asks for the broker name.
+func Wanted(name string) bool {
+	for _, w := range strings.Split(os.Getenv(EnvBrokers), ",") {
+		if w = strings.TrimSpace(w); w == "all" || w == name {
+			return true
+		}
+	}
+	return false
+}
+
 // Target is a broker a test runs against.
 type Target struct {
 	Name string // "embedded" or "external"
