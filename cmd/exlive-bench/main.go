@@ -110,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.duration, "duration", 0, "also run the bridge this long at -duration-rate, sampling its RSS (e.g. 10m)")
 	fs.Float64Var(&o.durationRate, "duration-rate", 2000, "positions a second in the -duration run")
 	fs.DurationVar(&o.sample, "sample", 5*time.Second, "RSS sampling interval of the -duration run")
-	fs.StringVar(&runs, "runs", "throughput,latency,memory", "runs to do: throughput, latency, memory (and duration when -duration is set)")
+	fs.StringVar(&runs, "runs", "throughput,latency,memory,costs", "runs to do: throughput, latency, memory, costs (and duration when -duration is set)")
 	fs.StringVar(&o.cpuProfileDir, "cpuprofile", "", "`dir`ectory for a CPU profile of the bridge in each run (EXLIVE2MQTT_CPUPROFILE)")
 	fs.StringVar(&o.memProfileDir, "memprofile", "", "`dir`ectory for a heap profile of the bridge at the end of each run (EXLIVE2MQTT_MEMPROFILE)")
 	fs.Float64Var(&o.waitLoad, "wait-load", 0, "before each run, wait until the 1-minute load average is below this (0: do not wait)")
@@ -202,6 +202,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.runs["memory"] && o.memVehicles > 0 {
 		if err := b.memory(ctx); err != nil {
+			return err
+		}
+	}
+	if o.runs["costs"] {
+		if err := b.costs(ctx); err != nil {
 			return err
 		}
 	}
