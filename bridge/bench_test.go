@@ -69,6 +69,13 @@ func benchFleet(b *testing.B, n int) []exlive.Position {
 // is measured up to the client's queue and nothing else runs.
 func benchBridge(b testing.TB, url string) *Bridge {
 	b.Helper()
+	// Events as the program runs them by default: availability, moving
+	// and stopped, no geofences.
+	return benchBridgeEvents(b, url, events.Defaults())
+}
+
+func benchBridgeEvents(b testing.TB, url string, ev events.Config) *Bridge {
+	b.Helper()
 	ex := exlive.Defaults()
 	ex.Addr, ex.User, ex.Pass = "127.0.0.1:1", "u", "p"
 	if err := ex.Validate(); err != nil {
@@ -82,10 +89,8 @@ func benchBridge(b testing.TB, url string) *Bridge {
 	if err := mq.Validate(nil); err != nil {
 		b.Fatal(err)
 	}
-	// Events as the program runs them by default: availability, moving
-	// and stopped, no geofences.
 	br, err := New(Options{Bridge: Defaults(), Exlive: ex, MQTT: mq, Log: zerolog.Nop(), Version: "bench",
-		OwnTracks: OwnTracksConfig{User: "exlive"}, Hass: HassConfig{Prefix: "homeassistant"}, Events: events.Defaults()})
+		OwnTracks: OwnTracksConfig{User: "exlive"}, Hass: HassConfig{Prefix: "homeassistant"}, Events: ev})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -112,6 +117,66 @@ func BenchmarkPosition(b *testing.B) {
 				if i++; i == len(ps) {
 					i = 0
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkPositionEvents is position() of 100 000 vehicles with every
+// EVENT_ and VEHICLE_ setting 0 and at their defaults: the difference is
+// what the default events (availability, moving and stopped) cost a
+// position in the bridge. The engine runs in both (it keeps each vehicle's
+// state for the status page); alone it is events BenchmarkObserve.
+func BenchmarkPositionEvents(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(map[bool]string{false: "off", true: "defaults"}[on], func(b *testing.B) {
+			ev := events.Config{}
+			if on {
+				ev = events.Defaults()
+			}
+			br := benchBridgeEvents(b, "tcp://127.0.0.1:1", ev)
+			ps := benchFleet(b, 100_000)
+			for i := range ps {
+				br.feed.position(&ps[i])
+			}
+			b.ReportAllocs()
+			i := 0
+			defer cpuPerOp(b)()
+			for b.Loop() {
+				br.feed.position(&ps[i])
+				if i++; i == len(ps) {
+					i = 0
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkParseRequest is a request read from its MQTT payload with the
+// bounds on its strings (docs/security.md): a command, a position upload,
+// an OwnTracks location, and a command whose request_id is past its
+// bound, which is refused.
+func BenchmarkParseRequest(b *testing.B) {
+	long := bytes.Repeat([]byte("r"), 4096)
+	for _, tc := range []struct {
+		name    string
+		kind    topic.Kind
+		payload []byte
+		ok      bool
+	}{
+		{"command", topic.KindCommand, []byte(`{"data":"STOP","request_id":"r-1"}`), true},
+		{"position", topic.KindPosition, []byte(`{"request_id":"r-2","lat":31.2304567,"lng":121.4737012,"speed":42.5,"direction":270,"time":"2026-12-02T10:00:00Z","posinfo":"上海市黄浦区人民大道"}`), true},
+		{"owntracks", topic.KindPosition, []byte(`{"_type":"location","lat":31.2304567,"lon":121.4737012,"tst":1764669600,"vel":42,"cog":270}`), true},
+		{"bounded", topic.KindCommand, append(append([]byte(`{"data":"STOP","request_id":"`), long...), `"}`...), false},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			if _, err := parseRequest(tc.kind, tc.payload); (err == nil) != tc.ok {
+				b.Fatalf("parseRequest: %v, want ok %v", err, tc.ok)
+			}
+			b.ReportAllocs()
+			defer cpuPerOp(b)()
+			for b.Loop() {
+				parseRequest(tc.kind, tc.payload)
 			}
 		})
 	}

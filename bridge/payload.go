@@ -131,14 +131,19 @@ func appendVehicles(dst []byte, vehicles []exlive.Vehicle) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, '{')
-		dst = str(dst, "id", v.ID)
-		dst = str(dst, "code", v.Code)
-		dst = str(dst, "sim", v.SIM)
-		dst = str(dst, "groupid", v.GroupID)
-		dst = append(dst, '}')
+		dst = appendVehicle(dst, v)
 	}
 	return append(dst, ']')
+}
+
+// appendVehicle appends one element of the vehicle list's array.
+func appendVehicle(dst []byte, v exlive.Vehicle) []byte {
+	dst = append(dst, '{')
+	dst = str(dst, "id", v.ID)
+	dst = str(dst, "code", v.Code)
+	dst = str(dst, "sim", v.SIM)
+	dst = str(dst, "groupid", v.GroupID)
+	return append(dst, '}')
 }
 
 func appendText(dst []byte, msg string, t time.Time) []byte {

@@ -1,11 +1,11 @@
 package bridge
 
 import (
-	"bytes"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/exlive2mqtt/exlive2mqtt/datum"
 	"github.com/exlive2mqtt/exlive2mqtt/events"
@@ -47,6 +47,7 @@ type feed struct {
 	skipLog, fullLog, idLog, replyLog, collisionLog ratelimit.Every
 
 	scratch  []byte // position payloads are built here; only the session's read loop uses it
+	topicBuf []byte // and their topics
 	stopping atomic.Bool
 	// shrinkSeen: the last inventory listed at most half the fleet, and
 	// was kept back.
@@ -57,6 +58,15 @@ type feed struct {
 	availability bool           // VEHICLE_OFFLINE_AFTER > 0: publish P/vehicles/V/availability
 	evbuf        []events.Event // the events of one position; only the read loop uses it
 	recent       eventRing
+	// listing is the inventory being collected (listingStarted); only
+	// the session's inventory goroutine uses it.
+	listing struct {
+		gen     uint32    // the collection's number, marked on each vehicle listed
+		count   int       // vehicles listed: those in the registry once each
+		now     time.Time // when the collection began
+		payload []byte    // the vehicle list's payload so far
+		lastLen int       // the length of the last payload published
+	}
 	// received is the time the last position arrived, in whole seconds,
 	// and receivedText its RFC 3339 form for the payload: formatted once
 	// a second, not once a position. Only the read loop uses them.
@@ -66,8 +76,17 @@ type feed struct {
 
 // handler is what the session calls.
 func (f *feed) handler() exlive.Handler {
-	return exlive.Handlers{Message: f.message, State: f.setState, Inventory: f.inventory, Skip: f.skip}
+	return feedHandler{exlive.Handlers{Message: f.message, State: f.setState, Inventory: f.inventory, Skip: f.skip}, f}
 }
+
+// feedHandler is the feed as an exlive.VehicleLister.
+type feedHandler struct {
+	exlive.Handlers
+	f *feed
+}
+
+func (h feedHandler) ListingStarted()              { h.f.listingStarted() }
+func (h feedHandler) ListVehicle(v exlive.Vehicle) { h.f.listVehicle(v) }
 
 // current returns the session's latest state.
 func (f *feed) current() exlive.State {
@@ -148,9 +167,7 @@ func (f *feed) position(p *exlive.Position) {
 		lat, lng = f.datum.ToWGS84(lat, lng)
 		lat, lng = round7(lat), round7(lng)
 	}
-	to := ""
 	if v != nil {
-		to = v.posTopic
 		v.mu.Lock()
 		v.last = fix{
 			seen: true, lat: lat, lng: lng,
@@ -164,11 +181,10 @@ func (f *feed) position(p *exlive.Position) {
 		}
 		v.mu.Unlock()
 		f.reg.version.Add(1)
-	} else {
-		to = f.topics.Position(f.topics.Level(p.ID))
 	}
 	f.scratch = appendPosition(f.scratch[:0], p, lat, lng, f.receivedAt(now))
-	if f.pub.publish(to, bytes.Clone(f.scratch), f.retain) {
+	to, payload := f.positionMessage(p.ID, f.scratch)
+	if f.pub.publish(to, payload, f.retain) {
 		f.metrics.published.Inc()
 	} else {
 		f.metrics.dropped.WithLabelValues(dropRefused).Inc()
@@ -180,6 +196,21 @@ func (f *feed) position(p *exlive.Position) {
 		f.ownTracksLocation(p, lat, lng)
 	}
 	f.observe(p, v, lat, lng, now)
+}
+
+// positionMessage returns the topic of id's positions and a copy of payload, in
+// one allocation: the MQTT client keeps both until the message is written
+// (at QoS 1, acknowledged), so each position needs a copy of its payload
+// anyway, and its topic is built here rather than kept per vehicle (the
+// registry would hold 6 MB of topics for 100 000 vehicles). The topic is a
+// string over the first bytes of the allocation; nothing writes to them
+// after it is made.
+func (f *feed) positionMessage(id string, payload []byte) (string, []byte) {
+	f.topicBuf = f.topics.AppendPosition(f.topicBuf[:0], id)
+	buf := make([]byte, len(f.topicBuf)+len(payload))
+	n := copy(buf, f.topicBuf)
+	copy(buf[n:], payload)
+	return unsafe.String(unsafe.SliceData(buf), n), buf[n:]
 }
 
 // receivedAt returns now as the position payload's "received": RFC 3339
@@ -314,20 +345,72 @@ func (f *feed) publishSession(s exlive.State) {
 	f.pub.publish(f.topics.Session(), appendSession(nil, s), true)
 }
 
-// inventory publishes the account's groups and vehicles, and updates
-// the vehicles the bridge knows. A list that is not to be believed is not
-// published over the one before (docs/topics.md, P/bridge/vehicles).
+// listingStarted begins a collection of the inventory. Its vehicles come
+// to listVehicle one at a time as their frames are read, and each becomes at
+// once what the bridge keeps of it: an entry in the registry, marked with
+// the collection's number, a few dozen bytes of the vehicle list's payload,
+// and the events engine's state. The platform's list is never held whole:
+// for 100 000 vehicles it was 10 MB more at the moment of the inventory
+// (BENCHMARKS.md). These methods and inventory run on the session's
+// inventory goroutine, one after the other.
+func (f *feed) listingStarted() {
+	f.listing.gen++
+	f.listing.count = 0
+	f.listing.now = time.Now()
+	// The payload is sized as the last one was, so that a fleet that did
+	// not grow is built in one allocation instead of doubling its way
+	// there; the MQTT client keeps it, so it is never reused.
+	f.listing.payload = append(make([]byte, 0, f.listing.lastLen+f.listing.lastLen/16+2), '[')
+}
+
+// listVehicle takes one vehicle of the collection under way.
+func (f *feed) listVehicle(iv exlive.Vehicle) {
+	if len(f.listing.payload) > 1 {
+		f.listing.payload = append(f.listing.payload, ',')
+	}
+	f.listing.payload = appendVehicle(f.listing.payload, iv)
+	if idFault(iv.ID) != "" {
+		return // exlive refuses ids that are too long; this is for empty ones
+	}
+	id := iv.ID
+	if v := f.vehicle(iv.ID, iv.Code); v != nil {
+		v.mu.Lock()
+		if v.listed != f.listing.gen {
+			v.listed = f.listing.gen
+			f.listing.count++
+		}
+		v.mu.Unlock()
+		id = v.id
+	} else {
+		// The registry is full: counted each time listed (a vehicle in
+		// several groups, several times), which only makes a shrunk list
+		// look less shrunk.
+		f.listing.count++
+	}
+	// One that sends nothing goes offline VEHICLE_OFFLINE_AFTER after
+	// it was listed.
+	f.engine.Known(id, iv.Code, f.listing.now)
+}
+
+// inventory ends a collection: it publishes the account's groups and
+// vehicles, and marks the vehicles listed and those gone. A list that is
+// not to be believed is not published over the one before (docs/topics.md,
+// P/bridge/vehicles). Vehicles in inv.Vehicles (a handler that does not
+// list them one at a time) are taken as listVehicle takes them.
 func (f *feed) inventory(inv exlive.Inventory) {
 	defer f.settle() // the vehicles are known: requests may go
-	had := f.listed()
-	listed := make(map[string]bool, len(inv.Vehicles))
-	for _, iv := range inv.Vehicles {
-		if iv.ID != "" {
-			listed[iv.ID] = true
+	if inv.Vehicles != nil || f.listing.payload == nil {
+		f.listingStarted()
+		for _, iv := range inv.Vehicles {
+			f.listVehicle(iv)
 		}
 	}
+	payload := append(f.listing.payload, ']')
+	f.listing.payload = nil
+	listed := f.listing.count
+	had := f.listed()
 	switch {
-	case had > 0 && len(listed) == 0:
+	case had > 0 && listed == 0:
 		// A platform that lists nothing after listing vehicles more
 		// likely failed to answer than lost the whole fleet: keep what
 		// is known rather than wipe every consumer's list and every
@@ -335,51 +418,42 @@ func (f *feed) inventory(inv exlive.Inventory) {
 		f.metrics.inventoriesKept.WithLabelValues(keptEmpty).Inc()
 		f.log.Warn().Int("previous", had).Msg("platform listed no vehicles; keeping the previous inventory")
 		return
-	case had > 0 && 2*len(listed) <= had && !inv.Truncated:
+	case had > 0 && 2*listed <= had && !inv.Truncated:
 		// At most half the fleet: more likely lists cut short than half
 		// the vehicles gone. Such a list is believed when the next one
 		// says the same; a fleet that did shrink shows so one
 		// EXLIVE_INVENTORY_INTERVAL late.
 		if !f.shrinkSeen.Swap(true) {
 			f.metrics.inventoriesKept.WithLabelValues(keptShrunk).Inc()
-			f.log.Warn().Int("listed", len(listed)).Int("previous", had).
+			f.log.Warn().Int("listed", listed).Int("previous", had).
 				Msg("platform listed at most half the vehicles it did before; keeping the previous inventory until the next one says the same")
 			return
 		}
-		f.log.Info().Int("listed", len(listed)).Int("previous", had).Msg("platform listed at most half the vehicles again: the fleet shrank")
+		f.log.Info().Int("listed", listed).Int("previous", had).Msg("platform listed at most half the vehicles again: the fleet shrank")
 	}
 	f.shrinkSeen.Store(false)
-	now := time.Now()
-	for _, iv := range inv.Vehicles {
-		if idFault(iv.ID) != "" {
-			continue // exlive refuses ids that are too long; this is for empty ones
-		}
-		id := iv.ID
-		if v := f.vehicle(iv.ID, iv.Code); v != nil {
-			v.mu.Lock()
-			v.inInv = true
-			v.mu.Unlock()
-			f.announce.listed(v) // back in the inventory after it left
-			id = v.id
-		}
-		// One that sends nothing goes offline VEHICLE_OFFLINE_AFTER
-		// from now.
-		f.engine.Known(id, iv.Code, now)
-	}
-	// Published once the vehicles are known, so that a request made on
-	// seeing the list finds its vehicle.
-	f.pub.publish(f.topics.Groups(), appendGroups(nil, inv.Groups), true)
-	f.pub.publish(f.topics.Vehicles(), appendVehicles(nil, inv.Vehicles), true)
 	// A truncated list cannot tell which vehicles left.
-	var gone []*vehicle
+	var back, gone []*vehicle
 	for _, v := range f.reg.all() {
 		v.mu.Lock()
-		if !inv.Truncated && v.inInv && !listed[v.id] {
+		switch {
+		case v.listed == f.listing.gen:
+			v.inInv = true
+			back = append(back, v)
+		case !inv.Truncated && v.inInv:
 			v.inInv = false
 			gone = append(gone, v)
 		}
 		v.mu.Unlock()
 	}
+	for _, v := range back {
+		f.announce.listed(v) // back in the inventory after it left
+	}
+	// Published once the vehicles are known, so that a request made on
+	// seeing the list finds its vehicle.
+	f.pub.publish(f.topics.Groups(), appendGroups(nil, inv.Groups), true)
+	f.pub.publish(f.topics.Vehicles(), payload, true)
+	f.listing.lastLen = len(payload)
 	for _, v := range gone {
 		f.announce.gone(v)
 	}

@@ -141,7 +141,7 @@ func (b *Bridge) Vehicles() iter.Seq[Vehicle] {
 	return func(yield func(Vehicle) bool) {
 		for _, v := range b.reg.all() {
 			v.mu.Lock()
-			out := Vehicle{ID: v.id, Code: v.code, Topic: v.posTopic}
+			out := Vehicle{ID: v.id, Code: v.code, Topic: b.topics.Position(b.reg.level(v))}
 			if f := v.last; f.seen {
 				out.Lat, out.Lng = opt.Some(f.lat), opt.Some(f.lng)
 				out.Speed = opt.Opt[float64]{V: f.speed, Valid: f.hasSpeed}

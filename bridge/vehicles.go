@@ -9,17 +9,18 @@ import (
 
 // vehicle is what the bridge knows of one vehicle. A big account has a
 // hundred thousand of them, so it holds only what the hot path and the
-// status page need: about 200 bytes with its map entry. Its topic level V
-// is not kept: registry.level derives it from the id when needed, which
+// status page need: about 140 bytes with its map entry. Its topic level V
+// is not kept, nor its position topic: registry.level derives the level
+// from the id when needed, and topic.Layout.AppendPosition the topic, which
 // costs no allocation for an id that is its own level (almost all).
 type vehicle struct {
 	id       string
-	posTopic string // P/vehicles/V/position, built once: the topic of every position
 	mu       sync.Mutex
 	code     string // guarded by mu, like the fields below
 	last     fix
-	inInv    bool // listed in the last inventory
-	announce bool // Home Assistant discovery sent for the current code
+	inInv    bool   // listed in the last inventory
+	listed   uint32 // the number of the last collection that listed it (feed.listing)
+	announce bool   // Home Assistant discovery sent for the current code
 	// slot is the events engine's Slot for the vehicle (events.Position),
 	// which spares it a look-up. Only the session's read loop uses it.
 	slot int32
@@ -82,7 +83,7 @@ func (r *registry) get(id string) (v *vehicle, created, collision bool) {
 		return nil, false, false
 	}
 	level := r.topics.Level(id)
-	v = &vehicle{id: id, posTopic: r.topics.Position(level)}
+	v = &vehicle{id: id}
 	other := r.levelLocked(level)
 	if other != nil && other.id != id {
 		r.collided[level] = true

@@ -32,8 +32,8 @@ func TestRegistryLevels(t *testing.T) {
 			t.Errorf("lookup(%q) = %v, %v; want %q", level, v, ambiguous, id)
 			continue
 		}
-		if r.level(v) != level || v.posTopic != "p/q/vehicles/"+level+"/position" {
-			t.Errorf("%q: level %q, topic %q", id, r.level(v), v.posTopic)
+		if got := string(r.topics.AppendPosition(nil, v.id)); r.level(v) != level || got != "p/q/vehicles/"+level+"/position" {
+			t.Errorf("%q: level %q, topic %q", id, r.level(v), got)
 		}
 	}
 	if v, _ := r.lookup("x+y"); v != nil {

@@ -16,13 +16,36 @@ const (
 // a login and every Config.InventoryInterval. A vehicle in several groups is
 // listed once per group.
 type Inventory struct {
-	Groups   []Group
+	Groups []Group
+	// Vehicles are the vehicles listed, unless the Handler is a
+	// VehicleLister: it has had them one at a time, and Vehicles is nil.
 	Vehicles []Vehicle
+	// Listed is how many vehicles were listed, in Vehicles or to a
+	// VehicleLister.
+	Listed int
 	// Started and Collected are when the collection began and ended.
 	Started, Collected time.Time
 	// Truncated is set when the platform listed more than MaxGroups or
 	// MaxVehicles; the rest were left out.
 	Truncated bool
+}
+
+// VehicleLister is a Handler that takes an inventory's vehicles one at a
+// time, as their frames are read, instead of in Inventory.Vehicles: a big
+// account's list (100 000 vehicles are 10 MB as []Vehicle) is then never
+// held whole, by this package or by the handler, which can turn each
+// vehicle into what it keeps at once. Its methods are called on the
+// goroutine that calls HandleInventory.
+type VehicleLister interface {
+	Handler
+	// ListingStarted is called as a collection begins: the vehicles listed
+	// until the next HandleInventory belong to it. A collection that fails
+	// (the connection is lost) ends without a HandleInventory, and the
+	// next one starts with ListingStarted again.
+	ListingStarted()
+	// ListVehicle gets each vehicle listed, GroupID set, in the order the
+	// platform sent them. At most MaxVehicles are listed.
+	ListVehicle(v Vehicle)
 }
 
 // inventoryLoop collects the inventory after login and then every
@@ -38,7 +61,7 @@ func (c *Client) inventoryLoop(ctx context.Context) error {
 			}
 			return err
 		}
-		c.log.Info().Int("groups", len(inv.Groups)).Int("vehicles", len(inv.Vehicles)).
+		c.log.Info().Int("groups", len(inv.Groups)).Int("vehicles", inv.Listed).
 			Bool("truncated", inv.Truncated).Dur("took", inv.Collected.Sub(inv.Started)).Msg("inventory collected")
 		c.h.HandleInventory(inv)
 		if c.cfg.InventoryInterval <= 0 {
@@ -59,6 +82,10 @@ func (c *Client) collect(ctx context.Context) (Inventory, error) {
 	c.collecting.Store(true)
 	defer c.collecting.Store(false)
 	inv := Inventory{Started: time.Now()}
+	lister, _ := c.h.(VehicleLister)
+	if lister != nil {
+		lister.ListingStarted()
+	}
 	err := c.gather(ctx, &GroupsRequest{Client: true}, func(m Message) {
 		if g, ok := m.(*Group); ok {
 			if len(inv.Groups) < MaxGroups {
@@ -74,11 +101,17 @@ func (c *Client) collect(ctx context.Context) (Inventory, error) {
 	for _, g := range inv.Groups {
 		err := c.gather(ctx, &VehiclesRequest{GroupID: g.ID}, func(m Message) {
 			if v, ok := m.(*Vehicle); ok {
-				if len(inv.Vehicles) < MaxVehicles {
-					v.GroupID = g.ID
-					inv.Vehicles = append(inv.Vehicles, *v)
-				} else {
+				switch {
+				case inv.Listed >= MaxVehicles:
 					inv.Truncated = true
+				case lister != nil:
+					v.GroupID = g.ID
+					inv.Listed++
+					lister.ListVehicle(*v)
+				default:
+					v.GroupID = g.ID
+					inv.Listed++
+					inv.Vehicles = append(inv.Vehicles, *v)
 				}
 			}
 		})

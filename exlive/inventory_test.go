@@ -140,3 +140,66 @@ func TestInventoryFlatOut(t *testing.T) {
 		})
 	}
 }
+
+// lister is an invCounter that takes the vehicles one at a time.
+type lister struct {
+	invCounter
+	started  int
+	vehicles []exlive.Vehicle // since the last ListingStarted
+	listed   []exlive.Vehicle // as they were at each HandleInventory
+}
+
+func (h *lister) ListingStarted() {
+	h.mu.Lock()
+	h.started++
+	h.vehicles = nil
+	h.mu.Unlock()
+}
+
+func (h *lister) ListVehicle(v exlive.Vehicle) {
+	h.mu.Lock()
+	h.vehicles = append(h.vehicles, v)
+	h.mu.Unlock()
+}
+
+func (h *lister) HandleInventory(inv exlive.Inventory) {
+	h.mu.Lock()
+	h.listed = h.vehicles
+	h.mu.Unlock()
+	h.invCounter.HandleInventory(inv)
+}
+
+// TestVehicleLister: a handler that lists vehicles gets every one of them,
+// with its group, between ListingStarted and HandleInventory, and an
+// Inventory that counts them without holding them.
+func TestVehicleLister(t *testing.T) {
+	srv := startSim(t, exlivesim.Config{Vehicles: 50, Groups: 3, Rate: 0})
+	h := &lister{invCounter: invCounter{got: make(chan struct{}, 1)}}
+	runSession(t, testConfig(srv.Addr()), h)
+	select {
+	case <-h.got:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no inventory after 60 s")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	inv := h.invs[0]
+	if inv.Vehicles != nil || inv.Listed != 50 || len(inv.Groups) != 3 || inv.Truncated {
+		t.Errorf("inventory: %d vehicles held, %d listed, %d groups, truncated %v; want none held, 50 listed, 3 groups",
+			len(inv.Vehicles), inv.Listed, len(inv.Groups), inv.Truncated)
+	}
+	if h.started != 1 || len(h.listed) != 50 {
+		t.Fatalf("%d listings started, %d vehicles listed; want 1 and 50", h.started, len(h.listed))
+	}
+	groups := map[string]bool{}
+	for _, g := range inv.Groups {
+		groups[g.ID] = true
+	}
+	ids := map[string]bool{}
+	for _, v := range h.listed {
+		if !groups[v.GroupID] || v.ID == "" || ids[v.ID] {
+			t.Errorf("vehicle %+v: unknown group, no id or listed twice", v)
+		}
+		ids[v.ID] = true
+	}
+}

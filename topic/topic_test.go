@@ -269,3 +269,19 @@ func FuzzLevel(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendPosition: the appended topic is Position(Level(id)) for every
+// id, after what dst held, and a safe id costs no allocation.
+func TestAppendPosition(t *testing.T) {
+	l := topic.Layout{Prefix: "fleet/a"}
+	for _, tc := range levelCases {
+		got := string(l.AppendPosition([]byte("held"), tc.id))
+		if want := "held" + l.Position(l.Level(tc.id)); got != want {
+			t.Errorf("AppendPosition(%q) = %q, want %q", tc.id, got, want)
+		}
+	}
+	buf := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(100, func() { buf = l.AppendPosition(buf[:0], "沪A12345") }); n != 0 {
+		t.Errorf("AppendPosition of a safe id allocates %v times", n)
+	}
+}

@@ -70,6 +70,7 @@ type options struct {
 	sample        time.Duration
 	runs          map[string]bool
 	cpuProfileDir string
+	memProfileDir string
 	waitLoad      float64
 	waitMax       time.Duration
 	keepTemp      bool
@@ -109,8 +110,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.duration, "duration", 0, "also run the bridge this long at -duration-rate, sampling its RSS (e.g. 10m)")
 	fs.Float64Var(&o.durationRate, "duration-rate", 2000, "positions a second in the -duration run")
 	fs.DurationVar(&o.sample, "sample", 5*time.Second, "RSS sampling interval of the -duration run")
-	fs.StringVar(&runs, "runs", "throughput,latency,memory", "runs to do: throughput, latency, memory (and duration when -duration is set)")
+	fs.StringVar(&runs, "runs", "throughput,latency,memory,costs", "runs to do: throughput, latency, memory, costs (and duration when -duration is set)")
 	fs.StringVar(&o.cpuProfileDir, "cpuprofile", "", "`dir`ectory for a CPU profile of the bridge in each run (EXLIVE2MQTT_CPUPROFILE)")
+	fs.StringVar(&o.memProfileDir, "memprofile", "", "`dir`ectory for a heap profile of the bridge at the end of each run (EXLIVE2MQTT_MEMPROFILE)")
 	fs.Float64Var(&o.waitLoad, "wait-load", 0, "before each run, wait until the 1-minute load average is below this (0: do not wait)")
 	fs.DurationVar(&o.waitMax, "wait-max", time.Hour, "longest to wait for -wait-load")
 	fs.BoolVar(&o.keepTemp, "keep", false, "keep the temporary directory (bridge logs, pairs files)")
@@ -200,6 +202,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.runs["memory"] && o.memVehicles > 0 {
 		if err := b.memory(ctx); err != nil {
+			return err
+		}
+	}
+	if o.runs["costs"] {
+		if err := b.costs(ctx); err != nil {
 			return err
 		}
 	}
@@ -610,6 +617,9 @@ func (b *bench) startBridge(ctx context.Context, name, platform string, qos int)
 	env = append(env, b.o.bridgeEnv...)
 	if b.o.cpuProfileDir != "" {
 		env = append(env, "EXLIVE2MQTT_CPUPROFILE="+filepath.Join(b.o.cpuProfileDir, name+".pprof"))
+	}
+	if b.o.memProfileDir != "" {
+		env = append(env, "EXLIVE2MQTT_MEMPROFILE="+filepath.Join(b.o.memProfileDir, name+".heap.pprof"))
 	}
 	logPath := filepath.Join(b.tmp, name+".log")
 	logf, err := os.Create(logPath)

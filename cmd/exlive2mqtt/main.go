@@ -85,6 +85,25 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 		defer stop()
 	}
+	if path := envs[envMemProfile]; path != "" {
+		// Written as the bridge is told to stop, while what it holds is
+		// still in use, and waited for before run returns.
+		pctx, cancel := context.WithCancel(ctx)
+		written := make(chan struct{})
+		go func() {
+			defer close(written)
+			<-pctx.Done()
+			writeHeapProfile(path, log)
+		}()
+		defer func() { cancel(); <-written }()
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		holdMemory(hctx, envs)
+	}()
+	defer func() { cancel(); <-held }()
 	for _, k := range unknownVariables(envs) {
 		log.Warn().Str("variable", k).Msg("unknown setting ignored (exlive2mqtt -h lists them)")
 	}
@@ -115,6 +134,24 @@ func startCPUProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// envMemProfile names a file to write a heap profile to when the bridge is
+// told to stop, for `go tool pprof -sample_index=inuse_space` (what is held at the
+// end: the registry, the events engine) or alloc_space (everything the run
+// allocated): how BENCHMARKS.md looks at the memory of 100 000 vehicles.
+// Like envCPUProfile it is not a setting.
+const envMemProfile = "EXLIVE2MQTT_MEMPROFILE"
+
+func writeHeapProfile(path string, log zerolog.Logger) {
+	f, err := os.Create(path)
+	if err == nil {
+		runtime.GC() // the profile's in-use figures are as of the last collection
+		err = errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close())
+	}
+	if err != nil {
+		log.Error().Err(err).Str("variable", envMemProfile).Msg("heap profile not written")
+	}
 }
 
 // serve runs the bridge and the HTTP server until ctx is done. Each

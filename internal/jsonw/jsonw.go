@@ -88,6 +88,9 @@ func Key(dst []byte, key string) []byte {
 // digits (1e308 is "1e+308"). JSON has no NaN or infinity: those become
 // null, and callers are expected to have left such values out before.
 func Float(dst []byte, f float64) []byte {
+	if d, ok := fewDecimals(dst, f); ok {
+		return d
+	}
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, "null"...)
 	}
@@ -111,4 +114,54 @@ func Bool(dst []byte, b bool) []byte {
 // Int appends i.
 func Int(dst []byte, i int64) []byte {
 	return strconv.AppendInt(dst, i, 10)
+}
+
+// fewDecimals appends f as Float would when it is a number of at most seven
+// decimals from 1e-6 to 1e8 in magnitude: what the platform sends
+// (coordinates to the seventh decimal, speeds, courses, mileages) and what
+// the bridge rounds coordinates to. strconv's shortest formatting costs most
+// of a position's payload; this costs a multiplication and a division.
+//
+// Why it is the same text: n/1e7 in float64 is the double nearest to the
+// decimal n·10⁻⁷, and so is f, when n/1e7 == f, the double that parsing the
+// decimal gives; below 1e8 doubles are closer than 10⁻⁷ to each other, so
+// no other decimal of at most seven places parses to f, and the shortest
+// form that does (strconv's) is this one with its trailing zeros dropped.
+func fewDecimals(dst []byte, f float64) ([]byte, bool) {
+	const scale = 1e7
+	if abs := math.Abs(f); !(abs >= 1e-6 && abs < 1e8) {
+		return dst, false // NaN, infinities, large numbers, ±0, and what Float writes with an exponent
+	}
+	n := math.Round(f * scale)
+	if n/scale != f {
+		return dst, false
+	}
+	if n < 0 {
+		dst = append(dst, '-')
+		n = -n
+	}
+	u := uint64(n) // below 1e15
+	whole, frac := u/scale, u%scale
+	dst = strconv.AppendUint(dst, whole, 10)
+	if frac == 0 {
+		return dst, true
+	}
+	digits := 7
+	for frac%10 == 0 {
+		frac /= 10
+		digits--
+	}
+	dst = append(dst, '.')
+	for p := pow10(digits - 1); p > frac && p > 1; p /= 10 {
+		dst = append(dst, '0')
+	}
+	return strconv.AppendUint(dst, frac, 10), true
+}
+
+func pow10(n int) uint64 {
+	p := uint64(1)
+	for range n {
+		p *= 10
+	}
+	return p
 }
