@@ -98,11 +98,10 @@ type Client struct {
 
 	attempts atomic.Uint64 // connection attempts so far
 
+	ls *linkState // up, down, stuck: see linkState
+
 	mu         sync.Mutex
 	q          queue
-	link       Link
-	ups, downs uint64        // connections up and lost, as paho reported them (see linkEvent)
-	linkEvent  chan struct{} // closed when paho reports a connect or a loss; then replaced
 	closed     bool          // Stop has begun
 	room       chan struct{} // closed when the queue has room; then replaced
 	subs       []subscription
@@ -111,8 +110,8 @@ type Client struct {
 
 	wake     chan struct{} // the sender has work
 	tokens   chan tracked
-	inflight atomic.Int64 // taken from the queue and not yet settled or held by the store
-	stuck    atomic.Bool  // the broker made no progress for WriteTimeout
+	inflight atomic.Int64  // taken from the queue and not yet settled or held by the store
+	moved    chan struct{} // a message was settled or let go of (see letGo); Stop waits on it
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	onlineWG sync.WaitGroup // publishOnline under way; Stop waits for it
@@ -139,17 +138,17 @@ func New(cfg Config, state State, log zerolog.Logger, onLink func(Link)) (*Clien
 		return nil, err
 	}
 	c := &Client{
-		cfg:       cfg,
-		log:       log,
-		state:     state,
-		onLink:    onLink,
-		q:         queue{limit: cfg.QueueLimit},
-		link:      Link{Since: time.Now()},
-		linkEvent: make(chan struct{}),
-		room:      make(chan struct{}),
-		wake:      make(chan struct{}, 1),
-		tokens:    make(chan tracked, cfg.InFlight),
-		stop:      make(chan struct{}),
+		cfg:    cfg,
+		log:    log,
+		state:  state,
+		onLink: onLink,
+		q:      queue{limit: cfg.QueueLimit},
+		ls:     newLinkState(),
+		room:   make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+		moved:  make(chan struct{}, 1),
+		tokens: make(chan tracked, cfg.InFlight),
+		stop:   make(chan struct{}),
 	}
 	var store paho.Store = paho.NewOrderedMemoryStore()
 	if cfg.StoreDir != "" {
@@ -271,9 +270,7 @@ func (c *Client) Start() {
 
 // Link returns the state of the broker connection.
 func (c *Client) Link() Link {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.link
+	return c.ls.get()
 }
 
 // Stats returns the client's counters.
@@ -335,6 +332,25 @@ func (c *Client) settle(o outcome, n uint64) {
 	case spilled:
 		c.spilled.Add(n)
 	}
+	c.poke()
+}
+
+// letGo records that the sender, the tracker or Stop no longer holds n
+// messages it took: each is settled, queued again, or held by the store.
+// It decrements after the holder has passed the message on, then wakes Stop,
+// so Stop, waking, sees the message where it went.
+func (c *Client) letGo(n int) {
+	c.inflight.Add(-int64(n))
+	c.poke()
+}
+
+// poke wakes Stop waiting for the client to drain (see drained). With
+// nobody waiting the channel stays full, and a poke costs one check.
+func (c *Client) poke() {
+	select {
+	case c.moved <- struct{}{}:
+	default:
+	}
 }
 
 // Publish publishes payload on topic at the configured QoS. It refuses a
@@ -357,7 +373,7 @@ func (c *Client) PublishQoS(topic string, payload []byte, qos byte, retain bool)
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.q.len() >= highWater && c.link.Connected && !c.stuck.Load() {
+	if c.q.len() >= highWater {
 		c.waitRoom()
 		if c.closed {
 			c.mu.Unlock()

@@ -2,6 +2,8 @@ package mqtt
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -64,7 +66,7 @@ func (c *Client) onConnect(pc paho.Client) {
 		}
 	}
 	c.publishOnline()
-	link, up := c.linkUp()
+	link, up := c.ls.up()
 	if !up {
 		c.log.Debug().Uint64("connection", n).Msg("broker connection lost before it was set up")
 		return
@@ -99,7 +101,7 @@ func (c *Client) publishOnline() {
 	if !c.pc.IsConnectionOpen() {
 		// Lost already; the next connection states it again.
 		c.settle(dropped, 1)
-		c.inflight.Add(-1)
+		c.letGo(1)
 		return
 	}
 	tok, ok := c.hand(m, attempts)
@@ -122,8 +124,12 @@ func (c *Client) publishOnline() {
 	}
 }
 
-// linkUp records that paho reported a connection up, and returns the link
-// and whether it is up.
+// linkState is the one owner of the broker link's state: up or down, as
+// paho reports connects and losses, and stuck, when the broker made no
+// progress for WriteTimeout. paho's callbacks, the sender and publishers
+// each report what they saw (up, down, stall, progress); the state moves
+// only here, under one lock, and every report wakes those waiting for the
+// next one (next).
 //
 // paho calls OnConnect and OnConnectionLost each on a goroutine of its own,
 // so they can run in either order: the loss of one connection can be
@@ -134,40 +140,112 @@ func (c *Client) publishOnline() {
 // already. paho reports every connection up once and lost at most once, so
 // the link is up while more connections came up than were lost, in any
 // order of reports.
-func (c *Client) linkUp() (Link, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ups++
-	c.reported()
-	up := c.ups > c.downs
+type linkState struct {
+	mu         sync.Mutex
+	link       Link
+	ups, downs uint64        // connections up and lost, as paho reported them
+	changed    chan struct{} // closed at every report; then replaced
+	// stuck is written under mu; read without it on the sender's path,
+	// where every message reports progress.
+	stuck atomic.Bool
+}
+
+func newLinkState() *linkState {
+	return &linkState{link: Link{Since: time.Now()}, changed: make(chan struct{})}
+}
+
+// get returns the link.
+func (s *linkState) get() Link {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.link
+}
+
+// connected reports whether the link is up.
+func (s *linkState) connected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.link.Connected
+}
+
+// keepingUp reports whether the link is up and not stuck, with the channel
+// closed at the next report, read together so that no report falls between.
+func (s *linkState) keepingUp() (bool, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.link.Connected && !s.stuck.Load(), s.changed
+}
+
+// next returns a channel closed at the next report.
+func (s *linkState) next() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// up records that paho reported a connection up, and returns the link and
+// whether it is up. A new connection is not stuck.
+func (s *linkState) up() (Link, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ups++
+	up := s.ups > s.downs
 	if up {
-		c.link = Link{Connected: true, Since: time.Now()}
-		c.stuck.Store(false)
+		s.link = Link{Connected: true, Since: time.Now()}
+		s.stuck.Store(false)
 	}
-	return c.link, up
+	s.reported()
+	return s.link, up
 }
 
-// linkDown records that paho reported a connection lost, and returns the
-// link and whether it is down: it is not when the report came after the
-// next connection was reported up (see linkUp).
-func (c *Client) linkDown(err error) (Link, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.downs++
-	c.reported()
-	down := c.ups <= c.downs
+// down records that paho reported a connection lost, and returns the link
+// and whether it is down: it is not when the report came after the next
+// connection was reported up.
+func (s *linkState) down(err error) (Link, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.downs++
+	down := s.ups <= s.downs
 	if down {
-		c.link = Link{Connected: false, Since: time.Now(), Err: err}
-		c.broadcastRoom() // publishers waiting for room now queue instead
+		s.link = Link{Connected: false, Since: time.Now(), Err: err}
 	}
-	return c.link, down
+	s.reported()
+	return s.link, down
 }
 
-// reported wakes sendLoop waiting for paho's next report. Call with c.mu
-// held.
-func (c *Client) reported() {
-	close(c.linkEvent)
-	c.linkEvent = make(chan struct{})
+// stall records that the broker made no progress for WriteTimeout, and
+// reports whether that is news.
+func (s *linkState) stall() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stuck.Load() {
+		return false
+	}
+	s.stuck.Store(true)
+	s.reported()
+	return true
+}
+
+// progress records that the broker took a message in good time, and
+// reports whether it was stuck until then.
+func (s *linkState) progress() bool {
+	if !s.stuck.Load() {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stuck.Load() {
+		return false
+	}
+	s.stuck.Store(false)
+	s.reported()
+	return true
+}
+
+// reported wakes those waiting for the next report. Call with s.mu held.
+func (s *linkState) reported() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // storeFailed logs an error of the message store.
@@ -206,7 +284,7 @@ func (c *Client) onNotification(_ paho.Client, n paho.ConnectionNotification) {
 }
 
 func (c *Client) onConnectionLost(_ paho.Client, err error) {
-	link, down := c.linkDown(err)
+	link, down := c.ls.down(err)
 	c.log.Warn().Err(err).Str("url", c.cfg.SafeURL()).Bool("reconnected", !down).Msg("broker connection lost")
 	if down && c.onLink != nil {
 		c.onLink(link)

@@ -10,20 +10,33 @@ import (
 // mark, the link goes down, or WriteTimeout passes; then the broker is taken
 // to be stuck and nobody waits for it any more until it makes progress.
 func (c *Client) waitRoom() {
-	timer := time.NewTimer(c.cfg.WriteTimeout)
-	defer timer.Stop()
-	for c.q.len() >= highWater && c.link.Connected && !c.stuck.Load() && !c.closed {
+	var timer *time.Timer
+	for c.q.len() >= highWater && !c.closed {
+		ok, changed := c.ls.keepingUp()
+		if !ok {
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(c.cfg.WriteTimeout)
+			defer timer.Stop()
+		}
 		room := c.room
 		c.mu.Unlock()
 		select {
 		case <-room:
-			c.mu.Lock()
+		case <-changed:
 		case <-timer.C:
-			c.mu.Lock()
-			if c.stuck.CompareAndSwap(false, true) {
-				c.log.Warn().Dur("write_timeout", c.cfg.WriteTimeout).Msg("broker is not keeping up: queueing instead of waiting")
-			}
+			c.stall()
 		}
+		c.mu.Lock()
+	}
+}
+
+// stall reports to the link state that the broker made no progress for
+// WriteTimeout: publishers queue instead of waiting until it does.
+func (c *Client) stall() {
+	if c.ls.stall() {
+		c.log.Warn().Dur("write_timeout", c.cfg.WriteTimeout).Msg("broker is not keeping up: queueing instead of waiting")
 	}
 }
 
@@ -45,7 +58,7 @@ func (c *Client) sendLoop() {
 	batch := make([]message, 0, 256)
 	for {
 		c.mu.Lock()
-		for !c.link.Connected || c.q.len() == 0 {
+		for c.q.len() == 0 || !c.ls.connected() {
 			c.mu.Unlock()
 			select {
 			case <-c.wake:
@@ -66,7 +79,7 @@ func (c *Client) sendLoop() {
 		if c.q.len() < highWater {
 			c.broadcastRoom()
 		}
-		event := c.linkEvent
+		event := c.ls.next()
 		c.mu.Unlock()
 
 		for i, m := range batch {
@@ -74,7 +87,7 @@ func (c *Client) sendLoop() {
 			listed := c.store.listChanged()
 			if !c.ready() {
 				// paho lost the connection, or connected again, and has
-				// not said so yet: wait for its next word (see linkUp),
+				// not said so yet: wait for its next word (see linkState),
 				// or its list, rather than spin.
 				c.requeue(batch[i:])
 				select {
@@ -134,18 +147,18 @@ func (c *Client) hand(m message, attempts uint64) (paho.Token, bool) {
 	switch {
 	case m.qos > 0 && messageID(tok) != 0:
 		// paho stored it before it returned: the store holds it now.
-		c.inflight.Add(-1)
+		c.letGo(1)
 		return tok, true
 	case m.qos > 0:
 		// No message id, not stored: not connected, or all 65535 ids
 		// are in flight.
 		c.settle(failed, 1)
-		c.inflight.Add(-1)
+		c.letGo(1)
 		c.warnFailed(tok.Error())
 		return nil, false
 	case !c.pc.IsConnectionOpen() || c.attempts.Load() != attempts:
 		c.settle(dropped, 1)
-		c.inflight.Add(-1)
+		c.letGo(1)
 		return nil, false
 	}
 	return tok, true
@@ -163,7 +176,7 @@ func messageID(tok paho.Token) uint16 {
 func (c *Client) requeue(ms []message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.inflight.Add(-int64(len(ms)))
+	c.letGo(len(ms))
 	for i := len(ms) - 1; i >= 0; i-- {
 		if c.q.pushFront(ms[i]) {
 			c.settle(dropped, 1)
@@ -173,7 +186,7 @@ func (c *Client) requeue(ms []message) {
 
 // progress records that the broker took a message in good time.
 func (c *Client) progress() {
-	if c.stuck.Load() && c.stuck.CompareAndSwap(true, false) {
+	if c.ls.progress() {
 		c.log.Info().Msg("broker keeping up again")
 	}
 }

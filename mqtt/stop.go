@@ -1,9 +1,6 @@
 package mqtt
 
-import (
-	"context"
-	"time"
-)
+import "context"
 
 // Stop publishes offline, delivers what is queued and in flight until ctx
 // is done, hands what is left to the file store when there is one, and
@@ -25,16 +22,17 @@ func (c *Client) Stop(ctx context.Context) (lost int) {
 	c.broadcastRoom()
 	c.mu.Unlock()
 
-	tick := time.NewTicker(10 * time.Millisecond)
+	// Every change that can drain the client (a message settled, or let go
+	// of by whoever held it) pokes c.moved after it is made: a poke between
+	// the check and the wait stays in the channel.
 	for !c.drained() {
 		select {
-		case <-ctx.Done():
-		case <-tick.C:
+		case <-c.moved:
 			continue
+		case <-ctx.Done():
 		}
 		break
 	}
-	tick.Stop()
 	close(c.stop)
 	c.wg.Wait()
 	c.onlineWG.Wait()
@@ -64,12 +62,12 @@ func (c *Client) Stop(ctx context.Context) (lost int) {
 			// and sends it once connected, after a restart too; it fails
 			// at once when it has no message id left (65535 in flight).
 			if tok := c.pc.Publish(m.topic, m.qos, m.retain, m.payload); messageID(tok) != 0 {
-				c.inflight.Add(-1) // the store holds it: release settles it
+				c.letGo(1) // the store holds it: release settles it
 				continue
 			}
 		}
 		c.settle(dropped, 1)
-		c.inflight.Add(-1)
+		c.letGo(1)
 		lost++
 	}
 	// What paho holds unacknowledged (in flight when the broker went away

@@ -29,7 +29,7 @@ func (c *Client) track(tok paho.Token, qos byte) bool {
 	case c.tokens <- t:
 		return true
 	case <-timer.C:
-		c.stuck.Store(true)
+		c.stall()
 	case <-c.stop:
 		c.settleNow(t)
 		return false
@@ -107,7 +107,7 @@ func (c *Client) settleNow(t tracked) (lost bool) {
 		c.settle(dropped, 1)
 		lost = true
 	}
-	c.inflight.Add(-1)
+	c.letGo(1)
 	return lost
 }
 
