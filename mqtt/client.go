@@ -1,7 +1,14 @@
 // Package mqtt is the broker side of exlive2mqtt: a paho.mqtt.golang client
 // used the way its maintainers advise, with TLS, a last will, subscriptions
-// made on every connect, a bounded outage queue, and topic validation that
-// keeps a poison topic from ever reaching the broker.
+// made on every connect, a bounded outage queue, topic validation that
+// keeps an invalid topic from ever reaching the broker, and a message the
+// broker closes the connection over found and dropped rather than sent
+// again forever (see poisonStrikes).
+//
+// Files: client.go (New, Publish, Stats), send.go (the queue to paho),
+// track.go (outcomes, paho's tokens), link.go (paho's callbacks, linkState),
+// poison.go, stop.go, store.go (paho's store, wrapped), wire.go (the
+// batching connection), dial.go, queue.go, topic.go, config.go.
 //
 // Publish never blocks for long: while the broker keeps up it waits for room
 // in a short queue (backpressure, so nothing is dropped under load); while
@@ -81,7 +88,8 @@ type Stats struct {
 	Queued     int    // waiting in the queue now
 	InFlight   int    // handed to paho and not yet settled now: QoS 1 awaiting its acknowledgement, QoS 0 its write
 	Late       uint64 // QoS 1 not acknowledged within WriteTimeout; still in flight (paho resends it after a reconnect), not an outcome
-	Invalid    uint64 // refused before publishing: not a valid topic; never accepted
+	Invalid    uint64 // refused before publishing: not a valid topic, or one the broker refused (see Poison); never accepted
+	Poison     uint64 // dropped because the broker closed the connection over each, or over a recent message on its topic (see poisonStrikes); in Dropped when accepted by this run
 	Received   uint64 // messages received on subscriptions
 	Reconnects uint64 // connections made after the first
 }
@@ -117,7 +125,9 @@ type Client struct {
 	onlineWG sync.WaitGroup // publishOnline under way; Stop waits for it
 
 	accepted, published, failed, dropped, spilled atomic.Uint64 // see settle
-	late, invalid, received, connects             atomic.Uint64
+	late, invalid, received, connects, poison     atomic.Uint64
+	refused                                       map[string]time.Time // topics the broker dropped the connection over, refused until, under mu
+	poisonLog                                     ratelimit.Every
 	warned                                        ratelimit.Every
 	refusedLog                                    ratelimit.Every
 	storeLog                                      ratelimit.Every
@@ -138,17 +148,18 @@ func New(cfg Config, state State, log zerolog.Logger, onLink func(Link)) (*Clien
 		return nil, err
 	}
 	c := &Client{
-		cfg:    cfg,
-		log:    log,
-		state:  state,
-		onLink: onLink,
-		q:      queue{limit: cfg.QueueLimit},
-		ls:     newLinkState(),
-		room:   make(chan struct{}),
-		wake:   make(chan struct{}, 1),
-		moved:  make(chan struct{}, 1),
-		tokens: make(chan tracked, cfg.InFlight),
-		stop:   make(chan struct{}),
+		cfg:     cfg,
+		log:     log,
+		state:   state,
+		onLink:  onLink,
+		q:       queue{limit: cfg.QueueLimit},
+		ls:      newLinkState(),
+		room:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		moved:   make(chan struct{}, 1),
+		refused: make(map[string]time.Time),
+		tokens:  make(chan tracked, cfg.InFlight),
+		stop:    make(chan struct{}),
 	}
 	var store paho.Store = paho.NewOrderedMemoryStore()
 	if cfg.StoreDir != "" {
@@ -175,6 +186,7 @@ func New(cfg Config, state State, log zerolog.Logger, onLink func(Link)) (*Clien
 		// own stop channel when a reconnect follows a resume.
 		SetStore(c.store).
 		SetConnectionAttemptHandler(func(_ *url.URL, tc *tls.Config) *tls.Config {
+			c.onPoison()
 			c.attempts.Add(1)
 			c.attempt.Store(c.store.mark())
 			return tc
@@ -293,64 +305,10 @@ func (c *Client) Stats() Stats {
 	st.Spilled = c.spilled.Load()
 	st.Late = c.late.Load()
 	st.Invalid = c.invalid.Load()
+	st.Poison = c.poison.Load()
 	st.Received = c.received.Load()
 	st.Reconnects = max(c.connects.Load(), 1) - 1
 	return st
-}
-
-// outcome is how a message accepted by the client ended.
-type outcome int
-
-const (
-	published outcome = iota
-	failed
-	dropped
-	spilled
-)
-
-// settle records the outcome of n messages. It is the only place that
-// counts an outcome, and each accepted message reaches it exactly once, from
-// whoever holds the message at the time; holding passes along one way:
-//
-//   - the queue (Publish; sendLoop takes a batch, and puts back what finds
-//     the link down), which drops the oldest on overflow;
-//   - sendLoop, which hands each message to paho (see hand);
-//   - for QoS 1 with a message id, paho's store (resumeStore): published
-//     when the PUBACK deletes it, spilled or dropped by Stop;
-//   - for QoS 0, its token, waited on by trackLoop, or by Stop.
-//
-// The online state goes straight to paho from onConnect and is held the
-// same way; the offline state goes through Publish.
-func (c *Client) settle(o outcome, n uint64) {
-	switch o {
-	case published:
-		c.published.Add(n)
-	case failed:
-		c.failed.Add(n)
-	case dropped:
-		c.dropped.Add(n)
-	case spilled:
-		c.spilled.Add(n)
-	}
-	c.poke()
-}
-
-// letGo records that the sender, the tracker or Stop no longer holds n
-// messages it took: each is settled, queued again, or held by the store.
-// It decrements after the holder has passed the message on, then wakes Stop,
-// so Stop, waking, sees the message where it went.
-func (c *Client) letGo(n int) {
-	c.inflight.Add(-int64(n))
-	c.poke()
-}
-
-// poke wakes Stop waiting for the client to drain (see drained). With
-// nobody waiting the channel stays full, and a poke costs one check.
-func (c *Client) poke() {
-	select {
-	case c.moved <- struct{}{}:
-	default:
-	}
 }
 
 // Publish publishes payload on topic at the configured QoS. It refuses a
@@ -372,6 +330,11 @@ func (c *Client) PublishQoS(topic string, payload []byte, qos byte, retain bool)
 	if c.closed {
 		c.mu.Unlock()
 		return ErrClosed
+	}
+	if c.refusedTopic(topic) {
+		c.mu.Unlock()
+		c.invalid.Add(1)
+		return fmt.Errorf("%w: %q", ErrTopicRefused, shorten(topic))
 	}
 	if c.q.len() >= highWater {
 		c.waitRoom()

@@ -73,6 +73,12 @@ func (c *Client) sendLoop() {
 			if !ok {
 				break
 			}
+			if c.refusedTopic(m.topic) {
+				// Queued before the broker refused its topic.
+				c.poison.Add(1)
+				c.settle(dropped, 1)
+				continue
+			}
 			batch = append(batch, m)
 		}
 		c.inflight.Add(int64(len(batch)))

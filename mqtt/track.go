@@ -6,6 +6,61 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
+// outcome is how a message accepted by the client ended.
+type outcome int
+
+const (
+	published outcome = iota
+	failed
+	dropped
+	spilled
+)
+
+// settle records the outcome of n messages. It is the only place that
+// counts an outcome, and each accepted message reaches it exactly once, from
+// whoever holds the message at the time; holding passes along one way:
+//
+//   - the queue (Publish; sendLoop takes a batch, and puts back what finds
+//     the link down), which drops the oldest on overflow;
+//   - sendLoop, which hands each message to paho (see hand);
+//   - for QoS 1 with a message id, paho's store (resumeStore): published
+//     when the PUBACK deletes it, spilled or dropped by Stop;
+//   - for QoS 0, its token, waited on by trackLoop, or by Stop.
+//
+// The online state goes straight to paho from onConnect and is held the
+// same way; the offline state goes through Publish.
+func (c *Client) settle(o outcome, n uint64) {
+	switch o {
+	case published:
+		c.published.Add(n)
+	case failed:
+		c.failed.Add(n)
+	case dropped:
+		c.dropped.Add(n)
+	case spilled:
+		c.spilled.Add(n)
+	}
+	c.poke()
+}
+
+// letGo records that the sender, the tracker or Stop no longer holds n
+// messages it took: each is settled, queued again, or held by the store.
+// It decrements after the holder has passed the message on, then wakes Stop,
+// so Stop, waking, sees the message where it went.
+func (c *Client) letGo(n int) {
+	c.inflight.Add(-int64(n))
+	c.poke()
+}
+
+// poke wakes Stop waiting for the client to drain (see drained). With
+// nobody waiting the channel stays full, and a poke costs one check.
+func (c *Client) poke() {
+	select {
+	case c.moved <- struct{}{}:
+	default:
+	}
+}
+
 type tracked struct {
 	tok      paho.Token
 	deadline time.Time

@@ -64,7 +64,25 @@ func newWireConn(nc net.Conn, timeout time.Duration) *wireConn {
 }
 
 // Read reads through the buffer. paho reads on one goroutine only.
-func (c *wireConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+//
+// A failed write closes the connection under the reader, which then fails
+// with "use of closed network connection": paho takes that error for its
+// own Close and reports no loss, and, its Write having long returned,
+// learns of it only at its next write (a keepalive ping, up to Keepalive
+// later). So the reader returns the write's error instead: a broker that
+// closes the connection over a publish (see poisonStrikes) is reconnected
+// at once.
+func (c *wireConn) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil {
+		c.mu.Lock()
+		if c.err != nil && !c.closing {
+			err = c.err
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
 
 // Write holds p for the writer, waiting while too much is held already, at
 // most until the write deadline. A packet larger than the buffer (the

@@ -170,6 +170,11 @@ func TestWireSocketTimeout(t *testing.T) {
 	if _, err := peer.Read(make([]byte, 10)); err != io.EOF {
 		t.Errorf("peer reads %v, want EOF: the connection is closed", err)
 	}
+	// paho's reader gets the write's error, not the "use of closed network
+	// connection" paho takes for its own Close and does not report.
+	if _, err := w.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Read after the failed write = %v, want the write's error", err)
+	}
 }
 
 // TestWireCloseFlushes: Close writes out what is held before it closes.
@@ -190,6 +195,12 @@ func TestWireCloseFlushes(t *testing.T) {
 	}
 	if _, err := w.Write(packet('c', 1)); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Write after Close = %v, want net.ErrClosed", err)
+	}
+	// Closed by paho: its reader gets the connection's own error (a pipe's
+	// here; "use of closed network connection" from TCP), which paho
+	// expects then.
+	if _, err := w.Read(make([]byte, 1)); err != io.ErrClosedPipe {
+		t.Errorf("Read after Close = %v, want the pipe's own error", err)
 	}
 }
 
