@@ -36,6 +36,10 @@ import (
 // acknowledged on the first connection that lasts one round trip; the rule
 // takes it for poison only if two connections in a row die before that.
 //
+// paho v1.5.1 has no way to free the message id of a publish taken out of
+// its store: each poison message keeps one of its 65535 ids until the
+// process restarts (refusing the topic keeps their number small).
+//
 // QoS 0 has no acknowledgement, so nothing tells which message a broker
 // refused, and the client does not guess: a QoS 0 message is never sent
 // again, so a refused one costs one reconnect and never a loop; it and what
