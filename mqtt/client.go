@@ -126,7 +126,7 @@ type Client struct {
 
 	accepted, published, failed, dropped, spilled atomic.Uint64 // see settle
 	late, invalid, received, connects, poison     atomic.Uint64
-	refused                                       map[string]time.Time // topics the broker dropped the connection over, refused until, under mu
+	refused                                       map[string]refusal // topics the broker dropped the connection over, under mu
 	poisonLog                                     ratelimit.Every
 	warned                                        ratelimit.Every
 	refusedLog                                    ratelimit.Every
@@ -157,7 +157,7 @@ func New(cfg Config, state State, log zerolog.Logger, onLink func(Link)) (*Clien
 		room:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		moved:   make(chan struct{}, 1),
-		refused: make(map[string]time.Time),
+		refused: make(map[string]refusal),
 		tokens:  make(chan tracked, cfg.InFlight),
 		stop:    make(chan struct{}),
 	}

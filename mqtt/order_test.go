@@ -96,11 +96,13 @@ func TestSendOrderBounded(t *testing.T) {
 }
 
 // TestRefusedTopicExpires: a topic found poison is refused for
-// poisonRefusal, then tried again.
+// poisonRefusal, then tried again; one found poison twice is refused for
+// good.
 func TestRefusedTopicExpires(t *testing.T) {
-	c := &Client{refused: map[string]time.Time{
-		"a": time.Now().Add(time.Minute),
-		"b": time.Now().Add(-time.Second),
+	c := &Client{refused: map[string]refusal{
+		"a": {until: time.Now().Add(time.Minute), strikes: 1},
+		"b": {until: time.Now().Add(-time.Second), strikes: 1},
+		"d": {strikes: 2},
 	}}
 	if !c.refusedTopic("a") {
 		t.Error("a topic within its refusal not refused")
@@ -108,10 +110,27 @@ func TestRefusedTopicExpires(t *testing.T) {
 	if c.refusedTopic("b") {
 		t.Error("a topic past its refusal refused")
 	}
-	if _, ok := c.refused["b"]; ok {
-		t.Error("an ended refusal kept")
+	if r, ok := c.refused["b"]; !ok || r.strikes != 1 {
+		t.Errorf("an ended refusal forgotten: %+v", r)
+	}
+	if !c.refusedTopic("d") {
+		t.Error("a topic found poison twice not refused")
 	}
 	if c.refusedTopic("c") {
 		t.Error("a topic never refused refused")
+	}
+}
+
+// TestRefusalStrikes: the first finding refuses a topic for poisonRefusal,
+// the second for good (each finding keeps one of paho's message ids).
+func TestRefusalStrikes(t *testing.T) {
+	now := time.Now()
+	r := refusal{}.strike(now)
+	if r.strikes != 1 || !r.refuses(now.Add(poisonRefusal-time.Second)) || r.refuses(now.Add(poisonRefusal)) {
+		t.Errorf("first strike %+v, want refused for %s", r, poisonRefusal)
+	}
+	r = r.strike(now.Add(poisonRefusal + time.Minute))
+	if r.strikes != 2 || !r.refuses(now.Add(1000*time.Hour)) {
+		t.Errorf("second strike %+v, want refused for good", r)
 	}
 }

@@ -25,7 +25,8 @@ import (
 // accepted it), logged with its topic, and its topic is refused for
 // poisonRefusal (ErrTopicRefused, counted Invalid), so that the next
 // messages on it do not take the connection down again; after that one
-// message on it may try again.
+// message on it may try again, and a topic found poison a second time is
+// refused until the process restarts.
 //
 // Where the broker's close also loses the acknowledgements it sent just
 // before (a reset discards what the client had not read yet), the message
@@ -38,7 +39,11 @@ import (
 //
 // paho v1.5.1 has no way to free the message id of a publish taken out of
 // its store: each poison message keeps one of its 65535 ids until the
-// process restarts (refusing the topic keeps their number small).
+// process restarts. Refusing the topic for good at its second finding keeps
+// their number at two a topic, and the topics remembered are at most
+// maxRefusedTopics, so the ids cannot run out however long a broker keeps
+// refusing (a vehicle whose id NATS refuses would otherwise leak an id every
+// poisonRefusal, and all 65535 in some days with a fleet of them).
 //
 // QoS 0 has no acknowledgement, so nothing tells which message a broker
 // refused, and the client does not guess: a QoS 0 message is never sent
@@ -50,9 +55,29 @@ const poisonStrikes = 2
 // poisonRefusal is how long a topic found poison is refused.
 const poisonRefusal = 10 * time.Minute
 
-// maxRefusedTopics bounds the topics refused at once; beyond it a poison
-// message is still found and dropped, its topic not refused.
+// maxRefusedTopics bounds the topics remembered (refused, or found poison
+// once); beyond it a poison message is still found and dropped, its topic
+// not refused.
 const maxRefusedTopics = 4096
+
+// refusal is what the client remembers of a topic found poison.
+type refusal struct {
+	until   time.Time // refused until then; zero: until the process restarts
+	strikes int       // times found poison
+}
+
+func (r refusal) refuses(now time.Time) bool { return r.until.IsZero() || now.Before(r.until) }
+
+// strike returns r after its topic was found poison once more at now:
+// refused for poisonRefusal the first time, for good after that.
+func (r refusal) strike(now time.Time) refusal {
+	r.strikes++
+	r.until = now.Add(poisonRefusal)
+	if r.strikes > 1 {
+		r.until = time.Time{}
+	}
+	return r
+}
 
 // ErrTopicRefused is returned by Publish for a topic the broker dropped the
 // connection over (see poisonStrikes).
@@ -214,18 +239,23 @@ func (c *Client) onPoison() {
 	c.poison.Add(1)
 	now := time.Now()
 	c.mu.Lock()
-	_, again := c.refused[p.topic]
-	if len(c.refused) >= maxRefusedTopics {
-		for t, until := range c.refused {
-			if now.After(until) {
+	r, again := c.refused[p.topic]
+	if !again && len(c.refused) >= maxRefusedTopics {
+		for t, r := range c.refused {
+			if !r.refuses(now) {
 				delete(c.refused, t)
 			}
 		}
 	}
 	if again || len(c.refused) < maxRefusedTopics {
-		c.refused[p.topic] = now.Add(poisonRefusal)
+		r = r.strike(now)
+		c.refused[p.topic] = r
 	}
 	c.mu.Unlock()
+	refusedFor := poisonRefusal
+	if r.until.IsZero() {
+		refusedFor = 0
+	}
 	// Once for each topic; again (a topic found poison again after its
 	// refusal ended) at most every 10 s.
 	var held uint64
@@ -234,21 +264,23 @@ func (c *Client) onPoison() {
 	} else if held, ok = c.poisonLog.Allow(); !ok {
 		return
 	}
-	c.log.Warn().Str("topic", shorten(p.topic)).Uint8("qos", p.qos).Int("losses", poisonStrikes).
-		Dur("refused_for", poisonRefusal).Uint64("poison_since_last_warning", held).
-		Msg("broker dropped the connection over a message: dropped, and its topic refused for a while")
+	ev := c.log.Warn().Str("topic", shorten(p.topic)).Uint8("qos", p.qos).Int("losses", poisonStrikes).
+		Int("times", r.strikes).Uint64("poison_since_last_warning", held)
+	if refusedFor > 0 {
+		ev.Dur("refused_for", refusedFor).Msg("broker dropped the connection over a message: dropped, and its topic refused for a while")
+	} else {
+		ev.Msg("broker dropped the connection over a message again: dropped, and its topic refused until restart")
+	}
 }
 
-// refusedTopic reports whether the broker dropped the connection over a
-// message on topic less than poisonRefusal ago. Call with c.mu held.
+// refusedTopic reports whether topic is refused: the broker dropped the
+// connection over a message on it less than poisonRefusal ago, or twice.
+// An ended refusal is remembered (onPoison counts the strikes). Call with
+// c.mu held.
 func (c *Client) refusedTopic(topic string) bool {
 	if len(c.refused) == 0 {
 		return false
 	}
-	until, ok := c.refused[topic]
-	if ok && time.Now().After(until) {
-		delete(c.refused, topic)
-		return false
-	}
-	return ok
+	r, ok := c.refused[topic]
+	return ok && r.refuses(time.Now())
 }
