@@ -224,7 +224,8 @@ var (
 	descMQTTFailed     = prometheus.NewDesc("mqtt_publish_errors_total", "Publishes the MQTT client refused or failed with no copy kept to send again.", nil, nil)
 	descMQTTLate       = prometheus.NewDesc("mqtt_acks_late_total", "QoS 1 publishes not acknowledged within MQTT_WRITE_TIMEOUT (still in flight: kept and resent after a reconnect).", nil, nil)
 	descMQTTDropped    = prometheus.NewDesc("mqtt_messages_dropped_total", "Messages dropped: the outage queue overflowed, QoS 0 handed over as the link went down, or neither delivered nor stored at shutdown.", nil, nil)
-	descMQTTInvalid    = prometheus.NewDesc("mqtt_invalid_topics_total", "Messages refused before publishing because their topic is not valid.", nil, nil)
+	descMQTTInvalid    = prometheus.NewDesc("mqtt_invalid_topics_total", "Messages refused before publishing because their topic is not valid, or the broker closed the connection over a recent message on it.", nil, nil)
+	descMQTTPoison     = prometheus.NewDesc("mqtt_poison_messages_total", "Messages dropped because the broker closed the connection over each (found after two losses in a row), or over a recent message on their topic; counted in mqtt_messages_dropped_total too.", nil, nil)
 	descMQTTSpilled    = prometheus.NewDesc("mqtt_messages_stored_at_stop_total", "Messages handed to the file store at shutdown, to be sent after a restart.", nil, nil)
 	descMQTTReceived   = prometheus.NewDesc("mqtt_messages_received_total", "Messages received on the bridge's subscriptions.", nil, nil)
 	descMQTTReconnects = prometheus.NewDesc("mqtt_reconnects_total", "Connections to the broker after the first.", nil, nil)
@@ -235,7 +236,7 @@ var (
 )
 
 func (mqttCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMQTTAccepted, descMQTTPublished, descMQTTFailed, descMQTTLate, descMQTTDropped, descMQTTInvalid,
+	for _, d := range []*prometheus.Desc{descMQTTAccepted, descMQTTPublished, descMQTTFailed, descMQTTLate, descMQTTDropped, descMQTTInvalid, descMQTTPoison,
 		descMQTTSpilled, descMQTTReceived, descMQTTReconnects, descMQTTQueued, descMQTTLimit, descMQTTInFlight, descMQTTConnected} {
 		ch <- d
 	}
@@ -255,6 +256,7 @@ func (c mqttCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descMQTTLate, s.Late)
 	counter(descMQTTDropped, s.Dropped)
 	counter(descMQTTInvalid, s.Invalid)
+	counter(descMQTTPoison, s.Poison)
 	counter(descMQTTSpilled, s.Spilled)
 	counter(descMQTTReceived, s.Received)
 	counter(descMQTTReconnects, s.Reconnects)

@@ -146,10 +146,16 @@ func TestPublishOnlineAndOffline(t *testing.T) {
 			}
 			return n == 100
 		})
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Stop returns once the offline state is delivered, woken by its
+		// acknowledgement: long before its context ends.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		begin := time.Now()
 		if lost := c.Stop(ctx); lost != 0 {
 			t.Errorf("lost %d at stop", lost)
+		}
+		if took := time.Since(begin); took > 15*time.Second {
+			t.Errorf("Stop took %s with nothing left to deliver but the offline state", took)
 		}
 		sub.Wait(5*time.Second, "offline", func(ms []brokertest.Msg) bool {
 			return lastPayload(ms, cfg.TopicPrefix+"/bridge/state") == "offline"

@@ -3,8 +3,6 @@ package mqtt
 import (
 	"errors"
 	"testing"
-
-	"github.com/rs/zerolog"
 )
 
 // TestLinkReportsInAnyOrder: paho reports a connect and a loss each on a
@@ -29,21 +27,13 @@ func TestLinkReportsInAnyOrder(t *testing.T) {
 		{"lost before reported, then reconnected", "duu", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := Defaults()
-			cfg.URL = "tcp://127.0.0.1:1"
-			cfg.ClientID = "link-test"
-			c, err := New(cfg, State{}, zerolog.Nop(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := newLinkState()
 			for _, r := range tc.reports {
-				c.mu.Lock()
-				event := c.linkEvent
-				c.mu.Unlock()
+				event := s.next()
 				if r == 'u' {
-					c.linkUp()
+					s.up()
 				} else {
-					c.linkDown(lost)
+					s.down(lost)
 				}
 				select {
 				case <-event:
@@ -51,9 +41,69 @@ func TestLinkReportsInAnyOrder(t *testing.T) {
 					t.Fatalf("report %c woke no one waiting for it", r)
 				}
 			}
-			if l := c.Link(); l.Connected != tc.up {
+			if l := s.get(); l.Connected != tc.up {
 				t.Errorf("after %q: link %+v, want connected=%v", tc.reports, l, tc.up)
 			}
+			if tc.up != s.connected() {
+				t.Errorf("connected() = %v, get() = %+v", s.connected(), s.get())
+			}
+			if !tc.up && s.get().Err != lost {
+				t.Errorf("link down with error %v, want %v", s.get().Err, lost)
+			}
 		})
+	}
+}
+
+// TestLinkStuck: a stall is news once, and wakes those waiting (a
+// publisher waiting for room then queues instead); progress ends it once;
+// a new connection is never stuck.
+func TestLinkStuck(t *testing.T) {
+	s := newLinkState()
+	if ok, _ := s.keepingUp(); ok {
+		t.Fatal("keeping up before any connection")
+	}
+	s.up()
+	ok, changed := s.keepingUp()
+	if !ok {
+		t.Fatal("not keeping up once connected")
+	}
+	if !s.stall() {
+		t.Fatal("first stall is no news")
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("a stall woke no one waiting")
+	}
+	if s.stall() {
+		t.Error("second stall is news again")
+	}
+	if ok, _ := s.keepingUp(); ok {
+		t.Error("keeping up while stuck")
+	}
+	if !s.get().Connected {
+		t.Error("a stall took the link down")
+	}
+	_, changed = s.keepingUp()
+	if !s.progress() {
+		t.Fatal("progress after a stall is no news")
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("progress woke no one waiting")
+	}
+	if s.progress() {
+		t.Error("progress while keeping up is news")
+	}
+	if ok, _ := s.keepingUp(); !ok {
+		t.Error("not keeping up after progress")
+	}
+
+	s.stall()
+	s.down(errors.New("lost"))
+	s.up()
+	if ok, _ := s.keepingUp(); !ok {
+		t.Error("a new connection is stuck as the last one was")
 	}
 }

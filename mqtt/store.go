@@ -45,6 +45,7 @@ type resumeStore struct {
 	lists      uint64             // calls to All so far
 	changed    chan struct{}      // closed on each call to All
 	held       map[string]heldMsg // QoS 1 publishes this run put in the store, by key, not yet settled
+	order      sendOrder          // for finding a poison message (see poisonStrikes)
 	released   bool               // release was called: the held messages are settled
 }
 
@@ -59,7 +60,8 @@ const outboundPrefix = "o."
 
 func newResumeStore(s paho.Store, stateTopic string, failed func(op string, err any), acked func()) *resumeStore {
 	return &resumeStore{Store: s, failed: failed, acked: acked, stateTopic: stateTopic,
-		changed: make(chan struct{}), held: make(map[string]heldMsg)}
+		changed: make(chan struct{}), held: make(map[string]heldMsg),
+		order: sendOrder{pending: make(map[string]uint64)}}
 }
 
 // guard recovers a panic of the store, deferred by each method.
@@ -84,6 +86,7 @@ func (s *resumeStore) All() []string {
 	keys := s.all()
 	s.mu.Lock()
 	s.lists++
+	s.order.listed()
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
@@ -139,14 +142,27 @@ func (s *resumeStore) Open() {
 }
 
 // Put stores m, and holds an outbound publish until it is settled.
+//
+// A publish is stored as a copy: paho's writer writes the very packet it
+// stores (PublishPacket.Write sets its length), and after a reconnect
+// resume reads the stored one, maybe while the writer of the new
+// connection still writes it (a data race in paho v1.5.1, seen when a
+// broker closed the connection over a poison message). paho stores a
+// publish before it hands it to the writer, so the copy is made before
+// anyone else touches the packet; its payload is never written.
 func (s *resumeStore) Put(key string, m packets.ControlPacket) {
-	stored := s.put(key, m)
 	pub, ok := m.(*packets.PublishPacket)
+	if ok {
+		cp := *pub
+		m = &cp
+	}
+	stored := s.put(key, m)
 	if !ok || !strings.HasPrefix(key, outboundPrefix) {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.order.stored(key)
 	if !s.released {
 		s.held[key] = heldMsg{stored: stored, state: s.stateTopic != "" && pub.TopicName == s.stateTopic}
 	}
@@ -169,6 +185,11 @@ func (s *resumeStore) put(key string, m packets.ControlPacket) (ok bool) {
 func (s *resumeStore) Get(key string) packets.ControlPacket {
 	m := s.get(key)
 	if pub, ok := m.(*packets.PublishPacket); ok {
+		if strings.HasPrefix(key, outboundPrefix) {
+			s.mu.Lock()
+			s.order.resent(key)
+			s.mu.Unlock()
+		}
 		cp := *pub
 		return &cp
 	}
@@ -186,6 +207,7 @@ func (s *resumeStore) Del(key string) {
 	s.del(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.order.acked(key)
 	if _, ok := s.held[key]; ok {
 		delete(s.held, key)
 		s.acked()

@@ -90,3 +90,25 @@ func matchFilter(filter, topic string) bool {
 	}
 	return len(fs) == len(ts)
 }
+
+// validTopic is ValidTopic, with a fast path for a topic of printable ASCII
+// without wildcards (a position topic whose vehicle id is ASCII): one pass
+// and no allocation, where ValidTopic splits the topic into its levels.
+func validTopic(topic string) error {
+	if len(topic) == 0 || len(topic) > MaxTopicLen {
+		return ValidTopic(topic)
+	}
+	for i := 0; i < len(topic); i++ {
+		if c := topic[i]; c < 0x20 || c > 0x7e || c == '+' || c == '#' {
+			return ValidTopic(topic)
+		}
+	}
+	return nil
+}
+
+func shorten(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
