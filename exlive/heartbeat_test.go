@@ -136,13 +136,20 @@ func TestHeartbeatAnswersThatStopWhileDataFlows(t *testing.T) {
 	srv := startSim(t, exlivesim.Config{Rate: 200, Vehicles: 3})
 	rec := newRecorder()
 	cfg := testConfig(srv.Addr())
-	cfg.Heartbeat = 30 * time.Millisecond
+	// The link counts as silent when the reader waited a whole interval
+	// for a frame: a position comes every 5 ms, but on a busy machine the
+	// simulator's goroutine can be held up for tens of milliseconds (at
+	// 30 ms, 2 runs of 20 under load were dropped for a silence that was
+	// the machine's, 6 and 17 heartbeats after the answers stopped). At
+	// 150 ms the simulator would have to stall that long.
+	cfg.Heartbeat = 150 * time.Millisecond
 	runSession(t, cfg, rec)
 	rec.wait(t, "a heartbeat answer", func() bool { return heartbeatAnswers(rec) >= 1 })
 	srv.SetHeartbeatAnswers(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.WaitCount(ctx, exlive.CmdHeartbeat, srv.Count(exlive.CmdHeartbeat)+10*exlive.HeartbeatMisses); err != nil {
+	// Twice the misses that would end a silent link.
+	if err := srv.WaitCount(ctx, exlive.CmdHeartbeat, srv.Count(exlive.CmdHeartbeat)+2*exlive.HeartbeatMisses); err != nil {
 		t.Fatal(err)
 	}
 	rec.mu.Lock()
