@@ -104,21 +104,25 @@ func benchBridgeEvents(b testing.TB, url string, ev events.Config) *Bridge {
 func BenchmarkPosition(b *testing.B) {
 	for _, vehicles := range []int{1000, 100_000} {
 		b.Run(strconv.Itoa(vehicles)+"-vehicles", func(b *testing.B) {
-			br := benchBridge(b, "tcp://127.0.0.1:1")
-			ps := benchFleet(b, vehicles)
-			for i := range ps {
-				br.feed.position(&ps[i]) // registered; measure the steady state
-			}
-			b.ReportAllocs()
-			i := 0
-			defer cpuPerOp(b)()
-			for b.Loop() {
-				br.feed.position(&ps[i])
-				if i++; i == len(ps) {
-					i = 0
-				}
-			}
+			benchPositions(b, benchBridge(b, "tcp://127.0.0.1:1"), benchFleet(b, vehicles))
 		})
+	}
+}
+
+// benchPositions measures br's position() over the fleet ps in turn, once
+// every vehicle is registered: the steady state.
+func benchPositions(b *testing.B, br *Bridge, ps []exlive.Position) {
+	for i := range ps {
+		br.feed.position(&ps[i])
+	}
+	b.ReportAllocs()
+	i := 0
+	defer cpuPerOp(b)()
+	for b.Loop() {
+		br.feed.position(&ps[i])
+		if i++; i == len(ps) {
+			i = 0
+		}
 	}
 }
 
@@ -134,20 +138,7 @@ func BenchmarkPositionEvents(b *testing.B) {
 			if on {
 				ev = events.Defaults()
 			}
-			br := benchBridgeEvents(b, "tcp://127.0.0.1:1", ev)
-			ps := benchFleet(b, 100_000)
-			for i := range ps {
-				br.feed.position(&ps[i])
-			}
-			b.ReportAllocs()
-			i := 0
-			defer cpuPerOp(b)()
-			for b.Loop() {
-				br.feed.position(&ps[i])
-				if i++; i == len(ps) {
-					i = 0
-				}
-			}
+			benchPositions(b, benchBridgeEvents(b, "tcp://127.0.0.1:1", ev), benchFleet(b, 100_000))
 		})
 	}
 }
