@@ -38,7 +38,8 @@ func TestDialectLogin(t *testing.T) {
 	}
 }
 
-// lastDisconnect returns the first disconnected state with an error.
+// firstDrop returns the first disconnected state with an error; call with
+// r.mu held.
 func firstDrop(r *recorder) (exlive.State, bool) {
 	for _, s := range r.states {
 		if s.State == exlive.StateDisconnected && s.Err != nil {
@@ -48,6 +49,8 @@ func firstDrop(r *recorder) (exlive.State, bool) {
 	return exlive.State{}, false
 }
 
+// heartbeatAnswers counts the heartbeat answers r has seen; call with r.mu
+// held (rec.wait holds it for its condition).
 func heartbeatAnswers(r *recorder) int {
 	n := 0
 	for _, m := range r.messages {
@@ -97,7 +100,9 @@ func TestDeadLinkEndsSessionOnceHeartbeatsWereAnswered(t *testing.T) {
 		t.Errorf("platform accepted %d logins, want 2", accepted)
 	}
 	// The new connection is answered again, and stays.
+	rec.mu.Lock()
 	n := heartbeatAnswers(rec)
+	rec.mu.Unlock()
 	rec.wait(t, "heartbeats answered on the new connection", func() bool { return heartbeatAnswers(rec) >= n+3 })
 }
 
