@@ -108,9 +108,14 @@ type Client struct {
 
 	ls *linkState // up, down, stuck: see linkState
 
+	// wire is the connection of the last connection attempt, when it is a
+	// wireConn: QoS 0 messages are written onto it (see direct.go).
+	wire atomic.Pointer[wireConn]
+
 	mu         sync.Mutex
 	q          queue
 	closed     bool          // Stop has begun
+	handing    bool          // sendLoop is handing a batch on: Publish must not overtake it
 	room       chan struct{} // closed when the queue has room; then replaced
 	subs       []subscription
 	started    bool
@@ -212,7 +217,9 @@ func New(cfg Config, state State, log zerolog.Logger, onLink func(Link)) (*Clien
 			if err != nil {
 				return nil, err
 			}
-			return newWireConn(nc, cfg.WriteTimeout), nil
+			w := newWireConn(nc, cfg.WriteTimeout)
+			c.wire.Store(w)
+			return w, nil
 		})
 	}
 	c.pc = paho.NewClient(opts)
@@ -326,6 +333,13 @@ func (c *Client) PublishQoS(topic string, payload []byte, qos byte, retain bool)
 		return fmt.Errorf("%w: %q", err, shorten(topic))
 	}
 	m := message{topic: topic, payload: payload, qos: qos, retain: retain}
+	var attempts uint64
+	direct := qos == 0 && c.ls.keepingUpNow()
+	if direct {
+		// Read before ready, as sendLoop does (see hand).
+		attempts = c.attempts.Load()
+		direct = c.ready()
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -344,6 +358,16 @@ func (c *Client) PublishQoS(topic string, payload []byte, qos byte, retain bool)
 		}
 	}
 	c.accepted.Add(1)
+	if direct && c.q.len() == 0 && !c.handing {
+		// Nothing queued or being handed on to overtake: write it now,
+		// without waking the sender (see direct.go).
+		c.inflight.Add(1)
+		if c.direct(m, attempts, false) {
+			c.mu.Unlock()
+			return nil
+		}
+		c.inflight.Add(-1)
+	}
 	evicted := c.q.push(m)
 	if evicted {
 		c.settle(dropped, 1) // before the queue lets go of it (see Stats)
