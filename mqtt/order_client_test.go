@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,5 +73,55 @@ func TestQoS0InOrder(t *testing.T) {
 				t.Errorf("stats = %+v: want %d published, none dropped or failed", st, want+1)
 			}
 		})
+	}
+}
+
+// TestQoS0QueuedGoFirst: messages queued while the broker was away go out
+// before those published after it is back, on each topic, although the
+// later ones could be written straight onto the connection.
+func TestQoS0QueuedGoFirst(t *testing.T) {
+	b := brokertest.Targets(t)[0]
+	proxy := brokertest.NewProxy(t, strings.TrimPrefix(b.URL, "tcp://"))
+	cfg := config(t, proxy.URL())
+	cfg.QoS = 0
+	cfg.QueueLimit = 20000
+	p := cfg.TopicPrefix
+	c, l := start(t, cfg, nil)
+	l.wait(t, true, 1)
+	sub := brokertest.Subscribe(t, b.URL, p+"/o/#")
+	proxy.SetDown(true)
+	l.wait(t, false, 1)
+	const queued, n, topics = 5000, 8000, 5
+	publish := func(i int) {
+		if err := c.Publish(fmt.Sprintf("%s/o/%d", p, i%topics), []byte(strconv.Itoa(i)), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range queued {
+		publish(i)
+	}
+	proxy.SetDown(false)
+	l.wait(t, true, 2)
+	// The sender is handing the queue on: Publish waits for room, then
+	// would be free to write straight onto the connection.
+	for i := queued; i < n; i++ {
+		publish(i)
+	}
+	st := atRest(t, c, 30*time.Second)
+	want := int(st.Published - (st.Reconnects + 1)) // the online state at each connection is not under o/
+	msgs := sub.Wait(30*time.Second, "every message published", func(m []brokertest.Msg) bool { return len(m) >= want })
+	last := [topics]int{-1, -1, -1, -1, -1}
+	for _, m := range msgs {
+		i, err := strconv.Atoi(m.Payload)
+		if err != nil {
+			t.Fatalf("payload %q", m.Payload)
+		}
+		if k := i % topics; i <= last[k] {
+			t.Fatalf("topic %d: message %d after %d", k, i, last[k])
+		}
+		last[i%topics] = i
+	}
+	if len(msgs) != want || st.Dropped > 0 {
+		t.Errorf("received %d, want the %d published; stats %+v", len(msgs), want, st)
 	}
 }
