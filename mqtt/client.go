@@ -8,15 +8,18 @@
 // Files: client.go (New, Publish, Stats), send.go (the queue to paho),
 // track.go (outcomes, paho's tokens), link.go (paho's callbacks, linkState),
 // poison.go, stop.go, store.go (paho's store, wrapped), wire.go (the
-// batching connection), dial.go, queue.go, topic.go, config.go.
+// batching connection), direct.go (QoS 0 written straight onto it),
+// dial.go, queue.go, topic.go, config.go.
 //
 // Publish never blocks for long: while the broker keeps up it waits for room
 // in a short queue (backpressure, so nothing is dropped under load); while
 // the broker is away, or has made no progress for WriteTimeout, messages
 // queue up to QueueLimit and what overflows is dropped oldest first and
 // counted. One goroutine hands the queue to paho, and one waits on paho's
-// tokens: a QoS 0 message's until paho wrote it or failed, a QoS 1
-// message's until its deadline, to count late acknowledgements.
+// tokens, a QoS 1 message's until its deadline, to count late
+// acknowledgements. A QoS 0 message has nothing to wait for: it is written
+// straight onto the connection, by Publish itself when nothing is queued
+// (see direct.go).
 //
 // Every message the client accepts ends in exactly one of published,
 // failed, dropped or spilled, or is still queued or in flight: see settle.

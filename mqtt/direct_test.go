@@ -49,7 +49,7 @@ func TestAppendPublish0(t *testing.T) {
 // written (its CONNECT comes first), behind what paho handed over, without
 // waiting when told not to, and not after Close.
 func TestPublish0(t *testing.T) {
-	w, other, _ := pipe(t, time.Second, false)
+	w, other, writes := pipe(t, 10*time.Second, true)
 	m := message{topic: "a/b", payload: []byte("hello")}
 	if err := w.publish0(m, false); !errors.Is(err, errNotOpened) {
 		t.Fatalf("publish0 before paho wrote = %v, want errNotOpened", err)
@@ -69,10 +69,17 @@ func TestPublish0(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("read %q, want %q", got, want)
 	}
+	for len(writes) > 0 {
+		<-writes
+	}
 
-	// The pipe is not read: the writer is held in its write, and the
-	// buffer fills.
+	// The pipe is not read: the writer is held in its write of the first
+	// message, and the buffer fills behind it.
 	big := message{topic: "a/b", payload: bytes.Repeat([]byte{'x'}, 1000)}
+	if err := w.publish0(big, false); err != nil {
+		t.Fatal(err)
+	}
+	entered(t, writes)
 	for i := 0; ; i++ {
 		err := w.publish0(big, false)
 		if errors.Is(err, errNoRoom) {
@@ -111,10 +118,13 @@ func TestPublish0(t *testing.T) {
 // TestPublish0WaitEndsOnFailure: a publish0 waiting for room returns the
 // writer's error when the socket write fails, within the write timeout.
 func TestPublish0WaitEndsOnFailure(t *testing.T) {
-	w, _, _ := pipe(t, 200*time.Millisecond, false)
+	w, _, writes := pipe(t, 200*time.Millisecond, true)
 	if _, err := w.Write(packet('c', 10)); err != nil {
 		t.Fatal(err)
 	}
+	// The writer is held in its write of the CONNECT (the pipe is not
+	// read) until the write timeout fails it; the buffer fills behind it.
+	entered(t, writes)
 	big := message{topic: "a/b", payload: bytes.Repeat([]byte{'x'}, 1000)}
 	for w.publish0(big, false) == nil {
 	}
