@@ -8,15 +8,18 @@
 // Files: client.go (New, Publish, Stats), send.go (the queue to paho),
 // track.go (outcomes, paho's tokens), link.go (paho's callbacks, linkState),
 // poison.go, stop.go, store.go (paho's store, wrapped), wire.go (the
-// batching connection), dial.go, queue.go, topic.go, config.go.
+// batching connection), direct.go (QoS 0 written straight onto it),
+// dial.go, queue.go, topic.go, config.go.
 //
 // Publish never blocks for long: while the broker keeps up it waits for room
 // in a short queue (backpressure, so nothing is dropped under load); while
 // the broker is away, or has made no progress for WriteTimeout, messages
 // queue up to QueueLimit and what overflows is dropped oldest first and
 // counted. One goroutine hands the queue to paho, and one waits on paho's
-// tokens: a QoS 0 message's until paho wrote it or failed, a QoS 1
-// message's until its deadline, to count late acknowledgements.
+// tokens, a QoS 1 message's until its deadline, to count late
+// acknowledgements. A QoS 0 message has nothing to wait for: it is written
+// straight onto the connection, by Publish itself when nothing is queued
+// (see direct.go).
 //
 // Every message the client accepts ends in exactly one of published,
 // failed, dropped or spilled, or is still queued or in flight: see settle.
@@ -108,9 +111,14 @@ type Client struct {
 
 	ls *linkState // up, down, stuck: see linkState
 
+	// wire is the connection of the last connection attempt, when it is a
+	// wireConn: QoS 0 messages are written onto it (see direct.go).
+	wire atomic.Pointer[wireConn]
+
 	mu         sync.Mutex
 	q          queue
 	closed     bool          // Stop has begun
+	handing    bool          // sendLoop is handing a batch on: Publish must not overtake it
 	room       chan struct{} // closed when the queue has room; then replaced
 	subs       []subscription
 	started    bool
@@ -212,7 +220,9 @@ func New(cfg Config, state State, log zerolog.Logger, onLink func(Link)) (*Clien
 			if err != nil {
 				return nil, err
 			}
-			return newWireConn(nc, cfg.WriteTimeout), nil
+			w := newWireConn(nc, cfg.WriteTimeout)
+			c.wire.Store(w)
+			return w, nil
 		})
 	}
 	c.pc = paho.NewClient(opts)
@@ -326,6 +336,13 @@ func (c *Client) PublishQoS(topic string, payload []byte, qos byte, retain bool)
 		return fmt.Errorf("%w: %q", err, shorten(topic))
 	}
 	m := message{topic: topic, payload: payload, qos: qos, retain: retain}
+	var attempts uint64
+	direct := qos == 0 && c.ls.keepingUpNow()
+	if direct {
+		// Read before ready, as sendLoop does (see hand).
+		attempts = c.attempts.Load()
+		direct = c.ready()
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -344,6 +361,16 @@ func (c *Client) PublishQoS(topic string, payload []byte, qos byte, retain bool)
 		}
 	}
 	c.accepted.Add(1)
+	if direct && c.q.len() == 0 && !c.handing {
+		// Nothing queued or being handed on to overtake: write it now,
+		// without waking the sender (see direct.go).
+		c.inflight.Add(1)
+		if c.direct(m, attempts, false) {
+			c.mu.Unlock()
+			return nil
+		}
+		c.inflight.Add(-1)
+	}
 	evicted := c.q.push(m)
 	if evicted {
 		c.settle(dropped, 1) // before the queue lets go of it (see Stats)

@@ -176,6 +176,13 @@ func (s *linkState) keepingUp() (bool, <-chan struct{}) {
 	return s.link.Connected && !s.stuck.Load(), s.changed
 }
 
+// keepingUpNow reports whether the link is up and not stuck.
+func (s *linkState) keepingUpNow() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.link.Connected && !s.stuck.Load()
+}
+
 // next returns a channel closed at the next report.
 func (s *linkState) next() <-chan struct{} {
 	s.mu.Lock()

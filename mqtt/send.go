@@ -82,6 +82,7 @@ func (c *Client) sendLoop() {
 			batch = append(batch, m)
 		}
 		c.inflight.Add(int64(len(batch)))
+		c.handing = true
 		if c.q.len() < highWater {
 			c.broadcastRoom()
 		}
@@ -104,6 +105,12 @@ func (c *Client) sendLoop() {
 				break
 			}
 			start := time.Now()
+			if m.qos == 0 && c.direct(m, attempts, true) {
+				if time.Since(start) < c.cfg.WriteTimeout {
+					c.progress()
+				}
+				continue
+			}
 			tok, ok := c.hand(m, attempts)
 			if !ok {
 				continue
@@ -118,6 +125,9 @@ func (c *Client) sendLoop() {
 			}
 		}
 		clear(batch)
+		c.mu.Lock()
+		c.handing = false
+		c.mu.Unlock()
 	}
 }
 
@@ -168,6 +178,30 @@ func (c *Client) hand(m message, attempts uint64) (paho.Token, bool) {
 		return nil, false
 	}
 	return tok, true
+}
+
+// direct writes m, a QoS 0 message taken from the queue or about to be
+// queued, onto the connection (see direct.go) and settles it, unless it must
+// go another way: it reports false for a connection that is not a wireConn,
+// a packet larger than its buffer, or, unless wait is set, a full buffer.
+// The caller has read attempts before it found paho ready, as for hand: the
+// message is published only if paho was connected throughout.
+func (c *Client) direct(m message, attempts uint64, wait bool) bool {
+	w := c.wire.Load()
+	if w == nil || publish0Size(m) > wireBuffer {
+		return false
+	}
+	err := w.publish0(m, wait)
+	if err == errNoRoom {
+		return false
+	}
+	if err != nil || !c.pc.IsConnectionOpen() || c.attempts.Load() != attempts {
+		c.settle(dropped, 1)
+	} else {
+		c.settle(published, 1)
+	}
+	c.letGo(1)
+	return true
 }
 
 // messageID returns the message id paho gave a publish, 0 for none.

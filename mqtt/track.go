@@ -25,7 +25,10 @@ const (
 //   - sendLoop, which hands each message to paho (see hand);
 //   - for QoS 1 with a message id, paho's store (resumeStore): published
 //     when the PUBACK deletes it, spilled or dropped by Stop;
-//   - for QoS 0, its token, waited on by trackLoop, or by Stop.
+//   - for QoS 0 written straight onto the connection (see direct), nobody:
+//     it is settled as it is written;
+//   - for QoS 0 handed to paho (a packet larger than wireConn's buffer, a
+//     websocket), its token, waited on by trackLoop, or by Stop.
 //
 // The online state goes straight to paho from onConnect and is held the
 // same way; the offline state goes through Publish.

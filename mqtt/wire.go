@@ -39,6 +39,7 @@ type wireConn struct {
 	spare    []byte // the buffer of the last write, for reuse
 	err      error  // why writing ended; every later Write returns it
 	closing  bool
+	opened   bool          // paho has written (its CONNECT comes first)
 	busy     bool          // a write to the socket is under way
 	deadline time.Time     // paho's write deadline, for a Write that waits for room
 	waiting  int           // Writes waiting for room
@@ -123,7 +124,9 @@ func (c *wireConn) Write(p []byte) (int, error) {
 	case c.closing:
 		c.mu.Unlock()
 		return 0, net.ErrClosed
-	case large:
+	}
+	c.opened = true
+	if large {
 		c.busy = true
 		c.mu.Unlock()
 		n, err := c.write(p, c.timeout)
