@@ -21,7 +21,8 @@ var costBenchmarks = []struct{ pkg, bench, what string }{
 	{"bridge", "BenchmarkPositionEvents", "position() of 100 000 vehicles, every EVENT_ and VEHICLE_ setting 0 (the engine still tracks each vehicle) and at their defaults"},
 	{"events", "BenchmarkObserve", "the events engine alone, per position (fences=1000: with 1 000 geofences)"},
 	{"bridge", "BenchmarkParseRequest", "a request's payload read with its bounded strings (bounded: one past its bound, refused)"},
-	{"topic", "BenchmarkLevel", "a vehicle id to its topic level (topic.Layout.Level), per position"},
+	{"topic", "BenchmarkLevel", "a vehicle id to its topic level (topic.Layout.Level) under each MQTT_TOPIC_RULES"},
+	{"topic", "BenchmarkAppendPosition", "a position's topic built per position (topic.Layout.AppendPosition) under each MQTT_TOPIC_RULES"},
 	{"web", "BenchmarkAPIVehicles", "one /api/vehicles request of 100 000 vehicles from the cached list (per request)"},
 }
 
