@@ -83,7 +83,8 @@ type Config struct {
 	// Prerender makes the positions once, this many of them rounded up to
 	// whole laps of the fleet, encoded as they go on the wire, and sends
 	// copies of them, with only the send time of StampSent patched in
-	// (nineteen digits, zero-padded): a load test's platform then costs
+	// (nineteen digits, zero-padded; one time for the frames of a batch,
+	// which go in one write): a load test's platform then costs
 	// next to nothing a position (0: off; each position is moved and
 	// encoded as it is sent). Listen prepares them, before any client
 	// connects. Positions go round the prepared set: on the set's second
