@@ -24,6 +24,7 @@ var costBenchmarks = []struct{ pkg, bench, what string }{
 	{"topic", "BenchmarkLevel", "a vehicle id to its topic level (topic.Layout.Level) under each MQTT_TOPIC_RULES"},
 	{"topic", "BenchmarkAppendPosition", "a position's topic built per position (topic.Layout.AppendPosition) under each MQTT_TOPIC_RULES"},
 	{"web", "BenchmarkAPIVehicles", "one /api/vehicles request of 100 000 vehicles from the cached list (per request)"},
+	{"exlive/exlivesim", "BenchmarkPositions", "the simulated platform's part of the load tool's CPU in the bridge's phase, per position, a client that counts them included (moved: -prerender 0; prerendered: the default)"},
 }
 
 var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(.*)$`)

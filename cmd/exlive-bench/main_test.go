@@ -136,12 +136,26 @@ func TestRunSmall(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	text := out.String()
-	for _, want := range []string{"| throughput | 1 | bridge | 1000/1000 |", "| throughput | 1 | bare | 1000/1000 |", "CPU/msg bridge/bare"} {
+	for _, want := range []string{"| throughput | 1 | bridge | 1000/1000 |", "| throughput | 1 | bare | 1000/1000 |", "CPU/msg bridge/bare",
+		"\nplatform: 20000 positions prerendered"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
 	}
 	if strings.Contains(text, "MISSING") {
 		t.Errorf("messages lost:\n%s", text)
+	}
+}
+
+// TestPrerenderFlag: a negative -prerender is refused before anything is
+// built or started, and 0 is reported as the old way.
+func TestPrerenderFlag(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-prerender", "-1"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "-prerender -1") {
+		t.Errorf("-prerender -1: %v, want it refused", err)
+	}
+	if got := (&bench{}).platformForm(); !strings.Contains(got, "as it is sent (-prerender 0)") {
+		t.Errorf("-prerender 0 is described as %q", got)
 	}
 }

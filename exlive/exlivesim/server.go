@@ -80,6 +80,19 @@ type Config struct {
 	// space and the send time when StampSent is set too), so a load test
 	// can tell which positions were lost. SequenceSent tells the last one.
 	Sequence bool
+	// Prerender makes the positions once, this many of them rounded up to
+	// whole laps of the fleet, encoded as they go on the wire, and sends
+	// copies of them, with only the send time of StampSent patched in
+	// (nineteen digits, zero-padded; one time for the frames of a batch,
+	// which go in one write): a load test's platform then costs
+	// next to nothing a position (0: off; each position is moved and
+	// encoded as it is sent). Listen prepares them, before any client
+	// connects. Positions go round the prepared set: on the set's second
+	// round a vehicle is back where it was on the first, gpstime and all,
+	// which is fine for a load test and wrong for anything that follows
+	// vehicles. Count, Rate, Paused and the batches are as without it.
+	// Listen refuses it with Sequence (ErrPrerenderSequence).
+	Prerender int
 	// Paused holds positions back until SetPaused(false), so a load test
 	// can let the bridge log in and reach its broker before the clock
 	// starts. Logins, inventory and answers are not held.
@@ -136,6 +149,7 @@ type Server struct {
 	beats         atomic.Bool // answer heartbeats
 	paused        atomic.Bool
 	seqs          []atomic.Uint64 // per vehicle, for Config.Sequence
+	pre           *prerendered    // Config.Prerender's positions, made by Listen
 	answerResult  atomic.Pointer[string]
 	answerDelay   atomic.Int64
 	answerDropped atomic.Bool
@@ -210,8 +224,19 @@ func (s *Server) Start(addr string) error {
 	return nil
 }
 
-// Listen opens the listener.
+// Listen opens the listener, once the positions of Config.Prerender are
+// ready.
 func (s *Server) Listen(addr string) error {
+	if s.cfg.Prerender < 0 {
+		return fmt.Errorf("exlivesim: Prerender %d: want 0 (off) or a number of positions", s.cfg.Prerender)
+	}
+	if s.cfg.Prerender > 0 && s.pre == nil {
+		pre, err := s.prerender()
+		if err != nil {
+			return err
+		}
+		s.pre = pre
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("exlivesim: listen: %w", err)
@@ -666,8 +691,12 @@ func (c *conn) positions() {
 		return
 	}
 	// Each connection drives its own copy of the fleet, so two bridges
-	// logged in at once do not take turns moving the same vehicles.
-	vs := newFleet(cfg).vehicles
+	// logged in at once do not take turns moving the same vehicles. The
+	// prerendered positions need none.
+	var vs []*vehicle
+	if c.s.pre == nil {
+		vs = newFleet(cfg).vehicles
+	}
 	rng := rand.New(rand.NewPCG(uint64(c.n), cfg.Seed+1))
 	var (
 		p     exlive.Position
@@ -709,6 +738,18 @@ func (c *conn) positions() {
 			continue
 		}
 		if due <= 0 {
+			continue
+		}
+		if pre := c.s.pre; pre != nil {
+			var stamp int64
+			if cfg.StampSent {
+				stamp = time.Now().UnixNano() // the batch goes in one write
+			}
+			buf, next = pre.appendFrames(buf[:0], next, due, stamp)
+			sent += due
+			if err := c.writeWire(buf); err != nil {
+				return
+			}
 			continue
 		}
 		now := time.Now()
@@ -783,6 +824,15 @@ func (c *conn) backlog() {
 			c.s.backlogSent.Add(int64(k))
 		}
 	}
+}
+
+// writeWire writes bytes already in the server's encoding at once.
+func (c *conn) writeWire(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err := splitter{c}.Write(b)
+	return err
 }
 
 // writeBatch writes several frames at once (each already followed by its
