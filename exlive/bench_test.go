@@ -126,3 +126,22 @@ func BenchmarkAppendFramePosition(b *testing.B) {
 		buf = AppendFrame(buf[:0], p)
 	}
 }
+
+// BenchmarkReadMessage is BenchmarkReadDecode's work done by ReadMessage,
+// which reads a frame whole in the buffer once, in place.
+func BenchmarkReadMessage(b *testing.B) {
+	for _, c := range benchStreams(b) {
+		b.Run(c.name, func(b *testing.B) {
+			r := NewReader(&cycle{data: c.stream}, 0, c.enc)
+			d := NewDecoder(shanghai(b))
+			b.SetBytes(int64(len(c.stream) / 100))
+			b.ReportAllocs()
+			defer cpubench.PerOp(b)()
+			for b.Loop() {
+				if _, _, err := r.ReadMessage(d); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -78,6 +78,10 @@ type Frame struct {
 	// frames skipped by the Reader; at most the frame cap of them). It is
 	// only valid until the next call to ReadFrame.
 	Wire []byte
+
+	// size is the length on the wire of a frame ReadMessage read in place,
+	// whose Data is nil when it was GBK (there is no UTF-8 copy of it).
+	size int
 }
 
 // Reader splits a TCP byte stream into frames. The stream has no delimiters
@@ -181,6 +185,15 @@ func (r *Reader) InFrame() bool { return r.inFrame }
 // can be followed by further calls; ErrFrameTooLarge and read errors (io.EOF
 // at the end of the stream, io.ErrUnexpectedEOF inside a frame) are final.
 func (r *Reader) ReadFrame() (Frame, error) {
+	_, f, err := r.readFrame(nil)
+	return f, err
+}
+
+// readFrame is ReadFrame. With a decoder, a frame the scanner ends at its
+// closing brace is read in place, as ReadMessage reads one whole in the
+// buffer, and comes back decoded; a nil Message says it was not (with a
+// nil error, the Frame is for Decode).
+func (r *Reader) readFrame(d *Decoder) (Message, Frame, error) {
 	junk := 0
 	for {
 		if !r.inFrame {
@@ -191,7 +204,7 @@ func (r *Reader) ReadFrame() (Frame, error) {
 				if c == '{' {
 					r.skipped(r.buf[from:r.start])
 					if junk > 0 {
-						return Frame{}, &FrameError{Reason: ReasonJunk, Size: junk, Detail: "bytes outside a frame"}
+						return nil, Frame{}, &FrameError{Reason: ReasonJunk, Size: junk, Detail: "bytes outside a frame"}
 					}
 					r.beginFrame()
 					break
@@ -206,19 +219,19 @@ func (r *Reader) ReadFrame() (Frame, error) {
 			}
 		}
 		if r.inFrame {
-			f, err, done := r.scan()
+			f, m, err, done := r.scan(d)
 			if done {
-				return f, err
+				return m, f, err
 			}
 		}
 		if err := r.fill(); err != nil {
 			if junk > 0 {
-				return Frame{}, &FrameError{Reason: ReasonJunk, Size: junk, Detail: "bytes outside a frame"}
+				return nil, Frame{}, &FrameError{Reason: ReasonJunk, Size: junk, Detail: "bytes outside a frame"}
 			}
 			if err == io.EOF && r.inFrame {
-				return Frame{}, fmt.Errorf("exlive: stream ended inside a frame: %w", io.ErrUnexpectedEOF)
+				return nil, Frame{}, fmt.Errorf("exlive: stream ended inside a frame: %w", io.ErrUnexpectedEOF)
 			}
-			return Frame{}, err
+			return nil, Frame{}, err
 		}
 	}
 }
@@ -255,8 +268,9 @@ func (r *Reader) inArray() bool {
 }
 
 // scan advances the frame in progress over the buffered bytes. done is false
-// when it needs more bytes.
-func (r *Reader) scan() (f Frame, err error, done bool) {
+// when it needs more bytes. With a decoder, a frame that ends at its closing
+// brace is read in place if it can be (m is then set; see readFrame).
+func (r *Reader) scan(d *Decoder) (f Frame, m Message, err error, done bool) {
 	buf := r.buf[:r.end]
 	i := r.pos
 	for ; i < len(buf); i++ {
@@ -279,12 +293,12 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 				r.skipped(buf[r.start : i+1])
 				r.start = i + 1
 				r.inFrame = false
-				return Frame{}, &FrameError{Reason: ReasonInvalidJSON, Size: size, Detail: "line break inside a string"}, true
+				return Frame{}, nil, &FrameError{Reason: ReasonInvalidJSON, Size: size, Detail: "line break inside a string"}, true
 			case c >= 0x80 && r.enc != EncodingUTF8:
 				n := r.multibyte(buf[i:])
 				if n == 0 {
 					r.pos = i
-					return Frame{}, nil, false
+					return Frame{}, nil, nil, false
 				}
 				if n < 0 {
 					i = r.rescanGBK()
@@ -301,7 +315,7 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 			if r.last != ':' && r.last != '[' && (r.last != ',' || !r.inArray()) {
 				// A new frame begins where this one has no room for a value.
 				f, err := r.repair(i)
-				return f, err, true
+				return f, nil, err, true
 			}
 			r.depth++
 			r.push(false)
@@ -325,13 +339,18 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 				data := buf[r.start : i+1]
 				r.start = i + 1
 				r.inFrame = false
+				if d != nil {
+					if m, f, ok := r.inPlace(d, data); ok && len(data) == f.size {
+						return f, m, nil, true
+					}
+				}
 				f, err := r.decode(data)
 				if err != nil {
 					r.skipped(data)
 				} else {
 					f.Wire = r.wireOf(data)
 				}
-				return f, err, true
+				return f, nil, err, true
 			}
 		case ' ', '\t', '\r', '\n':
 		default:
@@ -342,7 +361,7 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 				n := r.multibyte(buf[i:])
 				if n == 0 {
 					r.pos = i
-					return Frame{}, nil, false
+					return Frame{}, nil, nil, false
 				}
 				if n < 0 {
 					i = r.rescanGBK()
@@ -354,7 +373,7 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 		}
 	}
 	r.pos = i
-	return Frame{}, nil, false
+	return Frame{}, nil, nil, false
 }
 
 // rescanGBK starts the scan of the frame in progress over, as GB18030, and
