@@ -139,6 +139,10 @@ type Reader struct {
 	keepWire bool
 	lead     []byte // bytes skipped since the last frame, when keepWire
 	wire     []byte // Frame.Wire
+
+	// parsed counts the bytes handed to the in-place reader, for a test
+	// to hold it to a multiple of the stream however the stream arrives.
+	parsed int
 }
 
 // KeepWire makes the Reader hand over, in Frame.Wire, the bytes of each

@@ -112,6 +112,11 @@ func (r *Reader) inPlace(d *Decoder, data []byte) (m Message, f Frame, ok bool) 
 			p.wide = d.wideText()
 		}
 		m, err := d.decode(&p, false)
+		if p.err != nil {
+			r.parsed += p.errPos // fail moves pos to the end
+		} else {
+			r.parsed += p.pos
+		}
 		if p.notUTF8 {
 			text = textGBK // auto: read it again, as GBK
 			continue
