@@ -63,6 +63,8 @@ func (e *FrameError) Error() string {
 // Frame is one JSON object read from the platform, always as UTF-8.
 type Frame struct {
 	// Data is the frame. It is only valid until the next call to ReadFrame.
+	// ReadMessage leaves it nil for a GBK frame it decoded in place: there
+	// is no UTF-8 copy of the whole frame then.
 	Data []byte
 	// GBK is set when the frame was decoded from GB18030.
 	GBK bool
@@ -140,6 +142,9 @@ type Reader struct {
 	lead     []byte // bytes skipped since the last frame, when keepWire
 	wire     []byte // Frame.Wire
 
+	// partial is set while ReadMessage reads more of a frame it has begun
+	// to read in place (the scanner has not: inFrame is not set).
+	partial bool
 	// parsed counts the bytes handed to the in-place reader, for a test
 	// to hold it to a multiple of the stream however the stream arrives.
 	parsed int
@@ -183,7 +188,7 @@ func NewReader(r io.Reader, max int, enc Encoding) *Reader {
 // InFrame reports whether part of a frame has been read and the rest is
 // awaited. A reader that waits for bytes with no frame in part has handed
 // out every frame that has arrived.
-func (r *Reader) InFrame() bool { return r.inFrame }
+func (r *Reader) InFrame() bool { return r.inFrame || r.partial }
 
 // ReadFrame returns the next frame. A *FrameError reports skipped bytes and
 // can be followed by further calls; ErrFrameTooLarge and read errors (io.EOF
@@ -241,7 +246,7 @@ func (r *Reader) readFrame(d *Decoder) (Message, Frame, error) {
 }
 
 func (r *Reader) beginFrame() {
-	r.inFrame = true
+	r.inFrame, r.partial = true, false
 	r.pos = r.start + 1
 	r.depth = 1
 	r.inString, r.escape = false, false
@@ -344,7 +349,7 @@ func (r *Reader) scan(d *Decoder) (f Frame, m Message, err error, done bool) {
 				r.start = i + 1
 				r.inFrame = false
 				if d != nil {
-					if m, f, ok := r.inPlace(d, data); ok && len(data) == f.size {
+					if m, f, res := r.inPlace(d, data); res == inPlaceDecoded && len(data) == f.size {
 						return f, m, nil, true
 					}
 				}

@@ -31,10 +31,11 @@ import (
 // the frame, only of the strings the message keeps. With the frame's error
 // the Frame is empty; with the message's error it is the frame's.
 func (r *Reader) ReadMessage(d *Decoder) (Message, Frame, error) {
-	// The fast path: a frame whole in the buffer, read in place. A capture
-	// (KeepWire) needs the frame's bytes and what came before it, and the
-	// scanner, once it has started a frame, holds its state: both go the
-	// old way.
+	// The fast path: a frame that starts in the buffer, read in place. A
+	// capture (KeepWire) needs the frame's bytes and what came before it,
+	// and the scanner, once it has started a frame, holds its state: both
+	// go the old way.
+	tried := 0 // bytes of the frame in part already tried in place
 	for !r.keepWire && !r.inFrame {
 		// Between frames ReadFrame skips whitespace without a word.
 		for r.start < r.end && isSpace(r.buf[r.start]) {
@@ -50,22 +51,42 @@ func (r *Reader) ReadMessage(d *Decoder) (Message, Frame, error) {
 		if r.buf[r.start] != '{' {
 			break // junk: ReadFrame counts it
 		}
-		m, f, ok := r.inPlace(d, r.buf[r.start:r.end])
-		if ok {
-			r.start += f.size
-			return m, f, nil
+		have := r.end - r.start
+		if tried > 0 && have < 2*tried {
+			// The frame arrives in small parts: parsing it from its start
+			// again at each would cost the square of its length. The
+			// scanner keeps its state across reads; once it has found the
+			// end, the frame is read in place (readFrame).
+			break
 		}
-		if f.size > 0 {
-			// The frame is whole in the buffer but will not decode in
-			// place: give it to the scanner and Decode.
+		m, f, res := r.inPlace(d, r.buf[r.start:r.end])
+		switch res {
+		case inPlaceDecoded:
+			r.start += f.size
+			r.partial = false
+			return m, f, nil
+		case inPlaceNot:
+			r.partial = false
 			return r.readThenDecode(nil, d)
 		}
-		// Most likely the frame goes on past the bytes buffered so far.
-		// The scanner finds its end however it arrives, a byte at a
-		// time included, without going over it again, and the frame is
-		// then read in place (readFrame).
-		break
+		// The frame goes on past the bytes buffered so far (the 4 KiB
+		// a read brings rarely end with a frame): read more, as the
+		// scanner would, and try again.
+		if have >= r.max {
+			break // the scanner says it is too large, as ever
+		}
+		tried = have
+		r.partial = true
+		if err := r.fill(); err != nil {
+			if r.err == nil {
+				// Passing (a deadline): the frame waits in the buffer
+				// for the next call, as it would in the scanner.
+				return nil, Frame{}, err
+			}
+			break // final: the scanner says how the stream ended
+		}
 	}
+	r.partial = false
 	if r.keepWire {
 		return r.readThenDecode(nil, d)
 	}
@@ -83,10 +104,22 @@ func (r *Reader) readThenDecode(inPlace, d *Decoder) (Message, Frame, error) {
 	return m, f, err
 }
 
-// inPlace decodes the frame at the start of data, in place. ok says it
-// decoded, as ReadFrame then Decode would have decoded it; f.size is then
-// the frame's length. Without ok, f.size is set when the frame's object was
-// complete and well-formed in data (the message itself was no good).
+// inPlaceResult is what came of reading a frame in place.
+type inPlaceResult uint8
+
+const (
+	// inPlaceDecoded: the message, as ReadFrame then Decode give it.
+	inPlaceDecoded inPlaceResult = iota
+	// inPlaceNot: the frame is none the in-place reader takes, or its
+	// message does not decode: the old way says what it is.
+	inPlaceNot
+	// inPlaceShort: every byte is a valid start of a frame, which goes on
+	// past them; the scanner would wait for more too.
+	inPlaceShort
+)
+
+// inPlace decodes the frame at the start of data, in place. Decoded, the
+// Frame's size is the frame's length.
 //
 // The bytes >= 0x80 in strings (nowhere else in JSON) must read as the
 // scanner reads them, and transcode as decode would transcode the frame:
@@ -98,7 +131,7 @@ func (r *Reader) readThenDecode(inPlace, d *Decoder) (Message, Frame, error) {
 //     is then text, as the scanner pairs them, and 0x80 (the euro sign).
 //     Anything else (GB18030's four-byte characters, bytes that would
 //     become U+FFFD and set Frame.Replaced) goes the old way.
-func (r *Reader) inPlace(d *Decoder, data []byte) (m Message, f Frame, ok bool) {
+func (r *Reader) inPlace(d *Decoder, data []byte) (Message, Frame, inPlaceResult) {
 	text := textUTF8
 	switch r.enc {
 	case EncodingAuto:
@@ -117,24 +150,22 @@ func (r *Reader) inPlace(d *Decoder, data []byte) (m Message, f Frame, ok bool) 
 		} else {
 			r.parsed += p.pos
 		}
-		if p.notUTF8 {
+		switch {
+		case p.notUTF8:
 			text = textGBK // auto: read it again, as GBK
 			continue
-		}
-		if p.err != nil {
-			return nil, Frame{}, false
-		}
-		f := Frame{size: p.pos}
-		if err != nil {
-			return nil, f, false
+		case p.short():
+			return nil, Frame{}, inPlaceShort
+		case err != nil:
+			return nil, Frame{}, inPlaceNot
 		}
 		// In gbk mode a frame is GBK when it is not ASCII; in auto mode
 		// when it is not UTF-8 (it was read again as GBK).
-		f.GBK = text == textGBK && (r.enc == EncodingAuto || p.high)
+		f := Frame{size: p.pos, GBK: text == textGBK && (r.enc == EncodingAuto || p.high)}
 		if !f.GBK {
 			f.Data = data[:p.pos]
 		}
-		return m, f, true
+		return m, f, inPlaceDecoded
 	}
 }
 
@@ -231,16 +262,20 @@ func (p *parser) char() int {
 		if b[0] == 0x80 {
 			return 1 // the euro sign, alone to the scanner and to GB18030
 		}
-		if len(b) < 2 || p.wide.char(b[0], b[1]) == 0 {
+		if len(b) < 2 {
+			p.pos = len(p.data) // the frame goes on past the data: see short
+			return 0
+		}
+		if p.wide.char(b[0], b[1]) == 0 {
 			return 0
 		}
 		return 2
 	}
 	c, n := utf8.DecodeRune(b)
 	if c == utf8.RuneError && n <= 1 {
-		// Invalid, or cut short by the end of the buffered bytes (then
-		// the frame is not whole, and not known to be GBK either).
-		if p.text == textAuto && utf8.FullRune(b) {
+		if !utf8.FullRune(b) {
+			p.pos = len(p.data) // as above
+		} else if p.text == textAuto {
 			p.notUTF8 = true
 		}
 		return 0
@@ -248,13 +283,24 @@ func (p *parser) char() int {
 	return n
 }
 
+// short reports whether the parser failed only for want of bytes after its
+// data: it read every byte as a valid start of a frame, which the scanner
+// would not have ended either.
+func (p *parser) short() bool {
+	return p.err != nil && p.errPos >= len(p.data) && !p.notUTF8
+}
+
 // utf8 returns v with its text in UTF-8: a GBK string read in place is
 // transcoded into the frame's scratch, where it stays while the frame is
 // decoded (a position keeps a bad latitude's bytes for its error).
 func (p *parser) utf8(v value) value {
-	if !v.gbk {
-		return v
+	if v.gbk { // small enough to inline: Decode calls it for every value
+		v = p.transcode(v)
 	}
+	return v
+}
+
+func (p *parser) transcode(v value) value {
 	start := len(p.wide.buf)
 	p.wide.buf = p.wide.appendUTF8(p.wide.buf, v.raw)
 	v.raw, v.gbk = p.wide.buf[start:len(p.wide.buf):len(p.wide.buf)], false

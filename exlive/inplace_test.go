@@ -448,3 +448,57 @@ func readerSeed(file string) (data []byte, capSel uint16, encSel, chunk uint8, e
 	}
 	return []byte(s), uint16(n[0]), uint8(n[1]), uint8(n[2]), nil
 }
+
+// TestReadMessageSurvivesDeadline: a passed read deadline in the middle of
+// a frame read in place is returned as ReadFrame returns it, the frame in
+// part stays, counts as one for InFrame (the session's idle clock), and is
+// whole when the reading goes on.
+func TestReadMessageSurvivesDeadline(t *testing.T) {
+	timeout := fmt.Errorf("read tcp: %w", os.ErrDeadlineExceeded)
+	frame := string(toGBK(t, `{"header":{"cmd":"1003"},"body":{"msg":"半个"}}`))
+	cut := strings.Index(frame, "msg") + 7 // between the bytes of 半
+	script := func() io.Reader {
+		return &stepReader{steps: []step{
+			{data: "xx" + frame[:cut]}, {err: timeout}, {data: frame[cut:] + "\r\n{"}, {err: timeout},
+			{data: `"a":`}, {err: timeout}, {err: timeout}, {data: "1}" + frame[:10]}, {err: timeout}, {data: frame[10:]},
+		}}
+	}
+	read := func(inPlace bool) []string {
+		r := NewReader(script(), 0, EncodingGBK)
+		d := NewDecoder(nil)
+		var got []string
+		for len(got) < 30 {
+			var (
+				m   Message
+				f   Frame
+				err error
+			)
+			if inPlace {
+				m, f, err = r.ReadMessage(d)
+			} else if f, err = r.ReadFrame(); err == nil {
+				m, err = d.Decode(f.Data)
+			}
+			line := fmt.Sprintf("in frame %v: ", r.InFrame())
+			switch {
+			case err == nil:
+				line += show(m)
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				line += "deadline"
+			default:
+				line += err.Error()
+			}
+			got = append(got, line)
+			if err == io.EOF {
+				break
+			}
+		}
+		return got
+	}
+	want := read(false)
+	if got := read(true); !slices.Equal(got, want) {
+		t.Errorf("ReadMessage:\n%q\nReadFrame then Decode:\n%q", got, want)
+	}
+	if len(want) != 10 || want[1] != "in frame true: deadline" {
+		t.Errorf("the script reads as %q", want)
+	}
+}
