@@ -405,15 +405,14 @@ func (c *Client) read() (Message, error) {
 		// Set even when the message is no good: the frame was GBK.
 		c.gbk.Store(true)
 	}
-	var fe *FrameError
-	skipped := errors.As(err, &fe)
-	if c.tap != nil && (err == nil || skipped) {
-		// A frame the reader skipped comes with an empty Frame, one that
-		// did not decode with its own: the tap sees both.
-		c.tap.Received(time.Now(), f, m, err)
-	}
 	if err != nil {
-		if skipped {
+		var fe *FrameError // declared here: errors.As takes it to the heap
+		if errors.As(err, &fe) {
+			// A frame the reader skipped comes with an empty Frame, one
+			// that did not decode with its own: the tap sees both.
+			if c.tap != nil {
+				c.tap.Received(time.Now(), f, nil, fe)
+			}
 			c.h.HandleSkip(fe)
 			return nil, nil
 		}
@@ -422,6 +421,9 @@ func (c *Client) read() (Message, error) {
 			c.h.HandleSkip(&FrameError{Reason: ReasonTooLarge, Size: c.cfg.MaxFrame, Detail: "frame larger than the cap; the session ends"})
 		}
 		return nil, err
+	}
+	if c.tap != nil {
+		c.tap.Received(time.Now(), f, m, nil)
 	}
 	if e := c.log.Debug(); e.Enabled() {
 		n := len(f.Data)

@@ -29,7 +29,8 @@ import (
 // a *FrameError from either is recoverable. The Frame is ReadFrame's, but
 // for a GBK frame read in place its Data is nil: there is no UTF-8 copy of
 // the frame, only of the strings the message keeps. With the frame's error
-// the Frame is empty; with the message's error it is the frame's.
+// the Frame is empty; with the message's error it is the frame's. A
+// *Position is d's, reused by its next decoding, as Decode's is.
 func (r *Reader) ReadMessage(d *Decoder) (Message, Frame, error) {
 	// The fast path: a frame that starts in the buffer, read in place. A
 	// capture (KeepWire) needs the frame's bytes and what came before it,

@@ -171,6 +171,7 @@ func (p *parser) object(member func(key []byte, esc bool)) {
 func (p *parser) str() (raw []byte, esc, high bool) {
 	p.pos++ // opening quote
 	start := p.pos
+	check := p.text != textAsIs // in a register: Decode pays nothing per byte for it
 	for p.pos < len(p.data) {
 		c := p.data[p.pos]
 		switch {
@@ -200,7 +201,7 @@ func (p *parser) str() (raw []byte, esc, high bool) {
 		case c < 0x20:
 			p.fail()
 			return nil, false, false
-		case c >= 0x80 && p.text != textAsIs:
+		case c >= 0x80 && check:
 			n := p.char()
 			if n == 0 {
 				p.fail()
