@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exlive2mqtt/exlive2mqtt/internal/cpubench"
 	"github.com/exlive2mqtt/exlive2mqtt/opt"
 )
 
@@ -29,7 +30,15 @@ func (c *cycle) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func BenchmarkReadFrame(b *testing.B) {
+// benchStream is one of the streams the reader benchmarks read: 100
+// positions in the given form.
+type benchStream struct {
+	name   string
+	stream []byte
+	enc    Encoding
+}
+
+func benchStreams(b *testing.B) []benchStream {
 	var stream []byte
 	for i := range 100 {
 		stream = append(stream, benchPosition(i)...)
@@ -41,22 +50,23 @@ func BenchmarkReadFrame(b *testing.B) {
 	for range 100 {
 		dialect = append(dialect, fixture(b, "dialect/09_position_json_common_gbk.json")...)
 	}
-	for _, c := range []struct {
-		name   string
-		stream []byte
-		enc    Encoding
-	}{
+	return []benchStream{
 		{"utf-8", stream, EncodingUTF8},
 		{"auto", stream, EncodingAuto},
 		{"gbk", gbk, EncodingGBK},
 		{"auto-gbk", gbk, EncodingAuto},
 		{"gbk-dialect", dialect, EncodingGBK},
 		{"auto-dialect", dialect, EncodingAuto},
-	} {
+	}
+}
+
+func BenchmarkReadFrame(b *testing.B) {
+	for _, c := range benchStreams(b) {
 		b.Run(c.name, func(b *testing.B) {
 			r := NewReader(&cycle{data: c.stream}, 0, c.enc)
 			b.SetBytes(int64(len(c.stream) / 100)) // one frame
 			b.ReportAllocs()
+			defer cpubench.PerOp(b)()
 			for b.Loop() {
 				if _, err := r.ReadFrame(); err != nil {
 					b.Fatal(err)
@@ -71,10 +81,34 @@ func BenchmarkDecodePosition(b *testing.B) {
 	d := NewDecoder(shanghai(b))
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
+	defer cpubench.PerOp(b)()
 	for b.Loop() {
 		if _, err := d.Decode(frame); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkReadDecode is a position read off the stream and decoded, as the
+// session's read loop does it: ReadFrame then Decode.
+func BenchmarkReadDecode(b *testing.B) {
+	for _, c := range benchStreams(b) {
+		b.Run(c.name, func(b *testing.B) {
+			r := NewReader(&cycle{data: c.stream}, 0, c.enc)
+			d := NewDecoder(shanghai(b))
+			b.SetBytes(int64(len(c.stream) / 100))
+			b.ReportAllocs()
+			defer cpubench.PerOp(b)()
+			for b.Loop() {
+				f, err := r.ReadFrame()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := d.Decode(f.Data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -90,5 +124,24 @@ func BenchmarkAppendFramePosition(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = AppendFrame(buf[:0], p)
+	}
+}
+
+// BenchmarkReadMessage is BenchmarkReadDecode's work done by ReadMessage,
+// which reads a frame whole in the buffer once, in place.
+func BenchmarkReadMessage(b *testing.B) {
+	for _, c := range benchStreams(b) {
+		b.Run(c.name, func(b *testing.B) {
+			r := NewReader(&cycle{data: c.stream}, 0, c.enc)
+			d := NewDecoder(shanghai(b))
+			b.SetBytes(int64(len(c.stream) / 100))
+			b.ReportAllocs()
+			defer cpubench.PerOp(b)()
+			for b.Loop() {
+				if _, _, err := r.ReadMessage(d); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

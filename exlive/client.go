@@ -400,12 +400,18 @@ func (c *Client) writeFrame(m Message) error {
 
 // read returns the next message, or nil after a skipped frame.
 func (c *Client) read() (Message, error) {
-	f, err := c.r.ReadFrame()
+	m, f, err := c.r.ReadMessage(c.dec)
+	if f.GBK && !c.gbk.Load() {
+		// Set even when the message is no good: the frame was GBK.
+		c.gbk.Store(true)
+	}
 	if err != nil {
-		var fe *FrameError
+		var fe *FrameError // declared here: errors.As takes it to the heap
 		if errors.As(err, &fe) {
+			// A frame the reader skipped comes with an empty Frame, one
+			// that did not decode with its own: the tap sees both.
 			if c.tap != nil {
-				c.tap.Received(time.Now(), Frame{}, nil, fe)
+				c.tap.Received(time.Now(), f, nil, fe)
 			}
 			c.h.HandleSkip(fe)
 			return nil, nil
@@ -416,23 +422,15 @@ func (c *Client) read() (Message, error) {
 		}
 		return nil, err
 	}
-	if f.GBK && !c.gbk.Load() {
-		c.gbk.Store(true)
-	}
-	m, err := c.dec.Decode(f.Data)
 	if c.tap != nil {
-		c.tap.Received(time.Now(), f, m, err)
-	}
-	if err != nil {
-		var fe *FrameError
-		if errors.As(err, &fe) {
-			c.h.HandleSkip(fe)
-			return nil, nil
-		}
-		return nil, err
+		c.tap.Received(time.Now(), f, m, nil)
 	}
 	if e := c.log.Debug(); e.Enabled() {
-		e.Stringer("cmd", m.Cmd()).Int("bytes", len(f.Data)).Bool("gbk", f.GBK).Bool("repaired", f.Repaired).Msg("frame received")
+		n := len(f.Data)
+		if f.Data == nil {
+			n = f.size // a GBK frame read in place
+		}
+		e.Stringer("cmd", m.Cmd()).Int("bytes", n).Bool("gbk", f.GBK).Bool("repaired", f.Repaired).Msg("frame received")
 	}
 	return m, nil
 }

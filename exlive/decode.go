@@ -1,7 +1,6 @@
 package exlive
 
 import (
-	"bytes"
 	"hash/maphash"
 	"time"
 )
@@ -21,6 +20,8 @@ type Decoder struct {
 	// the set's older string.
 	strs []string
 	seed maphash.Seed
+	// wide is for frames read in place (Reader.ReadMessage).
+	wide wideText
 }
 
 // NewDecoder returns a Decoder that reads gpstime in loc (UTC when nil).
@@ -36,8 +37,18 @@ func NewDecoder(loc *time.Location) *Decoder {
 // is new. A frame with a command this package does not know comes back as
 // *Unknown, not as an error. Errors are *FrameError.
 func (d *Decoder) Decode(frame []byte) (Message, error) {
+	p := parser{data: frame}
+	return d.decode(&p, true)
+}
+
+// decode reads the frame object at the start of p.data. With whole, the
+// object must be all of p.data (Decode); without, it ends where its closing
+// brace is (p.pos), and what follows is left alone (Reader.ReadMessage reads
+// a frame in place, among the bytes after it). Values handed to a message
+// go through p.utf8: in place, a GBK string becomes UTF-8 there, and only
+// the strings a message reads are transcoded.
+func (d *Decoder) decode(p *parser, whole bool) (Message, error) {
 	var (
-		p       = parser{data: frame}
 		cmd     Cmd
 		hasCmd  bool
 		m       Message
@@ -58,7 +69,7 @@ func (d *Decoder) Decode(frame []byte) (Message, error) {
 					p.skip(1)
 					return
 				}
-				if cmd, hasCmd = parseCmd(p.value()); !hasCmd {
+				if cmd, hasCmd = parseCmd(p.utf8(p.value())); !hasCmd {
 					detail = "header cmd is not a command number"
 				}
 			})
@@ -69,10 +80,10 @@ func (d *Decoder) Decode(frame []byte) (Message, error) {
 				if u, ok := m.(*Unknown); ok {
 					start := p.pos
 					p.skip(0)
-					u.Body = bytes.Clone(p.data[start:p.pos])
+					u.Body = p.own(p.data[start:p.pos])
 					return
 				}
-				p.object(func(key []byte, _ bool) { m.decodeBody(key, p.value(), d) })
+				p.object(func(key []byte, _ bool) { m.decodeBody(key, p.utf8(p.value()), d) })
 				return
 			}
 			start := p.pos
@@ -82,34 +93,44 @@ func (d *Decoder) Decode(frame []byte) (Message, error) {
 			p.skip(0)
 		}
 	})
-	p.end()
+	size := p.pos
+	if whole {
+		p.end()
+		size = len(p.data)
+	}
 	if p.err != nil {
-		return nil, &FrameError{Reason: ReasonInvalidJSON, Size: len(frame), Detail: "at byte " + itoa(p.errPos) + ": " + p.err.Error()}
+		if !whole {
+			// Read in place: the frame goes the old way, which says what
+			// is wrong; a frame cut short by the end of the bytes read so
+			// far is common, and costs no error built for nothing.
+			return nil, p.err
+		}
+		return nil, &FrameError{Reason: ReasonInvalidJSON, Size: size, Detail: "at byte " + itoa(p.errPos) + ": " + p.err.Error()}
 	}
 	if !hasCmd {
 		if detail == "" {
 			detail = "no header cmd"
 		}
-		return nil, &FrameError{Reason: ReasonMalformed, Size: len(frame), Detail: detail}
+		return nil, &FrameError{Reason: ReasonMalformed, Size: size, Detail: detail}
 	}
 	if m == nil {
 		// The body came before the header, or is missing or not an object.
 		m = d.message(cmd)
 		if hasBody {
 			if len(body) == 0 || body[0] != '{' {
-				return nil, &FrameError{Reason: ReasonMalformed, Cmd: cmd, Size: len(frame), Detail: "body is not an object"}
+				return nil, &FrameError{Reason: ReasonMalformed, Cmd: cmd, Size: size, Detail: "body is not an object"}
 			}
 			if u, ok := m.(*Unknown); ok {
-				u.Body = bytes.Clone(body)
+				u.Body = p.own(body)
 			} else {
-				bp := parser{data: body}
-				bp.object(func(key []byte, _ bool) { m.decodeBody(key, bp.value(), d) })
+				bp := p.sub(body)
+				bp.object(func(key []byte, _ bool) { m.decodeBody(key, bp.utf8(bp.value()), d) })
 			}
 		}
 	}
 	if c, ok := m.(checker); ok {
 		if err := c.check(); err != nil {
-			err.(*FrameError).Size = len(frame)
+			err.(*FrameError).Size = size
 			return nil, err
 		}
 	}

@@ -63,6 +63,8 @@ func (e *FrameError) Error() string {
 // Frame is one JSON object read from the platform, always as UTF-8.
 type Frame struct {
 	// Data is the frame. It is only valid until the next call to ReadFrame.
+	// ReadMessage leaves it nil for a GBK frame it decoded in place: there
+	// is no UTF-8 copy of the whole frame then.
 	Data []byte
 	// GBK is set when the frame was decoded from GB18030.
 	GBK bool
@@ -78,6 +80,10 @@ type Frame struct {
 	// frames skipped by the Reader; at most the frame cap of them). It is
 	// only valid until the next call to ReadFrame.
 	Wire []byte
+
+	// size is the length on the wire of a frame ReadMessage read in place,
+	// whose Data is nil when it was GBK (there is no UTF-8 copy of it).
+	size int
 }
 
 // Reader splits a TCP byte stream into frames. The stream has no delimiters
@@ -135,6 +141,13 @@ type Reader struct {
 	keepWire bool
 	lead     []byte // bytes skipped since the last frame, when keepWire
 	wire     []byte // Frame.Wire
+
+	// partial is set while ReadMessage reads more of a frame it has begun
+	// to read in place (the scanner has not: inFrame is not set).
+	partial bool
+	// parsed counts the bytes handed to the in-place reader, for a test
+	// to hold it to a multiple of the stream however the stream arrives.
+	parsed int
 }
 
 // KeepWire makes the Reader hand over, in Frame.Wire, the bytes of each
@@ -175,12 +188,21 @@ func NewReader(r io.Reader, max int, enc Encoding) *Reader {
 // InFrame reports whether part of a frame has been read and the rest is
 // awaited. A reader that waits for bytes with no frame in part has handed
 // out every frame that has arrived.
-func (r *Reader) InFrame() bool { return r.inFrame }
+func (r *Reader) InFrame() bool { return r.inFrame || r.partial }
 
 // ReadFrame returns the next frame. A *FrameError reports skipped bytes and
 // can be followed by further calls; ErrFrameTooLarge and read errors (io.EOF
 // at the end of the stream, io.ErrUnexpectedEOF inside a frame) are final.
 func (r *Reader) ReadFrame() (Frame, error) {
+	_, f, err := r.readFrame(nil)
+	return f, err
+}
+
+// readFrame is ReadFrame. With a decoder, a frame the scanner ends at its
+// closing brace is read in place, as ReadMessage reads one whole in the
+// buffer, and comes back decoded; a nil Message says it was not (with a
+// nil error, the Frame is for Decode).
+func (r *Reader) readFrame(d *Decoder) (Message, Frame, error) {
 	junk := 0
 	for {
 		if !r.inFrame {
@@ -191,7 +213,7 @@ func (r *Reader) ReadFrame() (Frame, error) {
 				if c == '{' {
 					r.skipped(r.buf[from:r.start])
 					if junk > 0 {
-						return Frame{}, &FrameError{Reason: ReasonJunk, Size: junk, Detail: "bytes outside a frame"}
+						return nil, Frame{}, &FrameError{Reason: ReasonJunk, Size: junk, Detail: "bytes outside a frame"}
 					}
 					r.beginFrame()
 					break
@@ -206,25 +228,25 @@ func (r *Reader) ReadFrame() (Frame, error) {
 			}
 		}
 		if r.inFrame {
-			f, err, done := r.scan()
+			f, m, err, done := r.scan(d)
 			if done {
-				return f, err
+				return m, f, err
 			}
 		}
 		if err := r.fill(); err != nil {
 			if junk > 0 {
-				return Frame{}, &FrameError{Reason: ReasonJunk, Size: junk, Detail: "bytes outside a frame"}
+				return nil, Frame{}, &FrameError{Reason: ReasonJunk, Size: junk, Detail: "bytes outside a frame"}
 			}
 			if err == io.EOF && r.inFrame {
-				return Frame{}, fmt.Errorf("exlive: stream ended inside a frame: %w", io.ErrUnexpectedEOF)
+				return nil, Frame{}, fmt.Errorf("exlive: stream ended inside a frame: %w", io.ErrUnexpectedEOF)
 			}
-			return Frame{}, err
+			return nil, Frame{}, err
 		}
 	}
 }
 
 func (r *Reader) beginFrame() {
-	r.inFrame = true
+	r.inFrame, r.partial = true, false
 	r.pos = r.start + 1
 	r.depth = 1
 	r.inString, r.escape = false, false
@@ -255,8 +277,9 @@ func (r *Reader) inArray() bool {
 }
 
 // scan advances the frame in progress over the buffered bytes. done is false
-// when it needs more bytes.
-func (r *Reader) scan() (f Frame, err error, done bool) {
+// when it needs more bytes. With a decoder, a frame that ends at its closing
+// brace is read in place if it can be (m is then set; see readFrame).
+func (r *Reader) scan(d *Decoder) (f Frame, m Message, err error, done bool) {
 	buf := r.buf[:r.end]
 	i := r.pos
 	for ; i < len(buf); i++ {
@@ -279,12 +302,12 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 				r.skipped(buf[r.start : i+1])
 				r.start = i + 1
 				r.inFrame = false
-				return Frame{}, &FrameError{Reason: ReasonInvalidJSON, Size: size, Detail: "line break inside a string"}, true
+				return Frame{}, nil, &FrameError{Reason: ReasonInvalidJSON, Size: size, Detail: "line break inside a string"}, true
 			case c >= 0x80 && r.enc != EncodingUTF8:
 				n := r.multibyte(buf[i:])
 				if n == 0 {
 					r.pos = i
-					return Frame{}, nil, false
+					return Frame{}, nil, nil, false
 				}
 				if n < 0 {
 					i = r.rescanGBK()
@@ -301,7 +324,7 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 			if r.last != ':' && r.last != '[' && (r.last != ',' || !r.inArray()) {
 				// A new frame begins where this one has no room for a value.
 				f, err := r.repair(i)
-				return f, err, true
+				return f, nil, err, true
 			}
 			r.depth++
 			r.push(false)
@@ -325,13 +348,18 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 				data := buf[r.start : i+1]
 				r.start = i + 1
 				r.inFrame = false
+				if d != nil {
+					if m, f, res := r.inPlace(d, data); res == inPlaceDecoded && len(data) == f.size {
+						return f, m, nil, true
+					}
+				}
 				f, err := r.decode(data)
 				if err != nil {
 					r.skipped(data)
 				} else {
 					f.Wire = r.wireOf(data)
 				}
-				return f, err, true
+				return f, nil, err, true
 			}
 		case ' ', '\t', '\r', '\n':
 		default:
@@ -342,7 +370,7 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 				n := r.multibyte(buf[i:])
 				if n == 0 {
 					r.pos = i
-					return Frame{}, nil, false
+					return Frame{}, nil, nil, false
 				}
 				if n < 0 {
 					i = r.rescanGBK()
@@ -354,7 +382,7 @@ func (r *Reader) scan() (f Frame, err error, done bool) {
 		}
 	}
 	r.pos = i
-	return Frame{}, nil, false
+	return Frame{}, nil, nil, false
 }
 
 // rescanGBK starts the scan of the frame in progress over, as GB18030, and

@@ -34,6 +34,9 @@ type value struct {
 	kind byte
 	raw  []byte // a string's bytes without quotes, still escaped; other kinds verbatim
 	esc  bool   // raw holds backslash escapes
+	// gbk is set for a string read in place (inplace.go) whose raw bytes are
+	// GBK text, not yet UTF-8: parser.utf8 transcodes it.
+	gbk bool
 }
 
 // text returns the value as the protocol means it: a string's content, a
@@ -70,7 +73,29 @@ type parser struct {
 	pos    int
 	err    error
 	errPos int // where the first error was found: fail moves pos to the end
+
+	// text says how the bytes >= 0x80 in strings are read: as they are in
+	// a frame the Reader has made UTF-8 (Decode), or checked and paired
+	// as the Reader's scanner would when the frame is read in place, off
+	// the wire (inplace.go).
+	text textMode
+	// wide is the table of GBK characters and the scratch their UTF-8
+	// goes into, in textGBK.
+	wide *wideText
+	// high is set once a string held a byte >= 0x80; notUTF8 when, in
+	// textAuto, one was not UTF-8, and the frame must be read as GBK.
+	high, notUTF8 bool
 }
+
+// textMode is how a parser reads the bytes >= 0x80 in strings.
+type textMode uint8
+
+const (
+	textAsIs textMode = iota // already UTF-8: the Reader has checked or transcoded the frame
+	textUTF8                 // must be UTF-8; anything else fails (the Reader replaces it)
+	textAuto                 // UTF-8, and notUTF8 when it is not
+	textGBK                  // GBK characters the Reader's scanner would pair alike, and no U+FFFD
+)
 
 func (p *parser) fail() {
 	if p.err == nil {
@@ -111,7 +136,7 @@ func (p *parser) object(member func(key []byte, esc bool)) {
 			p.fail()
 			return
 		}
-		key, esc := p.str()
+		key, esc, _ := p.str()
 		p.ws()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
 			p.fail()
@@ -142,22 +167,23 @@ func (p *parser) object(member func(key []byte, esc bool)) {
 }
 
 // str reads a string at the current position (on its opening quote) and
-// returns its raw content.
-func (p *parser) str() (raw []byte, esc bool) {
+// returns its raw content, and whether it holds escapes and bytes >= 0x80.
+func (p *parser) str() (raw []byte, esc, high bool) {
 	p.pos++ // opening quote
 	start := p.pos
+	check := p.text != textAsIs // in a register: Decode pays nothing per byte for it
 	for p.pos < len(p.data) {
 		c := p.data[p.pos]
 		switch {
 		case c == '"':
 			raw = p.data[start:p.pos]
 			p.pos++
-			return raw, esc
+			return raw, esc, high
 		case c == '\\':
 			esc = true
 			if p.pos+1 >= len(p.data) {
 				p.fail()
-				return nil, false
+				return nil, false, false
 			}
 			switch p.data[p.pos+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -165,22 +191,30 @@ func (p *parser) str() (raw []byte, esc bool) {
 			case 'u':
 				if p.pos+6 > len(p.data) || !isHex4(p.data[p.pos+2:p.pos+6]) {
 					p.fail()
-					return nil, false
+					return nil, false, false
 				}
 				p.pos += 6
 			default:
 				p.fail()
-				return nil, false
+				return nil, false, false
 			}
 		case c < 0x20:
 			p.fail()
-			return nil, false
+			return nil, false, false
+		case c >= 0x80 && check:
+			n := p.char()
+			if n == 0 {
+				p.fail()
+				return nil, false, false
+			}
+			high, p.high = true, true
+			p.pos += n
 		default:
 			p.pos++
 		}
 	}
 	p.fail()
-	return nil, false
+	return nil, false, false
 }
 
 // value reads any value. Objects and arrays come back verbatim (validated).
@@ -193,8 +227,8 @@ func (p *parser) value() value {
 	start := p.pos
 	switch c := p.data[p.pos]; {
 	case c == '"':
-		raw, esc := p.str()
-		return value{kind: kindString, raw: raw, esc: esc}
+		raw, esc, high := p.str()
+		return value{kind: kindString, raw: raw, esc: esc, gbk: high && p.text == textGBK}
 	case c == '{' || c == '[':
 		p.skip(0)
 		kind := byte(kindObject)
