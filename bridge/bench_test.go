@@ -272,11 +272,8 @@ func BenchmarkPlatformToQueue(b *testing.B) {
 			b.ReportAllocs()
 			defer cpuPerOp(b)()
 			for b.Loop() {
-				f, err := r.ReadFrame()
-				if err != nil {
-					b.Fatal(err)
-				}
-				m, err := dec.Decode(f.Data)
+				// As the session's read loop reads (exlive.Client.read).
+				m, _, err := r.ReadMessage(dec)
 				if err != nil {
 					b.Fatal(err)
 				}
