@@ -91,7 +91,11 @@ func BenchmarkDecodePosition(b *testing.B) {
 
 // BenchmarkReadDecode is a position read off the stream and decoded, as the
 // session's read loop does it: ReadFrame then Decode.
-func BenchmarkReadDecode(b *testing.B) {
+func BenchmarkReadDecode(b *testing.B) { benchRead(b, false) }
+
+// benchRead reads and decodes each stream of benchStreams, with
+// ReadMessage (inPlace) or with ReadFrame then Decode.
+func benchRead(b *testing.B, inPlace bool) {
 	for _, c := range benchStreams(b) {
 		b.Run(c.name, func(b *testing.B) {
 			r := NewReader(&cycle{data: c.stream}, 0, c.enc)
@@ -100,11 +104,7 @@ func BenchmarkReadDecode(b *testing.B) {
 			b.ReportAllocs()
 			defer cpubench.PerOp(b)()
 			for b.Loop() {
-				f, err := r.ReadFrame()
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := d.Decode(f.Data); err != nil {
+				if _, _, err := readOne(r, d, inPlace); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -129,19 +129,4 @@ func BenchmarkAppendFramePosition(b *testing.B) {
 
 // BenchmarkReadMessage is BenchmarkReadDecode's work done by ReadMessage,
 // which reads a frame whole in the buffer once, in place.
-func BenchmarkReadMessage(b *testing.B) {
-	for _, c := range benchStreams(b) {
-		b.Run(c.name, func(b *testing.B) {
-			r := NewReader(&cycle{data: c.stream}, 0, c.enc)
-			d := NewDecoder(shanghai(b))
-			b.SetBytes(int64(len(c.stream) / 100))
-			b.ReportAllocs()
-			defer cpubench.PerOp(b)()
-			for b.Loop() {
-				if _, _, err := r.ReadMessage(d); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
+func BenchmarkReadMessage(b *testing.B) { benchRead(b, true) }

@@ -25,6 +25,20 @@ type readResult struct {
 	inPlace bool // read in place (ReadMessage only)
 }
 
+// readOne reads one message with ReadMessage (inPlace), or with ReadFrame
+// then Decode, as the session's read loop did before ReadMessage.
+func readOne(r *Reader, d *Decoder, inPlace bool) (Message, Frame, error) {
+	if inPlace {
+		return r.ReadMessage(d)
+	}
+	f, err := r.ReadFrame()
+	if err != nil {
+		return nil, f, err
+	}
+	m, err := d.Decode(f.Data)
+	return m, f, err
+}
+
 // readMessages reads a stream to its final error, with ReadMessage
 // (inPlace) or with ReadFrame then Decode, as the session's read loop did.
 func readMessages(t testing.TB, r *Reader, d *Decoder, inPlace bool, inputLen int) []readResult {
@@ -35,16 +49,7 @@ func readMessages(t testing.TB, r *Reader, d *Decoder, inPlace bool, inputLen in
 		if calls > inputLen+1 {
 			t.Fatalf("%d calls for %d bytes: the reader does not stop", calls, inputLen)
 		}
-		var (
-			m   Message
-			f   Frame
-			err error
-		)
-		if inPlace {
-			m, f, err = r.ReadMessage(d)
-		} else if f, err = r.ReadFrame(); err == nil {
-			m, err = d.Decode(f.Data)
-		}
+		m, f, err := readOne(r, d, inPlace)
 		if len(r.buf) > r.max || cap(r.buf) > r.max {
 			t.Fatalf("buffer len %d cap %d over the cap %d", len(r.buf), cap(r.buf), r.max)
 		}
@@ -468,16 +473,7 @@ func TestReadMessageSurvivesDeadline(t *testing.T) {
 		d := NewDecoder(nil)
 		var got []string
 		for len(got) < 30 {
-			var (
-				m   Message
-				f   Frame
-				err error
-			)
-			if inPlace {
-				m, f, err = r.ReadMessage(d)
-			} else if f, err = r.ReadFrame(); err == nil {
-				m, err = d.Decode(f.Data)
-			}
+			m, _, err := readOne(r, d, inPlace)
 			line := fmt.Sprintf("in frame %v: ", r.InFrame())
 			switch {
 			case err == nil:
