@@ -393,6 +393,9 @@ func TestContractPlatformTraffic(t *testing.T) {
 		// What the broker retains: the bridge's state, session and
 		// inventory and each vehicle's latest position and availability;
 		// never a message, a passthrough reply, a result or an event.
+		// V3's availability is published after its first position: wait
+		// until the broker has passed it on before asking what it holds.
+		f.sub.WaitTopic(testWait, f.topic("vehicles/V3/availability"))
 		held := retained(t, target.URL, f.prefix+"/#")
 		var topics []string
 		for topic := range held {
