@@ -1,10 +1,14 @@
 package brokertest
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 // Proxy is a TCP proxy in front of a broker. Cutting it looks to a client
@@ -18,6 +22,27 @@ type Proxy struct {
 	down  bool
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
+
+	tap      func(conn int, pk packets.ControlPacket) // see Tap
+	made     int                                      // connections so far
+	holdAcks atomic.Bool
+}
+
+// Tap makes the proxy read the packets it forwards, and call f with each
+// packet a client sends and the number of its connection through the proxy
+// (1, 2, ...), from one goroutine a connection. Call it before the first
+// connection.
+func (p *Proxy) Tap(f func(conn int, pk packets.ControlPacket)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tap = f
+}
+
+// HoldAcks makes a tapped proxy drop the PUBACKs the broker sends while
+// hold is true: the broker has the client's QoS 1 messages, the client has
+// no acknowledgement for them.
+func (p *Proxy) HoldAcks(hold bool) {
+	p.holdAcks.Store(hold)
 }
 
 // NewProxy listens on 127.0.0.1:0 and forwards to target (host:port) until
@@ -91,11 +116,23 @@ func (p *Proxy) accept() {
 		p.mu.Lock()
 		p.conns[c] = struct{}{}
 		p.conns[up] = struct{}{}
+		p.made++
+		conn, tap := p.made, p.tap
 		p.mu.Unlock()
 		p.wg.Add(2)
 		pipe := func(dst, src net.Conn) {
 			defer p.wg.Done()
-			io.Copy(dst, src)
+			switch {
+			case tap == nil:
+				io.Copy(dst, src)
+			case src == c:
+				p.forward(dst, src, func(pk packets.ControlPacket) bool { tap(conn, pk); return true })
+			default:
+				p.forward(dst, src, func(pk packets.ControlPacket) bool {
+					_, ack := pk.(*packets.PubackPacket)
+					return !ack || !p.holdAcks.Load()
+				})
+			}
 			dst.Close()
 			src.Close()
 			p.mu.Lock()
@@ -105,5 +142,21 @@ func (p *Proxy) accept() {
 		}
 		go pipe(up, c)
 		go pipe(c, up)
+	}
+}
+
+// forward copies packets from src to dst, those keep reports true for.
+func (p *Proxy) forward(dst, src net.Conn, keep func(packets.ControlPacket) bool) {
+	r := bufio.NewReader(src)
+	for {
+		pk, err := packets.ReadPacket(r)
+		if err != nil {
+			return
+		}
+		if keep(pk) {
+			if err := pk.Write(dst); err != nil {
+				return
+			}
+		}
 	}
 }
