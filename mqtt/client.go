@@ -8,18 +8,23 @@
 // Files: client.go (New, Publish, Stats), send.go (the queue to paho),
 // track.go (outcomes, paho's tokens), link.go (paho's callbacks, linkState),
 // poison.go, stop.go, store.go (paho's store, wrapped), wire.go (the
-// batching connection), direct.go (QoS 0 written straight onto it),
-// dial.go, queue.go, topic.go, config.go.
+// batching connection), direct.go (PUBLISH packets written straight onto
+// it), own.go (QoS 1 messages so written, kept until acknowledged), ids.go
+// (their message ids), dial.go, queue.go, topic.go, config.go.
 //
 // Publish never blocks for long: while the broker keeps up it waits for room
 // in a short queue (backpressure, so nothing is dropped under load); while
 // the broker is away, or has made no progress for WriteTimeout, messages
 // queue up to QueueLimit and what overflows is dropped oldest first and
-// counted. One goroutine hands the queue to paho, and one waits on paho's
-// tokens, a QoS 1 message's until its deadline, to count late
-// acknowledgements. A QoS 0 message has nothing to wait for: it is written
-// straight onto the connection, by Publish itself when nothing is queued
-// (see direct.go).
+// counted. Messages are written straight onto the connection, by Publish
+// itself when nothing is queued, else by one goroutine that takes the
+// queue: a QoS 0 message as it is (see direct.go), a QoS 1 message, with
+// the memory store, under a message id of the client's own, kept until its
+// acknowledgement and sent again after a reconnect (see own.go). What
+// cannot go that way (a packet larger than the connection's buffer,
+// websockets, a file store) goes through paho, whose tokens another
+// goroutine waits on, a QoS 1 message's until its deadline, to count late
+// acknowledgements.
 //
 // Every message the client accepts ends in exactly one of published,
 // failed, dropped or spilled, or is still queued or in flight: see settle.
@@ -90,7 +95,7 @@ type Stats struct {
 	Spilled    uint64 // handed to the file store at stop, to be sent after a restart
 	Queued     int    // waiting in the queue now
 	InFlight   int    // handed to paho and not yet settled now: QoS 1 awaiting its acknowledgement, QoS 0 its write
-	Late       uint64 // QoS 1 not acknowledged within WriteTimeout; still in flight (paho resends it after a reconnect), not an outcome
+	Late       uint64 // QoS 1 not acknowledged within WriteTimeout; still in flight (sent again after a reconnect), not an outcome
 	Invalid    uint64 // refused before publishing: not a valid topic, or one the broker refused (see Poison); never accepted
 	Poison     uint64 // dropped because the broker closed the connection over each, or over a recent message on its topic (see poisonStrikes); in Dropped when accepted by this run
 	Received   uint64 // messages received on subscriptions
@@ -139,6 +144,7 @@ type Client struct {
 	warned                                        ratelimit.Every
 	refusedLog                                    ratelimit.Every
 	storeLog                                      ratelimit.Every
+	idLog                                         ratelimit.Every
 }
 
 type subscription struct {
@@ -173,7 +179,14 @@ func New(cfg Config, state State, log zerolog.Logger, onLink func(Link)) (*Clien
 	if cfg.StoreDir != "" {
 		store = paho.NewFileStore(cfg.StoreDir)
 	}
-	c.store = newResumeStore(store, state.Topic, c.storeFailed, func() { c.settle(published, 1) })
+	c.store = newResumeStore(store, state.Topic, cfg.InFlight, c.storeFailed, func(o outcome) { c.settle(o, 1) })
+	c.store.onOwn = func(id uint16) {
+		if n, ok := c.idLog.Allow(); ok {
+			c.log.Warn().Uint16("message_id", id).Uint64("since_last", n).
+				Msg("paho numbered a packet with the id of a message the client wrote itself: that message is sent again under a new id")
+		}
+		c.signal()
+	}
 	opts := paho.NewClientOptions().
 		AddBroker(cfg.URL).
 		SetClientID(cfg.ClientID).
@@ -337,7 +350,7 @@ func (c *Client) PublishQoS(topic string, payload []byte, qos byte, retain bool)
 	}
 	m := message{topic: topic, payload: payload, qos: qos, retain: retain}
 	var attempts uint64
-	direct := qos == 0 && c.ls.keepingUpNow()
+	direct := (qos == 0 || c.cfg.StoreDir == "") && c.ls.keepingUpNow()
 	if direct {
 		// Read before ready, as sendLoop does (see hand).
 		attempts = c.attempts.Load()
@@ -365,7 +378,7 @@ func (c *Client) PublishQoS(topic string, payload []byte, qos byte, retain bool)
 		// Nothing queued or being handed on to overtake: write it now,
 		// without waking the sender (see direct.go).
 		c.inflight.Add(1)
-		if c.direct(m, attempts, false) {
+		if qos == 0 && c.direct(m, attempts, false) || qos > 0 && c.direct1(m, false) == ownSent {
 			c.mu.Unlock()
 			return nil
 		}

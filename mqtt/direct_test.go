@@ -12,33 +12,40 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
-// TestAppendPublish0 holds the client's QoS 0 PUBLISH encoding equal to
-// paho's, byte for byte, at the remaining-length boundaries (127/128,
-// 16383/16384 bytes), retained or not.
-func TestAppendPublish0(t *testing.T) {
+// TestAppendPublish holds the client's PUBLISH encoding equal to paho's,
+// byte for byte, at the remaining-length boundaries (127/128, 16383/16384
+// bytes), at QoS 0 and at QoS 1 with packet identifiers at both ends of
+// their range, sent before or not, retained or not.
+func TestAppendPublish(t *testing.T) {
 	for _, topic := range []string{"t", "exlive/vehicles/V1/position", strings.Repeat("a", 300)} {
-		for _, size := range []int{0, 1, 100, 124, 125, 126, 16000, 16378, 16379, 16380, 60000} {
+		for _, size := range []int{0, 1, 100, 122, 123, 124, 125, 126, 16000, 16376, 16377, 16378, 16379, 16380, 60000} {
 			for _, retain := range []bool{false, true} {
-				m := message{topic: topic, payload: bytes.Repeat([]byte{'p'}, size), retain: retain}
-				pp := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
-				pp.TopicName, pp.Payload, pp.Retain = m.topic, m.payload, m.retain
-				var want bytes.Buffer
-				if err := pp.Write(&want); err != nil {
-					t.Fatal(err)
-				}
-				got := appendPublish0([]byte("x"), m)
-				if !bytes.Equal(got[1:], want.Bytes()) || got[0] != 'x' {
-					t.Fatalf("topic %d B, payload %d B, retain %v: encoding differs from paho's", len(topic), size, retain)
-				}
-				if publish0Size(m) != want.Len() {
-					t.Fatalf("publish0Size = %d, paho wrote %d", publish0Size(m), want.Len())
-				}
-				back, err := packets.ReadPacket(bytes.NewReader(got[1:]))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if bp := back.(*packets.PublishPacket); bp.TopicName != topic || len(bp.Payload) != size || bp.Retain != retain || bp.Qos != 0 {
-					t.Fatalf("read back %+v", bp.FixedHeader)
+				for _, q := range []struct {
+					qos byte
+					id  uint16
+					dup bool
+				}{{0, 0, false}, {1, 1, false}, {1, 258, true}, {1, 65535, false}} {
+					m := message{topic: topic, payload: bytes.Repeat([]byte{'p'}, size), retain: retain, qos: q.qos}
+					pp := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+					pp.TopicName, pp.Payload, pp.Retain, pp.Qos, pp.MessageID, pp.Dup = m.topic, m.payload, m.retain, q.qos, q.id, q.dup
+					var want bytes.Buffer
+					if err := pp.Write(&want); err != nil {
+						t.Fatal(err)
+					}
+					got := appendPublish([]byte("x"), m, q.id, q.dup)
+					if !bytes.Equal(got[1:], want.Bytes()) || got[0] != 'x' {
+						t.Fatalf("topic %d B, payload %d B, retain %v, QoS %d, id %d: encoding differs from paho's", len(topic), size, retain, q.qos, q.id)
+					}
+					if publishSize(m) != want.Len() {
+						t.Fatalf("publishSize = %d, paho wrote %d", publishSize(m), want.Len())
+					}
+					back, err := packets.ReadPacket(bytes.NewReader(got[1:]))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if bp := back.(*packets.PublishPacket); bp.TopicName != topic || len(bp.Payload) != size || bp.Retain != retain || bp.Qos != q.qos || bp.MessageID != q.id || bp.Dup != q.dup {
+						t.Fatalf("read back %+v id %d", bp.FixedHeader, bp.MessageID)
+					}
 				}
 			}
 		}
@@ -61,7 +68,7 @@ func TestPublish0(t *testing.T) {
 	if err := w.publish0(m, false); err != nil {
 		t.Fatal(err)
 	}
-	want := append(append([]byte(nil), connect...), appendPublish0(nil, m)...)
+	want := append(append([]byte(nil), connect...), appendPublish(nil, m, 0, false)...)
 	got := make([]byte, len(want))
 	if _, err := io.ReadFull(other, got); err != nil {
 		t.Fatal(err)
@@ -135,5 +142,63 @@ func TestPublish0WaitEndsOnFailure(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("publish0 waited %v", d)
+	}
+}
+
+// TestLargeWriteGoesFirst: while a packet larger than the buffer waits for
+// what is held to be written, the client's own packets wait behind it, so
+// that a steady stream of them cannot hold it back until its deadline.
+func TestLargeWriteGoesFirst(t *testing.T) {
+	w, other, writes := pipe(t, 10*time.Second, true)
+	if _, err := w.Write(packet('c', 10)); err != nil {
+		t.Fatal(err)
+	}
+	entered(t, writes) // the writer is held in its write of the CONNECT
+	m := message{topic: "a/b", payload: []byte("small"), qos: 1}
+	if err := w.publish0(m, false); err != nil {
+		t.Fatalf("publish0 with room: %v", err)
+	}
+	large := packet('L', wireBuffer+1)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := w.Write(large)
+		wrote <- err
+	}()
+	waitFor(t, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.large == 1
+	})
+	if err := w.awaitRoom(false); !errors.Is(err, errNoRoom) {
+		t.Fatalf("awaitRoom while a large write waits = %v, want errNoRoom", err)
+	}
+	if err := w.publish0(m, false); !errors.Is(err, errNoRoom) {
+		t.Fatalf("publish0 while a large write waits = %v, want errNoRoom", err)
+	}
+	after := make(chan error, 1)
+	go func() { after <- w.publish0(message{topic: "a/b", payload: []byte("after")}, true) }()
+
+	// Read everything: the CONNECT, the small packet, the large one, and
+	// only then the packet that waited.
+	want := append(append(append(packet('c', 10), appendPublish(nil, m, 0, false)...), large...),
+		appendPublish(nil, message{topic: "a/b", payload: []byte("after")}, 0, false)...)
+	got := readN(t, other, len(want))
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes not in the order written (CONNECT, small, large, the one that waited)", len(got))
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-after; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
 	}
 }

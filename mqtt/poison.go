@@ -209,6 +209,11 @@ func (s *resumeStore) lost(settle func()) (poisoned, bool) {
 	if !ok {
 		return poisoned{}, false
 	}
+	id, _ := outboundID(key)
+	if o, mine := s.dropOwn(id); mine {
+		settle()
+		return poisoned{topic: o.m.topic, qos: o.m.qos, accepted: true}, true
+	}
 	pub, ok := s.get(key).(*packets.PublishPacket)
 	if !ok {
 		s.order.acked(key) // gone from the store: nothing to drop
@@ -216,6 +221,7 @@ func (s *resumeStore) lost(settle func()) (poisoned, bool) {
 	}
 	p := poisoned{topic: pub.TopicName, qos: pub.Qos}
 	s.del(key)
+	s.ids.clear(id)
 	s.order.acked(key)
 	if _, ok := s.held[key]; ok {
 		delete(s.held, key)

@@ -58,7 +58,7 @@ func (c *Client) sendLoop() {
 	batch := make([]message, 0, 256)
 	for {
 		c.mu.Lock()
-		for c.q.len() == 0 || !c.ls.connected() {
+		for c.q.len() == 0 && !c.store.resending() || !c.ls.connected() {
 			c.mu.Unlock()
 			select {
 			case <-c.wake:
@@ -66,6 +66,28 @@ func (c *Client) sendLoop() {
 				return
 			}
 			c.mu.Lock()
+		}
+		if c.store.resending() {
+			// A new connection: the client's own messages it has not
+			// acknowledged go first (see own.go).
+			c.handing = true
+			event, listed := c.ls.next(), c.store.listChanged()
+			c.mu.Unlock()
+			done := c.resendOwn()
+			c.mu.Lock()
+			c.handing = false
+			c.mu.Unlock()
+			if !done {
+				// Lost, or a new connection not listed yet: wait for
+				// paho's next word, or its list, rather than spin.
+				select {
+				case <-event:
+				case <-listed:
+				case <-c.stop:
+					return
+				}
+			}
+			continue
 		}
 		batch = batch[:0]
 		for len(batch) < cap(batch) {
@@ -89,6 +111,7 @@ func (c *Client) sendLoop() {
 		event := c.ls.next()
 		c.mu.Unlock()
 
+	send:
 		for i, m := range batch {
 			attempts := c.attempts.Load()
 			listed := c.store.listChanged()
@@ -105,7 +128,34 @@ func (c *Client) sendLoop() {
 				break
 			}
 			start := time.Now()
-			if m.qos == 0 && c.direct(m, attempts, true) {
+			sent := m.qos == 0 && c.direct(m, attempts, true)
+			if !sent && m.qos > 0 {
+				switch c.sendOwn(m) {
+				case ownSent:
+					sent = true
+				case ownLater:
+					// A new connection listed with messages to write again
+					// first (the loop's top does), or the connection failed
+					// or is not listed yet: wait as for ready.
+					c.requeue(batch[i:])
+					if !c.store.resending() {
+						select {
+						case <-event:
+						case <-listed:
+						case <-c.stop:
+						}
+					}
+					break send
+				case ownStop:
+					// Stop stores or counts what is queued.
+					c.requeue(batch[i:])
+					c.mu.Lock()
+					c.handing = false
+					c.mu.Unlock()
+					return
+				}
+			}
+			if sent {
 				if time.Since(start) < c.cfg.WriteTimeout {
 					c.progress()
 				}
@@ -188,7 +238,7 @@ func (c *Client) hand(m message, attempts uint64) (paho.Token, bool) {
 // message is published only if paho was connected throughout.
 func (c *Client) direct(m message, attempts uint64, wait bool) bool {
 	w := c.wire.Load()
-	if w == nil || publish0Size(m) > wireBuffer {
+	if w == nil || publishSize(m) > wireBuffer {
 		return false
 	}
 	err := w.publish0(m, wait)

@@ -37,16 +37,29 @@ import (
 type resumeStore struct {
 	paho.Store
 	failed     func(op string, err any)
-	acked      func() // a message this run put in the store was acknowledged
+	settle     func(outcome) // a message of this run in the store, or the client's own, was acknowledged (published) or lost (dropped)
 	stateTopic string
 	errs       atomic.Uint64 // errors so far
 	broken     atomic.Bool   // Open failed: paho's file store then stores nothing
-	mu         sync.Mutex
-	lists      uint64             // calls to All so far
-	changed    chan struct{}      // closed on each call to All
-	held       map[string]heldMsg // QoS 1 publishes this run put in the store, by key, not yet settled
-	order      sendOrder          // for finding a poison message (see poisonStrikes)
-	released   bool               // release was called: the held messages are settled
+	// listMu is held by All, and by the client writing its own messages
+	// (see own.go): each is either in a connection's list or written on
+	// the connection after it.
+	listMu   sync.Mutex
+	mu       sync.Mutex
+	lists    uint64             // calls to All so far
+	changed  chan struct{}      // closed on each call to All
+	held     map[string]heldMsg // QoS 1 publishes this run put in the store, by key, not yet settled
+	order    sendOrder          // for finding a poison message (see poisonStrikes)
+	released bool               // release was called: the held messages are settled
+
+	// The client's own QoS 1 messages (see own.go), not in paho's store.
+	ids     msgIDs                  // outbound ids in use, paho's counter (see ids.go)
+	own     map[uint16]ownMsg       // unacknowledged, by id
+	ownSeq  uint64                  // messages kept so far
+	window  int                     // most unacknowledged at once
+	ownRoom chan struct{}           // signalled when one is settled
+	resendQ []uint16                // to write again on the current connection, oldest first
+	onOwn   func(renumbered uint16) // see renumber
 }
 
 // heldMsg is a QoS 1 publish of this run in paho's store.
@@ -58,10 +71,11 @@ type heldMsg struct {
 // outboundPrefix is paho's key prefix of packets it sends.
 const outboundPrefix = "o."
 
-func newResumeStore(s paho.Store, stateTopic string, failed func(op string, err any), acked func()) *resumeStore {
-	return &resumeStore{Store: s, failed: failed, acked: acked, stateTopic: stateTopic,
+func newResumeStore(s paho.Store, stateTopic string, window int, failed func(op string, err any), settle func(outcome)) *resumeStore {
+	return &resumeStore{Store: s, failed: failed, settle: settle, stateTopic: stateTopic,
 		changed: make(chan struct{}), held: make(map[string]heldMsg),
-		order: sendOrder{pending: make(map[string]uint64)}}
+		order: sendOrder{pending: make(map[string]uint64)},
+		own:   make(map[uint16]ownMsg), window: window, ownRoom: make(chan struct{}, 1)}
 }
 
 // guard recovers a panic of the store, deferred by each method.
@@ -81,12 +95,24 @@ func (s *resumeStore) all() []string {
 	return s.Store.All()
 }
 
-// All lists the stored keys and notes that it did.
+// All lists the stored keys and notes that it did. paho resends each
+// outbound one, claiming its id (see msgIDs.listing); the client's own
+// messages are queued to be written again by the client (see own.go).
 func (s *resumeStore) All() []string {
+	s.listMu.Lock()
+	defer s.listMu.Unlock()
 	keys := s.all()
+	ids := make([]uint16, 0, len(keys))
+	for _, k := range keys {
+		if id, ok := outboundID(k); ok {
+			ids = append(ids, id)
+		}
+	}
 	s.mu.Lock()
+	s.ids.listing(ids)
 	s.lists++
 	s.order.listed()
+	s.queueResend()
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
@@ -157,11 +183,19 @@ func (s *resumeStore) Put(key string, m packets.ControlPacket) {
 		m = &cp
 	}
 	stored := s.put(key, m)
-	if !ok || !strings.HasPrefix(key, outboundPrefix) {
+	id, out := outboundID(key)
+	if !out {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, mine := s.own[id]; mine {
+		s.renumber(id)
+	}
+	s.ids.pahoStored(id)
+	if !ok {
+		return // a subscription: its id is paho's too
+	}
 	s.order.stored(key)
 	if !s.released {
 		s.held[key] = heldMsg{stored: stored, state: s.stateTopic != "" && pub.TopicName == s.stateTopic}
@@ -202,15 +236,29 @@ func (s *resumeStore) get(key string) packets.ControlPacket {
 }
 
 // Del deletes a stored packet. paho deletes an outbound publish when its
-// PUBACK arrives: a held message is then settled as published.
+// PUBACK arrives: a held message, or the client's own under that id, is
+// then settled as published.
 func (s *resumeStore) Del(key string) {
+	id, out := outboundID(key)
+	if out {
+		s.mu.Lock()
+		if _, mine := s.dropOwn(id); mine {
+			s.settle(published)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
 	s.del(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if out {
+		s.ids.clear(id)
+	}
 	s.order.acked(key)
 	if _, ok := s.held[key]; ok {
 		delete(s.held, key)
-		s.acked()
+		s.settle(published)
 	}
 }
 
@@ -223,7 +271,7 @@ func (s *resumeStore) del(key string) {
 func (s *resumeStore) inFlight() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.held)
+	return len(s.held) + len(s.own)
 }
 
 // release settles, at stop, the messages of this run paho still holds
@@ -248,8 +296,9 @@ func (s *resumeStore) release(kept bool, settle func(spilled, dropped int)) (dro
 			dropped++
 		}
 	}
+	dropped += len(s.own) // never with a file store (see own.go)
 	settle(spilled, dropped)
-	s.held, s.released = nil, true
+	s.held, s.released, s.own, s.resendQ = nil, true, nil, nil
 	return dropped
 }
 
@@ -258,7 +307,18 @@ func (s *resumeStore) Close() {
 	s.Store.Close()
 }
 
+// Reset empties paho's store; the client's own messages are not in it.
 func (s *resumeStore) Reset() {
+	s.reset()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ids.stored = [len(s.ids.stored)]uint64{}
+	for id := range s.own {
+		s.ids.set(id)
+	}
+}
+
+func (s *resumeStore) reset() {
 	defer s.guard("reset")
 	s.Store.Reset()
 }

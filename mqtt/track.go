@@ -25,6 +25,10 @@ const (
 //   - sendLoop, which hands each message to paho (see hand);
 //   - for QoS 1 with a message id, paho's store (resumeStore): published
 //     when the PUBACK deletes it, spilled or dropped by Stop;
+//   - for QoS 1 written straight onto the connection (see own.go), the
+//     store too, beside paho's: published when the PUBACK deletes its id,
+//     dropped by Stop (or, should paho take its id, by renumber when no
+//     other id is free);
 //   - for QoS 0 written straight onto the connection (see direct), nobody:
 //     it is settled as it is written;
 //   - for QoS 0 handed to paho (a packet larger than wireConn's buffer, a
@@ -114,10 +118,16 @@ func (c *Client) track(tok paho.Token, qos byte) bool {
 func (c *Client) trackLoop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	sweep := time.NewTicker(time.Second)
+	defer sweep.Stop()
 	for {
 		var t tracked
 		select {
 		case t = <-c.tokens:
+		case <-sweep.C:
+			// The client's own QoS 1 messages have no token (see own.go).
+			c.late.Add(c.store.sweepLate(c.cfg.WriteTimeout))
+			continue
 		case <-c.stop:
 			return
 		}

@@ -43,6 +43,7 @@ type wireConn struct {
 	busy     bool          // a write to the socket is under way
 	deadline time.Time     // paho's write deadline, for a Write that waits for room
 	waiting  int           // Writes waiting for room
+	large    int           // large Writes waiting for what is held to be written: the client's own packets wait behind them
 	room     chan struct{} // closed when out is written, or writing ends; then replaced
 
 	wake      chan struct{} // out has bytes, or Close was called
@@ -88,7 +89,8 @@ func (c *wireConn) Read(p []byte) (int, error) {
 // Write holds p for the writer, waiting while too much is held already, at
 // most until the write deadline. A packet larger than the buffer (the
 // vehicle list of a big account) is not copied: once what is held has been
-// written, Write writes it itself.
+// written, Write writes it itself; the client's own packets (see direct.go)
+// wait meanwhile, so that a steady stream of them cannot hold it back.
 func (c *wireConn) Write(p []byte) (int, error) {
 	var timer *time.Timer
 	large := len(p) > wireBuffer
@@ -96,6 +98,9 @@ func (c *wireConn) Write(p []byte) (int, error) {
 	for (len(c.out) >= wireBuffer || large && (len(c.out) > 0 || c.busy)) && c.err == nil && !c.closing {
 		room, deadline := c.room, c.deadline
 		c.waiting++
+		if large {
+			c.large++
+		}
 		c.mu.Unlock()
 		var timeout <-chan time.Time
 		if !deadline.IsZero() {
@@ -112,8 +117,14 @@ func (c *wireConn) Write(p []byte) (int, error) {
 		case <-timeout:
 			c.mu.Lock()
 			c.waiting--
+			if large {
+				c.large--
+			}
 			c.mu.Unlock()
 			return 0, os.ErrDeadlineExceeded
+		}
+		if large {
+			c.large--
 		}
 	}
 	switch {
