@@ -286,3 +286,46 @@ func TestRenumber(t *testing.T) {
 		t.Fatalf("outcomes %v, %d in flight; want both published, none in flight", outcomes, s.inFlight())
 	}
 }
+
+// TestOwnWaitsWhenNoIDIsFree: with a window larger than the ids msgIDs can
+// give, the client's messages wait for an id as for room in the window,
+// and go on as ids are let go.
+func TestOwnWaitsWhenNoIDIsFree(t *testing.T) {
+	s := newResumeStore(paho.NewOrderedMemoryStore(), "", 65000, func(string, any) {}, func(outcome) {})
+	s.Open()
+	s.All()
+	var ids []uint16
+	s.listMu.Lock()
+	for {
+		id, res := s.putOwn(message{topic: "a", qos: 1})
+		if res == ownFull {
+			break
+		}
+		if res != ownSent {
+			t.Fatalf("putOwn = %v", res)
+		}
+		ids = append(ids, id)
+	}
+	s.listMu.Unlock()
+	if len(ids) != 65535-idReserve {
+		t.Fatalf("%d ids given, want all but paho's reserve", len(ids))
+	}
+	if room, _ := s.ownRoomNow(); room {
+		t.Fatal("room reported with no id free")
+	}
+	_, roomCh := s.ownRoomNow()
+	s.Del(outboundKey(ids[0]))
+	select {
+	case <-roomCh:
+	default:
+		t.Fatal("no wake-up when an id was let go")
+	}
+	if room, _ := s.ownRoomNow(); !room {
+		t.Fatal("no room once an id was let go")
+	}
+	s.listMu.Lock()
+	defer s.listMu.Unlock()
+	if id, res := s.putOwn(message{topic: "a", qos: 1}); res != ownSent || id != ids[0] {
+		t.Fatalf("putOwn = %d, %v; want the id let go (%d)", id, res, ids[0])
+	}
+}

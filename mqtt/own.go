@@ -70,6 +70,7 @@ func (s *resumeStore) putOwn(m message) (uint16, ownResult) {
 	}
 	id, ok := s.ids.take()
 	if !ok {
+		s.noIDs = true // until one of the client's is let go
 		return 0, ownFull
 	}
 	s.ownSeq++
@@ -89,11 +90,18 @@ func (s *resumeStore) dropOwn(id uint16) (ownMsg, bool) {
 	delete(s.own, id)
 	s.ids.clear(id)
 	s.order.acked(o.key)
+	s.noIDs = false
+	s.roomForOwn()
+	return o, true
+}
+
+// roomForOwn wakes a sender waiting for room in the window. Call with s.mu
+// held.
+func (s *resumeStore) roomForOwn() {
 	select {
 	case s.ownRoom <- struct{}{}:
 	default:
 	}
-	return o, true
 }
 
 // renumber moves the client's message under id, which paho has just
@@ -113,10 +121,7 @@ func (s *resumeStore) renumber(id uint16) {
 		s.resendQ = append(s.resendQ, nid)
 	} else {
 		s.settle(dropped)
-		select {
-		case s.ownRoom <- struct{}{}:
-		default:
-		}
+		s.roomForOwn()
 	}
 	if s.onOwn != nil {
 		s.onOwn(id)
@@ -164,11 +169,12 @@ func (s *resumeStore) takeResend(b []ownResend, n int) []ownResend {
 }
 
 // ownRoomNow reports whether the window has room for a message of the
-// client's own, and returns a channel signalled when one is settled.
+// client's own, and a free id, and returns a channel signalled when one of
+// them is settled.
 func (s *resumeStore) ownRoomNow() (bool, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.own) < s.window, s.ownRoom
+	return len(s.own) < s.window && !s.noIDs, s.ownRoom
 }
 
 // sweepLate counts the client's messages unacknowledged timeout after they

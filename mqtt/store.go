@@ -57,6 +57,7 @@ type resumeStore struct {
 	own     map[uint16]ownMsg       // unacknowledged, by id
 	ownSeq  uint64                  // messages kept so far
 	window  int                     // most unacknowledged at once
+	noIDs   bool                    // no id was free at the last try
 	ownRoom chan struct{}           // signalled when one is settled
 	resendQ []uint16                // to write again on the current connection, oldest first
 	onOwn   func(renumbered uint16) // see renumber
@@ -254,6 +255,10 @@ func (s *resumeStore) Del(key string) {
 	defer s.mu.Unlock()
 	if out {
 		s.ids.clear(id)
+		if s.noIDs {
+			s.noIDs = false
+			s.roomForOwn()
+		}
 	}
 	s.order.acked(key)
 	if _, ok := s.held[key]; ok {
