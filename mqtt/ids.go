@@ -7,28 +7,30 @@ import (
 
 // Message ids of the QoS 1 messages the client writes itself.
 //
-// A QoS 1 message written straight onto the connection (see direct.go)
-// needs a packet identifier no other unacknowledged packet of the session
-// holds. paho hands out its own (for what still goes through it: large
-// messages, the online state, subscriptions, what it resends after a
-// reconnect), from a counter nobody else can reach: getID in paho v1.5.1
-// takes the first id after the last it issued that its own map does not
-// hold, and resume raises that counter to the largest id it resends.
+// A QoS 1 message written straight onto the connection (see own.go) needs
+// a packet identifier no other unacknowledged packet of the session holds.
+// paho hands out its own (for what still goes through it: large messages,
+// the online state, subscriptions; and its stored packets, which it resends
+// after a reconnect) from a counter nobody else can reach: getID in paho
+// v1.5.1 takes the first id after the last it issued that its own map does
+// not hold, and resume raises that counter to each id it resends if larger.
 // Everything paho numbers is put in its store before it is sent, so the
 // store sees each id paho takes, and msgIDs follows paho's counter from it.
 //
-// The client's ids then keep clear of every outbound id in the store
-// (paho's in flight, the client's own), and of the idReserve ids after
-// paho's counter, where paho takes its next ones, and after the largest id
-// paho last listed, which its counter jumps to once it has claimed it. paho
-// numbers a handful of packets at a connect (subscriptions, the online
-// state) and a large vehicle list now and then, and the client never hands
-// it a message of its own kind while its own wait (see sendOwn): to reach an
-// id of the client's, paho's counter would have to move idReserve/2 ids
-// while that message waits for its acknowledgement (which a reconnect
-// resends), and a packet of paho's would have to wait while paho numbers a
-// whole round of others. TestMsgIDsKeepClearOfPaho holds msgIDs to that
-// against a model of paho's ids.
+// The client's ids then keep clear of every outbound id in use (in paho's
+// store, or the client's own), of the idReserve ids after paho's counter,
+// where paho takes its next ones, and of the idReserve ids after the
+// largest id paho last listed, where its counter jumps once it has claimed
+// that one. paho numbers a handful of packets at a connect (subscriptions,
+// the online state) and a large vehicle list now and then, and the client
+// hands it no message that could go the client's way while the client's
+// own wait for their acknowledgements (see sendOwn). So paho's counter
+// would have to move idReserve ids while a message of the client's waits
+// for its acknowledgement (which a reconnect resends) to reach its id, and
+// a packet of paho's would have to wait while paho numbers a whole round of
+// others. TestMsgIDsKeepClearOfPaho holds msgIDs to that, with margin,
+// against a model of paho's ids; should it happen anyway, the client's
+// message moves to a new id (see resumeStore.renumber).
 type msgIDs struct {
 	stored   [1 << 10]uint64 // outbound ids in paho's store, a bit each
 	pahoLast uint16          // the last id paho issued, as its store shows
