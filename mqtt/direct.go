@@ -3,7 +3,6 @@ package mqtt
 import (
 	"encoding/binary"
 	"errors"
-	"net"
 )
 
 // QoS 0 messages written straight onto the connection.
@@ -126,12 +125,10 @@ func (c *wireConn) roomLocked(wait bool) error {
 		c.mu.Lock()
 		c.waiting--
 	}
-	switch {
-	case c.err != nil:
-		return c.err
-	case c.closing:
-		return net.ErrClosed
-	case !c.opened:
+	if err := c.endedLocked(); err != nil {
+		return err
+	}
+	if !c.opened {
 		return errNotOpened
 	}
 	return nil
@@ -142,14 +139,9 @@ func (c *wireConn) roomLocked(wait bool) error {
 // when the connection has failed or is closing.
 func (c *wireConn) add(m message, id uint16, dup bool) error {
 	c.mu.Lock()
-	switch {
-	case c.err != nil:
-		err := c.err
+	if err := c.endedLocked(); err != nil {
 		c.mu.Unlock()
 		return err
-	case c.closing:
-		c.mu.Unlock()
-		return net.ErrClosed
 	}
 	c.out = appendPublish(c.out, m, id, dup)
 	c.mu.Unlock()

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -136,10 +137,8 @@ func TestMsgIDsKeepClearOfPaho(t *testing.T) {
 					if _, mine := own[id]; p.index[id] || mine {
 						t.Fatalf("step %d: the client took id %d, which paho holds", step, id)
 					}
-					for _, q := range puts {
-						if q == id {
-							t.Fatalf("step %d: the client took id %d, which paho took and has not stored yet", step, id)
-						}
+					if slices.Contains(puts, id) {
+						t.Fatalf("step %d: the client took id %d, which paho took and has not stored yet", step, id)
 					}
 					own[id] = travel
 					pos[id] = len(ownList)
@@ -160,7 +159,7 @@ func TestMsgIDsKeepClearOfPaho(t *testing.T) {
 					if !old {
 						i = rng.IntN(len(pahoList))
 					}
-					if slicesContains(puts, pahoList[i]) {
+					if slices.Contains(puts, pahoList[i]) {
 						continue // not sent yet
 					}
 					var id uint16
@@ -198,15 +197,6 @@ func TestMsgIDsKeepClearOfPaho(t *testing.T) {
 			}
 		})
 	}
-}
-
-func slicesContains(s []uint16, v uint16) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // TestMsgIDsAfterListing: once paho lists an id numerically above its

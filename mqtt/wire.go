@@ -127,14 +127,9 @@ func (c *wireConn) Write(p []byte) (int, error) {
 			c.large--
 		}
 	}
-	switch {
-	case c.err != nil:
-		err := c.err
+	if err := c.endedLocked(); err != nil {
 		c.mu.Unlock()
 		return 0, err
-	case c.closing:
-		c.mu.Unlock()
-		return 0, net.ErrClosed
 	}
 	c.opened = true
 	if large {
@@ -149,6 +144,18 @@ func (c *wireConn) Write(p []byte) (int, error) {
 	c.mu.Unlock()
 	c.signal()
 	return len(p), nil
+}
+
+// endedLocked returns why nothing more can be held for the writer: its
+// write failed, or Close was called. Call with c.mu held.
+func (c *wireConn) endedLocked() error {
+	switch {
+	case c.err != nil:
+		return c.err
+	case c.closing:
+		return net.ErrClosed
+	}
+	return nil
 }
 
 // write writes b to the socket within timeout.
